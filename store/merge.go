@@ -1,0 +1,206 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// Merge values.
+//
+// A key written with Batch.Merge holds one of two kinds of value, told apart
+// by the first byte:
+//
+//   - a counter ('n' followed by a signed 64-bit big-endian integer): folding
+//     adds the integers;
+//   - a set of uint32 ('s' followed by a serialized roaring bitmap, or 'l'
+//     followed by little-endian uint32s, the cheap form of a small delta):
+//     folding takes the union and always yields the 's' form.
+//
+// Both folds are associative and commutative, so a backend may fold operands
+// in any grouping and order, eagerly on write or lazily on read, and always
+// reach the same value. Folding operands of different kinds, or a malformed
+// operand, is an error (ErrBadMerge): it means corrupt data or a caller bug.
+
+// ErrBadMerge is returned (wrapped) when merge operands are malformed or of
+// different kinds.
+var ErrBadMerge = errors.New("store: bad merge operand")
+
+const (
+	tagCounter = 'n'
+	tagSet     = 's'
+	tagList    = 'l'
+)
+
+// EncodeCounter returns a merge operand that adds delta to a counter.
+func EncodeCounter(delta int64) []byte {
+	b := make([]byte, 9)
+	b[0] = tagCounter
+	binary.BigEndian.PutUint64(b[1:], uint64(delta))
+	return b
+}
+
+// DecodeCounter returns the integer held by a folded counter value. A nil
+// value (missing key) decodes as zero.
+func DecodeCounter(v []byte) (int64, error) {
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 9 || v[0] != tagCounter {
+		return 0, fmt.Errorf("%w: not a counter (%d bytes)", ErrBadMerge, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v[1:])), nil
+}
+
+// EncodeSetAdd returns a merge operand that adds vals to a set. It costs four
+// bytes a value and is meant for small deltas.
+func EncodeSetAdd(vals ...uint32) []byte {
+	b := make([]byte, 1+4*len(vals))
+	b[0] = tagList
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(b[1+4*i:], v)
+	}
+	return b
+}
+
+// EncodeSet returns a value (or merge operand) holding the set bm. It may
+// convert bm's containers to their smallest form first, so bm must not be in
+// use by other goroutines.
+func EncodeSet(bm *roaring.Bitmap) ([]byte, error) {
+	bm.RunOptimize()
+	out := make([]byte, 1, 1+bm.GetSerializedSizeInBytes())
+	out[0] = tagSet
+	buf, err := bm.ToBytes()
+	if err != nil {
+		return nil, fmt.Errorf("store: encode set: %w", err)
+	}
+	return append(out, buf...), nil
+}
+
+// DecodeSet returns the set held by a folded set value, or by a set
+// operand. A nil value (missing key) decodes as an empty set. The returned
+// bitmap does not share memory with v.
+func DecodeSet(v []byte) (*roaring.Bitmap, error) {
+	bm := roaring.New()
+	if v == nil {
+		return bm, nil
+	}
+	if err := addSet(bm, v); err != nil {
+		return nil, err
+	}
+	return bm, nil
+}
+
+// addSet unions the set operand v into bm.
+func addSet(bm *roaring.Bitmap, v []byte) error {
+	if len(v) == 0 {
+		return fmt.Errorf("%w: empty operand", ErrBadMerge)
+	}
+	switch v[0] {
+	case tagList:
+		if (len(v)-1)%4 != 0 {
+			return fmt.Errorf("%w: set delta of %d bytes", ErrBadMerge, len(v))
+		}
+		for i := 1; i < len(v); i += 4 {
+			bm.Add(binary.LittleEndian.Uint32(v[i:]))
+		}
+		return nil
+	case tagSet:
+		other := roaring.New()
+		// UnmarshalBinary copies; v may be a buffer the backend reuses.
+		if err := other.UnmarshalBinary(v[1:]); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadMerge, err)
+		}
+		bm.Or(other)
+		return nil
+	default:
+		return fmt.Errorf("%w: not a set (tag %q)", ErrBadMerge, v[0])
+	}
+}
+
+// Folder accumulates merge operands of one key. The zero Folder is ready to
+// use. Operands may be added in any order.
+type Folder struct {
+	kind  byte
+	count int64
+	set   *roaring.Bitmap
+	err   error
+}
+
+// Add folds one operand (or a previously folded value) into f. The folder
+// does not retain v.
+func (f *Folder) Add(v []byte) error {
+	if f.err != nil {
+		return f.err
+	}
+	if len(v) == 0 {
+		f.err = fmt.Errorf("%w: empty operand", ErrBadMerge)
+		return f.err
+	}
+	kind := v[0]
+	if kind == tagList {
+		kind = tagSet
+	}
+	if f.kind != 0 && f.kind != kind {
+		f.err = fmt.Errorf("%w: %q folded into %q", ErrBadMerge, v[0], f.kind)
+		return f.err
+	}
+	f.kind = kind
+	switch kind {
+	case tagCounter:
+		n, err := DecodeCounter(v)
+		if err != nil {
+			f.err = err
+			return err
+		}
+		f.count += n
+	case tagSet:
+		if f.set == nil {
+			f.set = roaring.New()
+		}
+		if err := addSet(f.set, v); err != nil {
+			f.err = err
+			return err
+		}
+	default:
+		f.err = fmt.Errorf("%w: unknown tag %q", ErrBadMerge, v[0])
+		return f.err
+	}
+	return nil
+}
+
+// Value returns the folded value. It fails if no operand was added or an
+// operand was bad.
+func (f *Folder) Value() ([]byte, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	switch f.kind {
+	case tagCounter:
+		return EncodeCounter(f.count), nil
+	case tagSet:
+		return EncodeSet(f.set)
+	}
+	return nil, fmt.Errorf("%w: nothing to fold", ErrBadMerge)
+}
+
+// Fold folds operands into base, which is nil when the key had no value.
+// Every backend must read back a value that decodes (DecodeCounter or
+// DecodeSet) to the same counter or set as Fold's, for a key whose history is
+// base followed by Merge(operands...); the bytes of a set may differ.
+func Fold(base []byte, operands ...[]byte) ([]byte, error) {
+	var f Folder
+	if base != nil {
+		if err := f.Add(base); err != nil {
+			return nil, err
+		}
+	}
+	for _, op := range operands {
+		if err := f.Add(op); err != nil {
+			return nil, err
+		}
+	}
+	return f.Value()
+}
