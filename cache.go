@@ -1,0 +1,221 @@
+package readreceipt
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// The engine caches three kinds of state, all bounded in bytes:
+//   - membership chunks and member indexes, which never change once written
+//     (a new membership version writes new chunks), so any copy is valid;
+//   - per-message state (meta, read count, readers), which the engine itself
+//     keeps current: see msgEntry.
+
+const cacheShards = 16
+
+var cacheSeed = maphash.MakeSeed()
+
+func shardOf(key []byte) int {
+	return int(maphash.Bytes(cacheSeed, key) % cacheShards)
+}
+
+// lru is a sharded, size-bounded least-recently-used cache of immutable
+// values. It is safe for concurrent use.
+type lru[V any] struct {
+	shards [cacheShards]lruShard[V]
+}
+
+type lruShard[V any] struct {
+	mu    sync.Mutex
+	items map[string]*lruNode[V]
+	list  lruNode[V] // sentinel: list.next is the most recently used
+	bytes int64
+	cap   int64
+}
+
+type lruNode[V any] struct {
+	key        string
+	val        V
+	size       int64
+	prev, next *lruNode[V]
+}
+
+func newLRU[V any](capBytes int64) *lru[V] {
+	c := &lru[V]{}
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.items = make(map[string]*lruNode[V])
+		s.list.next, s.list.prev = &s.list, &s.list
+		s.cap = max(capBytes/cacheShards, 1)
+	}
+	return c
+}
+
+func (s *lruShard[V]) unlink(n *lruNode[V]) {
+	n.prev.next, n.next.prev = n.next, n.prev
+}
+
+func (s *lruShard[V]) pushFront(n *lruNode[V]) {
+	n.prev, n.next = &s.list, s.list.next
+	s.list.next.prev = n
+	s.list.next = n
+}
+
+// get returns the value cached under key.
+func (c *lru[V]) get(key []byte) (V, bool) {
+	s := &c.shards[shardOf(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.items[string(key)]
+	if !ok {
+		var zero V
+		return zero, false
+	}
+	s.unlink(n)
+	s.pushFront(n)
+	return n.val, true
+}
+
+// add caches val under key, charging size bytes, and evicts the least
+// recently used values while the shard is over its share of the bound.
+func (c *lru[V]) add(key []byte, val V, size int64) {
+	s := &c.shards[shardOf(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.items[string(key)]; ok {
+		s.bytes += size - n.size
+		n.val, n.size = val, size
+		s.unlink(n)
+		s.pushFront(n)
+	} else {
+		n := &lruNode[V]{key: string(key), val: val, size: size}
+		s.items[n.key] = n
+		s.bytes += size
+		s.pushFront(n)
+	}
+	for s.bytes > s.cap && s.list.prev != s.list.next {
+		old := s.list.prev
+		s.unlink(old)
+		delete(s.items, old.key)
+		s.bytes -= old.size
+	}
+}
+
+// entryTable holds the per-message state of messages in use or recently
+// used. An entry is pinned while a call uses it (refs > 0) and is only
+// evicted when unpinned, so that state a call relies on (in particular
+// receipts in flight) is never dropped under it.
+type entryTable struct {
+	shards [cacheShards]entryShard
+}
+
+type entryShard struct {
+	mu    sync.Mutex
+	items map[string]*msgEntry
+	list  msgEntry // sentinel: list.next is the most recently used
+	bytes int64
+	cap   int64
+}
+
+func newEntryTable(capBytes int64) *entryTable {
+	t := &entryTable{}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.items = make(map[string]*msgEntry)
+		s.list.next, s.list.prev = &s.list, &s.list
+		s.cap = max(capBytes/cacheShards, 1)
+	}
+	return t
+}
+
+// entryOverhead is the approximate memory of an entry without readers.
+const entryOverhead = 256
+
+// acquire returns the entry for the message with key prefix, creating an
+// empty one if needed, pinned until release.
+func (t *entryTable) acquire(prefix []byte) *msgEntry {
+	shard := shardOf(prefix)
+	s := &t.shards[shard]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.items[string(prefix)]
+	if ok {
+		e.prev.next, e.next.prev = e.next, e.prev
+	} else {
+		e = &msgEntry{key: string(prefix), shard: shard, size: entryOverhead}
+		s.items[e.key] = e
+		s.bytes += e.size
+	}
+	e.refs++
+	e.prev, e.next = &s.list, s.list.next
+	s.list.next.prev = e
+	s.list.next = e
+	return e
+}
+
+// peek returns the entry for prefix, pinned, if there is one.
+func (t *entryTable) peek(prefix []byte) *msgEntry {
+	s := &t.shards[shardOf(prefix)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.items[string(prefix)]
+	if !ok {
+		return nil
+	}
+	e.refs++
+	return e
+}
+
+// release unpins e.
+func (t *entryTable) release(e *msgEntry) {
+	s := &t.shards[e.shard]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.refs--
+	s.evict()
+}
+
+// charge adds delta bytes to e's accounted size.
+func (t *entryTable) charge(e *msgEntry, delta int64) {
+	if delta == 0 {
+		return
+	}
+	s := &t.shards[e.shard]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.size += delta
+	s.bytes += delta
+}
+
+// evict drops unpinned entries, least recently used first, while the shard
+// is over its bound. The caller holds s.mu.
+func (s *entryShard) evict() {
+	for n := s.list.prev; s.bytes > s.cap && n != &s.list; {
+		prev := n.prev
+		if n.refs == 0 {
+			n.prev.next, n.next.prev = n.next, n.prev
+			delete(s.items, n.key)
+			s.bytes -= n.size
+		}
+		n = prev
+	}
+}
+
+// each calls fn for every cached entry, pinned during the call. It is meant
+// for checks, not for hot paths.
+func (t *entryTable) each(fn func(e *msgEntry)) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		entries := make([]*msgEntry, 0, len(s.items))
+		for _, e := range s.items {
+			e.refs++
+			entries = append(entries, e)
+		}
+		s.mu.Unlock()
+		for _, e := range entries {
+			fn(e)
+			t.release(e)
+		}
+	}
+}

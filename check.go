@@ -1,0 +1,418 @@
+package readreceipt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/readreceipt/readreceipt/store"
+)
+
+// Check verifies the engine's invariants over everything it has stored, and
+// that its caches agree with the store. It returns nil or an error listing
+// the first violations found. It reads the whole store and holds every
+// conversation lock while it runs, so it is meant for tests and offline
+// checks, not for a serving engine. The invariants:
+//
+//   - a group's member indexes and user IDs map one to one, every index
+//     below the group's next index; its member count is the size of its
+//     current membership;
+//   - a message's read count equals the size of its reader set; its readers
+//     are among its recipients (the membership at its version, minus the
+//     sender); its recipient count equals that recipient set's size; it has
+//     an expiry key and, in a group, a version key, and its group exists in
+//     the incarnation it was tracked in;
+//   - a C2C message's count is 0 or 1;
+//   - every expiry and version key points at the message it names;
+//   - every cached message state equals the stored one.
+func (e *Engine) Check(ctx context.Context) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	for i := range e.convLocks {
+		e.convLocks[i].Lock()
+	}
+	defer func() {
+		for i := range e.convLocks {
+			e.convLocks[i].Unlock()
+		}
+	}()
+	c := checker{e: e, groups: map[string]*checkGroup{}, msgs: map[string]*checkMsg{}}
+	if err := c.load(ctx); err != nil {
+		return err
+	}
+	c.verify()
+	c.verifyCache()
+	return c.result()
+}
+
+type checkGroup struct {
+	meta     *groupRecord
+	users    map[string]uint32
+	indexes  map[uint32]string
+	chunks   map[uint16][]checkChunk // newest first
+	versions map[string]checkVersion // message ID -> version key
+}
+
+type checkChunk struct {
+	version uint64
+	bm      *roaring.Bitmap
+}
+
+type checkVersion struct {
+	version   uint64
+	trackedAt int64
+}
+
+type checkMsg struct {
+	conv    Conversation
+	id      string
+	meta    *messageRecord
+	count   int64
+	readers map[uint16]*roaring.Bitmap
+	timeKey bool
+}
+
+type checker struct {
+	e      *Engine
+	groups map[string]*checkGroup
+	msgs   map[string]*checkMsg // by message prefix
+	times  [][]byte
+	errs   []error
+}
+
+func (c *checker) fail(format string, args ...any) {
+	if len(c.errs) < 20 {
+		c.errs = append(c.errs, fmt.Errorf(format, args...))
+	}
+}
+
+func (c *checker) result() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("readreceipt: check: %w", errors.Join(c.errs...))
+}
+
+func (c *checker) group(gid string) *checkGroup {
+	g, ok := c.groups[gid]
+	if !ok {
+		g = &checkGroup{users: map[string]uint32{}, indexes: map[uint32]string{},
+			chunks: map[uint16][]checkChunk{}, versions: map[string]checkVersion{}}
+		c.groups[gid] = g
+	}
+	return g
+}
+
+func (c *checker) msg(prefix []byte) *checkMsg {
+	m, ok := c.msgs[string(prefix)]
+	if !ok {
+		m = &checkMsg{readers: map[uint16]*roaring.Bitmap{}}
+		c.msgs[string(prefix)] = m
+	}
+	return m
+}
+
+func (c *checker) load(ctx context.Context) error {
+	err := c.e.st.Scan(ctx, nil, nil, func(k, v []byte) bool {
+		switch {
+		case len(k) == 0:
+			c.fail("empty key")
+		case k[0] == prefixSystem:
+			if !bytes.Equal(k, keySchemaVersion) && !bytes.Equal(k, keySecret) {
+				c.fail("unknown system key %q", k)
+			}
+		case k[0] == prefixGroup:
+			c.loadGroupKey(k, v)
+		case k[0] == prefixMessage:
+			c.loadMessageKey(k, v)
+		case k[0] == prefixTime:
+			c.times = append(c.times, append([]byte(nil), k...))
+		default:
+			c.fail("unknown key %q", k)
+		}
+		return len(c.errs) < 20
+	})
+	if err != nil {
+		return internalErr("check", err)
+	}
+	return nil
+}
+
+func (c *checker) loadGroupKey(k, v []byte) {
+	gid, rest, err := readLP(k[1:])
+	if err != nil || len(rest) == 0 {
+		c.fail("malformed group key %q", k)
+		return
+	}
+	g := c.group(gid)
+	kind, rest := rest[0], rest[1:]
+	switch kind {
+	case groupMeta:
+		rec, err := decodeGroup(v)
+		if err != nil || len(rest) != 0 {
+			c.fail("group %q: bad meta", gid)
+			return
+		}
+		g.meta = &rec
+	case groupChunk:
+		hi, version, err := parseChunkSuffix(rest)
+		bm, derr := store.DecodeSet(v)
+		if err != nil || derr != nil {
+			c.fail("group %q: bad chunk key or value %q", gid, k)
+			return
+		}
+		g.chunks[hi] = append(g.chunks[hi], checkChunk{version: version, bm: bm})
+	case groupIndex:
+		if len(rest) != 4 {
+			c.fail("group %q: bad index key", gid)
+			return
+		}
+		g.indexes[binary.BigEndian.Uint32(rest)] = string(v)
+	case groupUser:
+		idx, err := decodeIndex(v)
+		if err != nil {
+			c.fail("group %q: bad user value for %q", gid, rest)
+			return
+		}
+		g.users[string(rest)] = idx
+	case groupVersion:
+		if len(rest) < 8 || len(v) != 8 {
+			c.fail("group %q: bad version key", gid)
+			return
+		}
+		id, tail, err := readLP(rest[8:])
+		if err != nil || len(tail) != 0 {
+			c.fail("group %q: bad version key", gid)
+			return
+		}
+		g.versions[id] = checkVersion{version: binary.BigEndian.Uint64(rest), trackedAt: int64(binary.BigEndian.Uint64(v))}
+	default:
+		c.fail("group %q: unknown key kind %q", gid, kind)
+	}
+}
+
+func (c *checker) loadMessageKey(k, v []byte) {
+	conv, rest, err := parseConv(k[1:])
+	if err != nil {
+		c.fail("malformed message key %q", k)
+		return
+	}
+	id, rest, err := readLP(rest)
+	if err != nil || len(rest) == 0 {
+		c.fail("malformed message key %q", k)
+		return
+	}
+	prefix := k[:len(k)-len(rest)]
+	m := c.msg(prefix)
+	m.conv, m.id = conv, id
+	switch rest[0] {
+	case msgMeta:
+		rec, err := decodeMessage(v)
+		if err != nil || len(rest) != 1 {
+			c.fail("message %s/%s: bad meta", conv, id)
+			return
+		}
+		m.meta = &rec
+	case msgCount:
+		n, err := store.DecodeCounter(v)
+		if err != nil || len(rest) != 1 {
+			c.fail("message %s/%s: bad count", conv, id)
+			return
+		}
+		m.count = n
+	case msgReaders:
+		bm, err := store.DecodeSet(v)
+		if err != nil || len(rest) != 3 {
+			c.fail("message %s/%s: bad readers", conv, id)
+			return
+		}
+		m.readers[binary.BigEndian.Uint16(rest[1:])] = bm
+	default:
+		c.fail("message %s/%s: unknown key kind %q", conv, id, rest[0])
+	}
+}
+
+// snapshot is a group's membership at version.
+func (g *checkGroup) snapshot(version uint64) *roaring.Bitmap {
+	out := roaring.New()
+	for _, versions := range g.chunks {
+		for _, ch := range versions {
+			if ch.version <= version {
+				out.Or(ch.bm)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (c *checker) verify() {
+	for gid, g := range c.groups {
+		if g.meta == nil {
+			c.fail("group %q: keys without meta", gid)
+			continue
+		}
+		if len(g.users) != len(g.indexes) || uint32(len(g.indexes)) != g.meta.NextIndex {
+			c.fail("group %q: %d users, %d indexes, next index %d", gid, len(g.users), len(g.indexes), g.meta.NextIndex)
+		}
+		for u, idx := range g.users {
+			if g.indexes[idx] != u {
+				c.fail("group %q: user %q has index %d, which maps to %q", gid, u, idx, g.indexes[idx])
+			}
+		}
+		for hi, versions := range g.chunks {
+			slices.SortFunc(versions, func(a, b checkChunk) int { return -cmpU64(a.version, b.version) })
+			for _, ch := range versions {
+				if ch.version > g.meta.Version {
+					c.fail("group %q: chunk %d at version %d after the group's %d", gid, hi, ch.version, g.meta.Version)
+				}
+				if !ch.bm.IsEmpty() && (chunkOf(ch.bm.Minimum()) != hi || chunkOf(ch.bm.Maximum()) != hi || ch.bm.Maximum() >= g.meta.NextIndex) {
+					c.fail("group %q: chunk %d at version %d holds indexes out of place", gid, hi, ch.version)
+				}
+			}
+		}
+		if n := g.snapshot(g.meta.Version).GetCardinality(); n != uint64(g.meta.Members) {
+			c.fail("group %q: %d members in its snapshot, %d in its meta", gid, n, g.meta.Members)
+		}
+	}
+	for _, m := range c.msgs {
+		c.verifyMessage(m)
+	}
+	for _, k := range c.times {
+		ts, conv, id, err := parseTimeKey(k)
+		if err != nil {
+			c.fail("malformed expiry key %q", k)
+			continue
+		}
+		m := c.msgs[string(messagePrefix(convKey(conv), id))]
+		if m == nil || m.meta == nil || m.meta.TrackedAt != ts {
+			c.fail("expiry key of %s/%s at %d names no such message", conv, id, ts)
+			continue
+		}
+		m.timeKey = true
+	}
+	for _, m := range c.msgs {
+		if m.meta != nil && !m.timeKey {
+			c.fail("message %s/%s: no expiry key", m.conv, m.id)
+		}
+	}
+	for gid, g := range c.groups {
+		for id, v := range g.versions {
+			m := c.msgs[string(messagePrefix(convKey(Group(gid)), id))]
+			if m == nil || m.meta == nil || m.meta.Version != v.version || m.meta.TrackedAt != v.trackedAt {
+				c.fail("group %q: version key of %q names no such message", gid, id)
+			}
+		}
+	}
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (c *checker) verifyMessage(m *checkMsg) {
+	name := m.conv.String() + "/" + m.id
+	if m.meta == nil {
+		c.fail("message %s: keys without meta", name)
+		return
+	}
+	if m.conv.Type == ConversationC2C {
+		if !m.conv.has(m.meta.Sender) || len(m.readers) != 0 || m.count < 0 || m.count > 1 || m.meta.Recipients != 1 {
+			c.fail("message %s: bad C2C state (sender %q, count %d)", name, m.meta.Sender, m.count)
+		}
+		return
+	}
+	var total uint64
+	for _, bm := range m.readers {
+		total += bm.GetCardinality()
+	}
+	if total != uint64(m.count) {
+		c.fail("message %s: count %d, %d readers", name, m.count, total)
+	}
+	g := c.groups[m.conv.GroupID]
+	if g == nil || g.meta == nil || g.meta.Incarnation != m.meta.Incarnation {
+		c.fail("message %s: its group is gone", name)
+		return
+	}
+	if v, ok := g.versions[m.id]; !ok || v.version != m.meta.Version {
+		c.fail("message %s: no version key", name)
+	}
+	recipients := g.snapshot(m.meta.Version)
+	if m.meta.SenderIndex != noIndex {
+		if !recipients.Contains(m.meta.SenderIndex) {
+			c.fail("message %s: sender index %d not a member at version %d", name, m.meta.SenderIndex, m.meta.Version)
+		}
+		recipients.Remove(m.meta.SenderIndex)
+	}
+	if n := recipients.GetCardinality(); n != uint64(m.meta.Recipients) {
+		c.fail("message %s: %d recipients stored, %d in its snapshot", name, m.meta.Recipients, n)
+	}
+	for hi, bm := range m.readers {
+		if !bm.IsEmpty() && (chunkOf(bm.Minimum()) != hi || chunkOf(bm.Maximum()) != hi) {
+			c.fail("message %s: reader chunk %d holds indexes out of place", name, hi)
+		}
+		if extra := roaring.AndNot(bm, recipients); !extra.IsEmpty() {
+			c.fail("message %s: readers %v are not recipients", name, extra.ToArray())
+		}
+	}
+}
+
+func (c *checker) verifyCache() {
+	c.e.entries.each(func(m *msgEntry) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if !m.loaded {
+			return
+		}
+		s := c.msgs[m.key]
+		if len(m.pending) != 0 {
+			c.fail("cached message %q: receipts pending while idle", m.key)
+		}
+		stored := s != nil && s.meta != nil
+		if m.exists && !stored && c.orphaned(m) {
+			return // its group was dismissed: every call sees it as gone
+		}
+		if m.exists != stored {
+			c.fail("cached message %q: exists=%v, stored=%v", m.key, m.exists, stored)
+			return
+		}
+		if !stored {
+			return
+		}
+		if m.meta != *s.meta || m.count != s.count {
+			c.fail("cached message %q: count %d, stored %d", m.key, m.count, s.count)
+		}
+		for hi, bm := range m.chunks {
+			want := s.readers[hi]
+			if want == nil {
+				want = roaring.New()
+			}
+			if !bm.Equals(want) {
+				c.fail("cached message %q: reader chunk %d differs from the store", m.key, hi)
+			}
+		}
+	})
+}
+
+// orphaned reports whether a cached group message belongs to a group
+// incarnation that no longer exists.
+func (c *checker) orphaned(m *msgEntry) bool {
+	conv, _, err := parseConv([]byte(m.key)[1:])
+	if err != nil || conv.Type != ConversationGroup {
+		return false
+	}
+	g := c.groups[conv.GroupID]
+	return g == nil || g.meta == nil || g.meta.Incarnation != m.meta.Incarnation
+}

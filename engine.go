@@ -1,0 +1,225 @@
+package readreceipt
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/readreceipt/readreceipt/store"
+	"github.com/readreceipt/readreceipt/store/pebblestore"
+)
+
+// schemaVersion is the layout of keys and records this engine writes.
+const schemaVersion = 1
+
+// convLockStripes is the number of conversation locks. Conversations are
+// hashed onto them; two conversations that share a stripe only wait for each
+// other's membership changes and deletions.
+const convLockStripes = 256
+
+// Engine is a read-receipt engine over one Store. It is safe for concurrent
+// use by many goroutines. Open one with Open or OpenDir and Close it when
+// done.
+type Engine struct {
+	st      store.Store
+	ownsSt  bool
+	cfg     config
+	secret  []byte
+	enabled atomic.Bool
+	types   atomic.Pointer[[]GroupType]
+
+	// life is held for reading by every call and for writing by Close.
+	life   sync.RWMutex
+	closed bool
+
+	// convLocks serialise, per conversation, the calls that remove or
+	// reshape state (membership changes, DeleteMessage, DismissGroup,
+	// expiry: write lock) against the calls that read it or add to it
+	// (tracking, receipts, queries: read lock).
+	convLocks [convLockStripes]sync.RWMutex
+
+	entries *entryTable
+	chunks  *lru[*roaring.Bitmap] // (group, incarnation, hi, version) -> membership chunk
+	blobs   *lru[*roaring.Bitmap] // (incarnation, chunk key) -> the same, shared between versions
+	indexes *lru[uint32]          // (group, incarnation, user) -> member index
+	users   *lru[string]          // (group, incarnation, index) -> user ID
+	subs    subscribers
+
+	gcMu     sync.Mutex
+	gcGroups map[string]struct{} // groups that lost messages since the last sweep
+
+	stopSweep chan struct{}
+	sweepDone chan struct{}
+}
+
+// Open returns an engine over st. The engine does not close st; the caller
+// does, after Engine.Close. A store holds one engine's state: open at most
+// one engine on it at a time.
+func Open(st store.Store, opts ...Option) (*Engine, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	e := &Engine{
+		st:      st,
+		cfg:     cfg,
+		entries: newEntryTable(cfg.cacheBytes / 2),
+		chunks:  newLRU[*roaring.Bitmap](cfg.cacheBytes / 16),
+		blobs:   newLRU[*roaring.Bitmap](cfg.cacheBytes / 4),
+		indexes: newLRU[uint32](cfg.cacheBytes / 16),
+		users:   newLRU[string](cfg.cacheBytes / 8),
+	}
+	e.enabled.Store(cfg.enabled)
+	types := slices.Clone(cfg.groupTypes)
+	e.types.Store(&types)
+	if err := e.init(context.Background()); err != nil {
+		return nil, err
+	}
+	if cfg.retention > 0 && cfg.sweepInterval > 0 {
+		e.stopSweep = make(chan struct{})
+		e.sweepDone = make(chan struct{})
+		go e.sweepLoop()
+	}
+	return e, nil
+}
+
+// OpenDir opens (creating if needed) a Pebble store in dir and an engine
+// over it. Close closes both.
+func OpenDir(dir string, opts ...Option) (*Engine, error) {
+	st, err := pebblestore.Open(dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("readreceipt: open store: %w", err)
+	}
+	e, err := Open(st, opts...)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	e.ownsSt = true
+	return e, nil
+}
+
+// init checks the schema version and loads (or creates) the cursor secret.
+func (e *Engine) init(ctx context.Context) error {
+	vals, err := e.st.Get(ctx, [][]byte{keySchemaVersion, keySecret})
+	if err != nil {
+		return internalErr("open", err)
+	}
+	if vals[0] != nil {
+		if !bytes.Equal(vals[0], []byte{schemaVersion}) {
+			return fmt.Errorf("readreceipt: store holds schema version %v, this engine reads %d", vals[0], schemaVersion)
+		}
+	}
+	if vals[1] != nil {
+		e.secret = vals[1]
+		return nil
+	}
+	e.secret = make([]byte, 32)
+	if _, err := rand.Read(e.secret); err != nil {
+		return fmt.Errorf("readreceipt: cursor secret: %w", err)
+	}
+	var b store.Batch
+	b.Set(keySchemaVersion, []byte{schemaVersion})
+	b.Set(keySecret, e.secret)
+	return internalErr("open", e.st.Write(ctx, &b, store.WriteOptions{Sync: true}))
+}
+
+// Close stops the sweeper, waits for calls in progress, and closes the
+// store if the engine opened it (OpenDir). Calls made after Close return
+// ErrClosed. Close is idempotent.
+func (e *Engine) Close() error {
+	e.life.Lock()
+	if e.closed {
+		e.life.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.life.Unlock()
+	if e.stopSweep != nil {
+		close(e.stopSweep)
+		<-e.sweepDone
+	}
+	if e.ownsSt {
+		return e.st.Close()
+	}
+	return nil
+}
+
+// enter registers a call; it fails once the engine is closed.
+func (e *Engine) enter() error {
+	e.life.RLock()
+	if e.closed {
+		e.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (e *Engine) leave() { e.life.RUnlock() }
+
+// enterReceipts is enter for the calls the feature switch governs.
+func (e *Engine) enterReceipts() error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	if !e.enabled.Load() {
+		e.leave()
+		return ErrFeatureDisabled
+	}
+	return nil
+}
+
+// SetFeatureEnabled switches the read-receipt feature on or off at run time
+// (see WithFeatureEnabled). Calls already in progress finish as they began.
+func (e *Engine) SetFeatureEnabled(on bool) { e.enabled.Store(on) }
+
+// FeatureEnabled reports whether the read-receipt feature is on.
+func (e *Engine) FeatureEnabled() bool { return e.enabled.Load() }
+
+// SetGroupTypes changes, at run time, which group types support read
+// receipts (see WithGroupTypes). Messages already tracked keep working.
+func (e *Engine) SetGroupTypes(types ...GroupType) error {
+	for _, t := range types {
+		if !t.valid() {
+			return errorf(ErrInvalidParameter, "unknown group type %d", t)
+		}
+	}
+	ts := slices.Clone(types)
+	e.types.Store(&ts)
+	return nil
+}
+
+// GroupTypes returns the group types that support read receipts.
+func (e *Engine) GroupTypes() []GroupType { return slices.Clone(*e.types.Load()) }
+
+func (e *Engine) groupTypeEnabled(t GroupType) bool {
+	return slices.Contains(*e.types.Load(), t)
+}
+
+var lockSeed = maphash.MakeSeed()
+
+// convLock returns the lock of a conversation, by its encoded key.
+func (e *Engine) convLock(conv []byte) *sync.RWMutex {
+	return &e.convLocks[maphash.Bytes(lockSeed, conv)%convLockStripes]
+}
+
+func (e *Engine) now() int64 { return e.cfg.now().UnixNano() }
+
+// expired reports whether a message tracked at trackedAt is past retention.
+func (e *Engine) expired(trackedAt int64) bool {
+	return e.cfg.retention > 0 && e.now()-trackedAt >= int64(e.cfg.retention)
+}
+
+func (e *Engine) writeOpts() store.WriteOptions { return store.WriteOptions{Sync: e.cfg.sync} }
+
+// Retention returns the configured retention; zero means forever.
+func (e *Engine) Retention() time.Duration { return e.cfg.retention }

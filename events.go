@@ -1,0 +1,101 @@
+package readreceipt
+
+import "sync"
+
+// ReceiptEvent tells a message's sender that a receipt was recorded: the
+// engine's form of the SDK's MESSAGE_READ_RECEIPT_RECEIVED event. It carries
+// the message's counts as they are once the receipt is durable.
+type ReceiptEvent struct {
+	// Sender is the sender of the message: the user whose clients the host
+	// should notify.
+	Sender string
+	// Conversation is the message's conversation.
+	Conversation Conversation
+	// GroupID is the group of a group message; empty for C2C.
+	GroupID string
+	// UserID is, for a C2C message, its recipient (who has now read it);
+	// empty for a group message, as in the SDK.
+	UserID string
+	// MessageID is the message's ID.
+	MessageID string
+	// ReadCount and UnreadCount are the message's counts; they add up to its
+	// number of recipients (1 for C2C).
+	ReadCount   int
+	UnreadCount int
+	// IsPeerRead reports, for a C2C message, that the peer has read it.
+	IsPeerRead bool
+	// Reader is the user whose receipt caused the event.
+	Reader string
+}
+
+func newEvent(conv Conversation, m *msgEntry, meta messageRecord, reader, msgID string, count int64) ReceiptEvent {
+	ev := ReceiptEvent{
+		Sender:       meta.Sender,
+		Conversation: conv,
+		MessageID:    msgID,
+		ReadCount:    int(count),
+		UnreadCount:  int(int64(meta.Recipients) - count),
+		Reader:       reader,
+	}
+	if conv.Type == ConversationGroup {
+		ev.GroupID = conv.GroupID
+	} else {
+		ev.UserID = conv.other(meta.Sender)
+		ev.IsPeerRead = count > 0
+	}
+	return ev
+}
+
+// Subscribe registers fn to receive the events of every receipt the engine
+// records, in batches: one call per SendMessageReadReceipt that recorded
+// something, holding that call's events in message order. fn runs on the
+// goroutine of that call, after the receipts are durable and before the call
+// returns, holding no lock of the engine's: it may call the engine, but it
+// delays the receipt call while it runs. Events of
+// concurrent calls may reach fn concurrently and, for one message, in either
+// order; each carries the counts as they stood when it was made, and counts
+// never decrease. The returned function unsubscribes fn.
+func (e *Engine) Subscribe(fn func(events []ReceiptEvent)) (unsubscribe func()) {
+	return e.subs.add(fn)
+}
+
+type subscribers struct {
+	mu   sync.RWMutex
+	next int
+	list []subscriber
+}
+
+type subscriber struct {
+	id int
+	fn func([]ReceiptEvent)
+}
+
+func (s *subscribers) add(fn func([]ReceiptEvent)) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.next++
+	id := s.next
+	s.list = append(s.list, subscriber{id: id, fn: fn})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for i, sub := range s.list {
+				if sub.id == id {
+					s.list = append(s.list[:i:i], s.list[i+1:]...)
+					return
+				}
+			}
+		})
+	}
+}
+
+func (s *subscribers) publish(events []ReceiptEvent) {
+	s.mu.RLock()
+	list := s.list
+	s.mu.RUnlock()
+	for _, sub := range list {
+		sub.fn(events)
+	}
+}

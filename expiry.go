@@ -1,0 +1,216 @@
+package readreceipt
+
+import (
+	"context"
+	"encoding/binary"
+	"slices"
+	"time"
+
+	"github.com/readreceipt/readreceipt/store"
+)
+
+// Retention.
+//
+// Every tracked message has an expiry key ordered by tracking time. A
+// message past retention answers ErrReceiptNotFound at once; the sweep
+// deletes it later, a slice of keys at a time, so that it never holds a
+// conversation's lock for long. Deleting group messages may leave membership
+// chunks that no live message needs; the sweep drops those too.
+
+// sweepSlice is how many expiry keys one sweep step handles.
+const sweepSlice = 256
+
+func (e *Engine) sweepLoop() {
+	defer close(e.sweepDone)
+	t := time.NewTicker(e.cfg.sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stopSweep:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-e.stopSweep:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			_, _ = e.Sweep(ctx)
+			cancel()
+		}
+	}
+}
+
+// Sweep deletes the receipt state of every message past retention and
+// reclaims membership snapshots no live message needs. It returns how many
+// messages it deleted. The engine runs it every WithSweepInterval; a host
+// that disabled that calls it itself. Sweep is safe to run concurrently with
+// every other call.
+func (e *Engine) Sweep(ctx context.Context) (int, error) {
+	if err := e.enter(); err != nil {
+		return 0, err
+	}
+	defer e.leave()
+	deleted := 0
+	if e.cfg.retention > 0 {
+		cutoff := e.now() - int64(e.cfg.retention) // tracked at or before: expired
+		end := appendU64([]byte{prefixTime}, uint64(cutoff)+1)
+		if cutoff < 0 {
+			end = []byte{prefixTime}
+		}
+		start := []byte{prefixTime}
+		for {
+			n, next, err := e.sweepStep(ctx, start, end)
+			deleted += n
+			if err != nil {
+				return deleted, err
+			}
+			if next == nil {
+				break
+			}
+			start = next
+		}
+	}
+	return deleted, e.collectGarbage(ctx)
+}
+
+// sweepStep deletes the expired messages of up to sweepSlice expiry keys
+// from start on, and returns where the next step starts (nil when done).
+func (e *Engine) sweepStep(ctx context.Context, start, end []byte) (int, []byte, error) {
+	type expiring struct {
+		conv      Conversation
+		ids       []string
+		trackedAt []int64
+	}
+	var order []string
+	byConv := make(map[string]*expiring)
+	var next []byte
+	seen := 0
+	err := e.st.Scan(ctx, start, end, func(k, _ []byte) bool {
+		if seen == sweepSlice {
+			next = append([]byte(nil), k...)
+			return false
+		}
+		seen++
+		ts, conv, id, err := parseTimeKey(k)
+		if err != nil {
+			return true // not ours to judge; Check reports it
+		}
+		ck := string(convKey(conv))
+		x, ok := byConv[ck]
+		if !ok {
+			x = &expiring{conv: conv}
+			byConv[ck] = x
+			order = append(order, ck)
+		}
+		x.ids = append(x.ids, id)
+		x.trackedAt = append(x.trackedAt, ts)
+		return true
+	})
+	if err != nil {
+		return 0, nil, internalErr("sweep", err)
+	}
+	deleted := 0
+	for _, ck := range order {
+		x := byConv[ck]
+		n, err := e.expireMessages(ctx, x.conv, x.ids, x.trackedAt)
+		deleted += n
+		if err != nil {
+			return deleted, nil, err
+		}
+	}
+	return deleted, next, nil
+}
+
+func (e *Engine) expireMessages(ctx context.Context, conv Conversation, ids []string, trackedAt []int64) (int, error) {
+	lock := e.convLock(convKey(conv))
+	lock.Lock()
+	defer lock.Unlock()
+	n, err := e.deleteMessages(ctx, conv, ids, trackedAt)
+	if n > 0 && conv.Type == ConversationGroup {
+		e.markGC(conv.GroupID)
+	}
+	return n, err
+}
+
+// markGC notes that group gid lost messages, so that the next sweep looks
+// for membership chunks nobody needs any more.
+func (e *Engine) markGC(gid string) {
+	e.gcMu.Lock()
+	defer e.gcMu.Unlock()
+	if e.gcGroups == nil {
+		e.gcGroups = make(map[string]struct{})
+	}
+	e.gcGroups[gid] = struct{}{}
+}
+
+func (e *Engine) collectGarbage(ctx context.Context) error {
+	e.gcMu.Lock()
+	groups := make([]string, 0, len(e.gcGroups))
+	for gid := range e.gcGroups {
+		groups = append(groups, gid)
+	}
+	e.gcGroups = nil
+	e.gcMu.Unlock()
+	slices.Sort(groups)
+	for i, gid := range groups {
+		if err := e.gcGroup(ctx, gid); err != nil {
+			for _, g := range groups[i:] {
+				e.markGC(g)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// gcGroup deletes the membership chunks of group gid that no live message
+// needs: for each chunk position, every version older than the one in force
+// at the oldest live message (or, with none, at the current version).
+func (e *Engine) gcGroup(ctx context.Context, gid string) error {
+	lock := e.convLock(convKey(Group(gid)))
+	lock.Lock()
+	defer lock.Unlock()
+	g, err := e.loadGroup(ctx, gid)
+	if err != nil || g == nil {
+		return err
+	}
+	oldest := g.Version
+	vp := groupKey(gid, groupVersion)
+	err = e.st.Scan(ctx, vp, prefixEnd(vp), func(k, _ []byte) bool {
+		if len(k) >= len(vp)+8 {
+			oldest = min(oldest, binary.BigEndian.Uint64(k[len(vp):]))
+		}
+		return false
+	})
+	if err != nil {
+		return internalErr("sweep", err)
+	}
+	var b store.Batch
+	cp := groupKey(gid, groupChunk)
+	keep := -1 // the chunk position whose version in force is found
+	err = e.st.Scan(ctx, cp, prefixEnd(cp), func(k, _ []byte) bool {
+		hi, version, perr := parseChunkSuffix(k[len(cp):])
+		if perr != nil {
+			return true
+		}
+		// Versions of one position come newest first.
+		switch {
+		case version > oldest:
+		case keep != int(hi):
+			keep = int(hi) // the version in force at oldest
+		default:
+			b.Delete(append([]byte(nil), k...))
+		}
+		return true
+	})
+	if err != nil {
+		return internalErr("sweep", err)
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return internalErr("sweep", e.st.Write(ctx, &b, store.WriteOptions{}))
+}

@@ -1,0 +1,412 @@
+package readreceipt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/readreceipt/readreceipt/store"
+)
+
+// GroupInfo describes a group as the engine sees it.
+type GroupInfo struct {
+	ID   string
+	Type GroupType
+	// Members is the number of current members.
+	Members int
+	// Version counts the membership changes since the group was created
+	// (which is version 1).
+	Version uint64
+}
+
+// loadGroup returns a group's meta, or nil if there is no such group.
+func (e *Engine) loadGroup(ctx context.Context, gid string) (*groupRecord, error) {
+	vals, err := e.st.Get(ctx, [][]byte{groupMetaKey(gid)})
+	if err != nil {
+		return nil, internalErr("read group", err)
+	}
+	if vals[0] == nil {
+		return nil, nil
+	}
+	g, err := decodeGroup(vals[0])
+	if err != nil {
+		return nil, internalErr("decode group", err)
+	}
+	return &g, nil
+}
+
+func memberCacheKey(gid string, inc uint64, uid string) []byte {
+	b := appendLP(make([]byte, 0, len(gid)+len(uid)+10), gid)
+	return append(appendU64(b, inc), uid...)
+}
+
+// memberIndex returns the member index user uid has (or had) in a group.
+func (e *Engine) memberIndex(ctx context.Context, gid string, inc uint64, uid string) (uint32, bool, error) {
+	ck := memberCacheKey(gid, inc, uid)
+	if idx, ok := e.indexes.get(ck); ok {
+		return idx, true, nil
+	}
+	vals, err := e.st.Get(ctx, [][]byte{userKey(gid, uid)})
+	if err != nil {
+		return 0, false, internalErr("read member", err)
+	}
+	if vals[0] == nil {
+		return 0, false, nil
+	}
+	idx, err := decodeIndex(vals[0])
+	if err != nil {
+		return 0, false, internalErr("decode member", err)
+	}
+	e.indexes.add(ck, idx, int64(len(ck))+48)
+	return idx, true, nil
+}
+
+func encodeIndex(idx uint32) []byte { return binary.AppendUvarint(nil, uint64(idx)) }
+
+func decodeIndex(b []byte) (uint32, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || n != len(b) || v > math.MaxUint32 {
+		return 0, errBadRecord
+	}
+	return uint32(v), nil
+}
+
+// userIDs returns the user IDs of member indexes of a group, in order.
+func (e *Engine) userIDs(ctx context.Context, gid string, inc uint64, idxs []uint32) ([]string, error) {
+	out := make([]string, len(idxs))
+	var keys [][]byte
+	var missing []int
+	for i, idx := range idxs {
+		ck := appendU32(appendU64(appendLP(nil, gid), inc), idx)
+		if uid, ok := e.users.get(ck); ok {
+			out[i] = uid
+			continue
+		}
+		keys = append(keys, indexKey(gid, idx))
+		missing = append(missing, i)
+	}
+	if len(keys) == 0 {
+		return out, nil
+	}
+	vals, err := e.st.Get(ctx, keys)
+	if err != nil {
+		return nil, internalErr("read members", err)
+	}
+	for j, i := range missing {
+		if vals[j] == nil {
+			return nil, internalErr("read members", fmt.Errorf("member index %d of group %q has no user", idxs[i], gid))
+		}
+		out[i] = string(vals[j])
+		ck := appendU32(appendU64(appendLP(nil, gid), inc), idxs[i])
+		e.users.add(ck, out[i], int64(len(ck)+len(out[i]))+48)
+	}
+	return out, nil
+}
+
+// checkMembers validates and de-duplicates a member list, keeping order.
+func (e *Engine) checkMembers(members []string) ([]string, error) {
+	seen := make(map[string]struct{}, len(members))
+	out := make([]string, 0, len(members))
+	for _, u := range members {
+		if err := validID("user ID", u, e.cfg.maxIDLength); err != nil {
+			return nil, err
+		}
+		if _, dup := seen[u]; dup {
+			continue
+		}
+		seen[u] = struct{}{}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// groupCall runs fn for group gid under its conversation's write lock.
+func (e *Engine) groupCall(gid string, fn func(lockedGroup string) error) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if err := validID("group ID", gid, e.cfg.maxIDLength); err != nil {
+		return err
+	}
+	lock := e.convLock(convKey(Group(gid)))
+	lock.Lock()
+	defer lock.Unlock()
+	return fn(gid)
+}
+
+// CreateGroup creates group gid of type typ with its first members (which
+// may be none). Members are given their indexes in list order; repeated IDs
+// count once. It fails with ErrGroupExists if the ID is in use. Membership
+// calls work while the feature is switched off, and for every group type:
+// WithGroupTypes only governs which groups' messages may ask for receipts.
+func (e *Engine) CreateGroup(ctx context.Context, gid string, typ GroupType, members []string) error {
+	if !typ.valid() {
+		return errorf(ErrInvalidParameter, "unknown group type %d", typ)
+	}
+	members, err := e.checkMembers(members)
+	if err != nil {
+		return err
+	}
+	if uint64(len(members)) >= math.MaxUint32 {
+		return errorf(ErrInvalidParameter, "%d members in one group", len(members))
+	}
+	return e.groupCall(gid, func(gid string) error {
+		g, err := e.loadGroup(ctx, gid)
+		if err != nil {
+			return err
+		}
+		if g != nil {
+			return errorf(ErrGroupExists, "%q", gid)
+		}
+		var incb [8]byte
+		if _, err := rand.Read(incb[:]); err != nil {
+			return internalErr("create group", err)
+		}
+		rec := groupRecord{
+			Type:        typ,
+			Incarnation: binary.BigEndian.Uint64(incb[:]) | 1,
+			Version:     1,
+			NextIndex:   uint32(len(members)),
+			Members:     uint32(len(members)),
+			CreatedAt:   e.now(),
+		}
+		var b store.Batch
+		for i, u := range members {
+			b.Set(userKey(gid, u), encodeIndex(uint32(i)))
+			b.Set(indexKey(gid, uint32(i)), []byte(u))
+		}
+		if len(members) > 0 {
+			all := roaring.New()
+			all.AddRange(0, uint64(len(members)))
+			last, _ := lastChunk(rec.NextIndex)
+			for hi := 0; hi <= int(last); hi++ {
+				lo := uint64(hi) << chunkBits
+				part := roaring.New()
+				part.AddRange(lo, min(lo+1<<chunkBits, uint64(len(members))))
+				v, err := store.EncodeSet(part)
+				if err != nil {
+					return internalErr("create group", err)
+				}
+				b.Set(chunkKey(gid, uint16(hi), rec.Version), v)
+			}
+		}
+		b.Set(groupMetaKey(gid), rec.encode())
+		return internalErr("create group", e.st.Write(ctx, &b, e.writeOpts()))
+	})
+}
+
+// AddGroupMembers adds members to group gid. Members already in the group
+// are skipped; a former member who rejoins gets back its old index. New
+// members are not recipients of messages tracked before they joined.
+func (e *Engine) AddGroupMembers(ctx context.Context, gid string, members []string) error {
+	return e.changeMembers(ctx, gid, members, true)
+}
+
+// RemoveGroupMembers removes members from group gid. Users who are not
+// members are skipped. A removed member stays a recipient of the messages
+// tracked while it was a member, so their counts never move backwards.
+func (e *Engine) RemoveGroupMembers(ctx context.Context, gid string, members []string) error {
+	return e.changeMembers(ctx, gid, members, false)
+}
+
+func (e *Engine) changeMembers(ctx context.Context, gid string, members []string, add bool) error {
+	members, err := e.checkMembers(members)
+	if err != nil {
+		return err
+	}
+	return e.groupCall(gid, func(gid string) error {
+		g, err := e.loadGroup(ctx, gid)
+		if err != nil {
+			return err
+		}
+		if g == nil {
+			return errorf(ErrGroupNotFound, "%q", gid)
+		}
+		if len(members) == 0 {
+			return nil
+		}
+		keys := make([][]byte, len(members))
+		for i, u := range members {
+			keys[i] = userKey(gid, u)
+		}
+		vals, err := e.st.Get(ctx, keys)
+		if err != nil {
+			return internalErr("read members", err)
+		}
+		var b store.Batch
+		byChunk := make(map[uint16][]uint32)
+		for i, u := range members {
+			if vals[i] != nil {
+				idx, err := decodeIndex(vals[i])
+				if err != nil {
+					return internalErr("decode member", err)
+				}
+				byChunk[chunkOf(idx)] = append(byChunk[chunkOf(idx)], idx)
+				continue
+			}
+			if !add {
+				continue // never a member
+			}
+			if g.NextIndex == math.MaxUint32 {
+				return errorf(ErrInvalidParameter, "group %q has used every member index", gid)
+			}
+			idx := g.NextIndex
+			g.NextIndex++
+			b.Set(keys[i], encodeIndex(idx))
+			b.Set(indexKey(gid, idx), []byte(u))
+			byChunk[chunkOf(idx)] = append(byChunk[chunkOf(idx)], idx)
+		}
+		his := make([]uint16, 0, len(byChunk))
+		for hi := range byChunk {
+			his = append(his, hi)
+		}
+		slices.Sort(his)
+		version := g.Version + 1
+		changed := false
+		for _, hi := range his {
+			cur, curVersion, err := e.latestChunk(ctx, gid, hi)
+			if err != nil {
+				return err
+			}
+			n := cur.GetCardinality()
+			if add {
+				cur.AddMany(byChunk[hi])
+			} else {
+				for _, idx := range byChunk[hi] {
+					cur.Remove(idx)
+				}
+			}
+			delta := int64(cur.GetCardinality()) - int64(n)
+			if delta == 0 {
+				continue
+			}
+			changed = true
+			g.Members = uint32(int64(g.Members) + delta)
+			v, err := store.EncodeSet(cur)
+			if err != nil {
+				return internalErr("change members", err)
+			}
+			b.Set(chunkKey(gid, hi, version), v)
+			// The chunk written before is needed only by messages tracked
+			// since it was written; with none, drop it now.
+			if curVersion != 0 {
+				used, err := e.versionUsed(ctx, gid, curVersion, g.Version)
+				if err != nil {
+					return err
+				}
+				if !used {
+					b.Delete(chunkKey(gid, hi, curVersion))
+				}
+			}
+		}
+		if !changed {
+			return nil
+		}
+		g.Version = version
+		b.Set(groupMetaKey(gid), g.encode())
+		return internalErr("change members", e.st.Write(ctx, &b, e.writeOpts()))
+	})
+}
+
+// versionUsed reports whether a live message of group gid was tracked at a
+// membership version in [from, to].
+func (e *Engine) versionUsed(ctx context.Context, gid string, from, to uint64) (bool, error) {
+	prefix := groupKey(gid, groupVersion)
+	used := false
+	err := e.st.Scan(ctx, appendU64(slices.Clone(prefix), from), versionBound(prefix, to), func(k, v []byte) bool {
+		used = true
+		return false
+	})
+	if err != nil {
+		return false, internalErr("read versions", err)
+	}
+	return used, nil
+}
+
+// versionBound is the end of the version keys at versions <= to.
+func versionBound(prefix []byte, to uint64) []byte {
+	if to == math.MaxUint64 {
+		return prefixEnd(prefix)
+	}
+	return appendU64(slices.Clone(prefix), to+1)
+}
+
+// DismissGroup deletes group gid, its membership and the receipt state of
+// all its messages, which answer ErrReceiptNotFound from then on. A group
+// created later with the same ID starts afresh.
+func (e *Engine) DismissGroup(ctx context.Context, gid string) error {
+	return e.groupCall(gid, func(gid string) error {
+		g, err := e.loadGroup(ctx, gid)
+		if err != nil {
+			return err
+		}
+		if g == nil {
+			return errorf(ErrGroupNotFound, "%q", gid)
+		}
+		// The expiry keys of the group's messages lie outside its ranges;
+		// find them through the version index before it goes.
+		ck := convKey(Group(gid))
+		var timeKeys [][]byte
+		prefix := groupKey(gid, groupVersion)
+		err = e.st.Scan(ctx, prefix, prefixEnd(prefix), func(k, v []byte) bool {
+			msgID, _, perr := readLP(k[len(prefix)+8:])
+			if perr == nil && len(v) == 8 {
+				timeKeys = append(timeKeys, timeKey(int64(binary.BigEndian.Uint64(v)), ck, msgID))
+			}
+			return true
+		})
+		if err != nil {
+			return internalErr("dismiss group", err)
+		}
+		var b store.Batch
+		gp := groupPrefix(gid)
+		b.DeleteRange(gp, prefixEnd(gp))
+		mp := conversationMessagesPrefix(ck)
+		b.DeleteRange(mp, prefixEnd(mp))
+		const inline = 4096
+		for len(timeKeys) > 0 && b.Len() < inline {
+			b.Delete(timeKeys[0])
+			timeKeys = timeKeys[1:]
+		}
+		if err := e.st.Write(ctx, &b, e.writeOpts()); err != nil {
+			return internalErr("dismiss group", err)
+		}
+		// The group is gone. Left-over expiry keys are harmless (the sweep
+		// drops keys whose message is gone), so clear them in slices.
+		for len(timeKeys) > 0 {
+			b.Reset()
+			for len(timeKeys) > 0 && b.Len() < inline {
+				b.Delete(timeKeys[0])
+				timeKeys = timeKeys[1:]
+			}
+			if err := e.st.Write(ctx, &b, store.WriteOptions{}); err != nil {
+				return internalErr("dismiss group", err)
+			}
+		}
+		return nil
+	})
+}
+
+// GetGroup returns what the engine knows of group gid, or ErrGroupNotFound.
+func (e *Engine) GetGroup(ctx context.Context, gid string) (GroupInfo, error) {
+	if err := e.enter(); err != nil {
+		return GroupInfo{}, err
+	}
+	defer e.leave()
+	if err := validID("group ID", gid, e.cfg.maxIDLength); err != nil {
+		return GroupInfo{}, err
+	}
+	g, err := e.loadGroup(ctx, gid)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	if g == nil {
+		return GroupInfo{}, errorf(ErrGroupNotFound, "%q", gid)
+	}
+	return GroupInfo{ID: gid, Type: g.Type, Members: int(g.Members), Version: g.Version}, nil
+}

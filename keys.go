@@ -1,0 +1,186 @@
+package readreceipt
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Key layout. Every ID is written length-prefixed (one byte, IDs are at most
+// 255 bytes), so that the keys of one group, conversation or message form a
+// contiguous range that no other ID's keys fall into.
+//
+//	\x00 'v'                                   schema version
+//	\x00 's'                                   secret for cursor MACs
+//	'g' lp(group) \x00                         group meta
+//	'g' lp(group) 'c' hi16 ^version64          membership chunk: members with index>>16 == hi16,
+//	                                           written at version; ^version sorts newest first
+//	'g' lp(group) 'i' index32                  member index -> user ID
+//	'g' lp(group) 'u' user                     user ID -> member index (kept for life)
+//	'g' lp(group) 'v' version64 lp(msg)        live message tracked at version (value: trackedAt)
+//	'm' conv lp(msg) \x00                      message meta
+//	'm' conv lp(msg) 'n'                       read count (merge counter)
+//	'm' conv lp(msg) 'r' hi16                  readers with index>>16 == hi16 (merge set)
+//	't' trackedAt64 conv lp(msg)               expiry index
+//
+// where conv is 'g' lp(group) or 'c' lp(userA) lp(userB) with userA < userB.
+const (
+	prefixSystem  = 0x00
+	prefixGroup   = 'g'
+	prefixMessage = 'm'
+	prefixTime    = 't'
+
+	groupMeta    = 0x00
+	groupChunk   = 'c'
+	groupIndex   = 'i'
+	groupUser    = 'u'
+	groupVersion = 'v'
+
+	msgMeta    = 0x00
+	msgCount   = 'n'
+	msgReaders = 'r'
+
+	convGroup = 'g'
+	convC2C   = 'c'
+)
+
+var (
+	keySchemaVersion = []byte{prefixSystem, 'v'}
+	keySecret        = []byte{prefixSystem, 's'}
+)
+
+func appendLP(b []byte, s string) []byte {
+	b = append(b, byte(len(s)))
+	return append(b, s...)
+}
+
+func appendU16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(b, v) }
+func appendU32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+func appendU64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+// convKey encodes a conversation.
+func convKey(c Conversation) []byte {
+	switch c.Type {
+	case ConversationGroup:
+		return appendLP([]byte{convGroup}, c.GroupID)
+	default:
+		a, b := c.canonicalUsers()
+		return appendLP(appendLP([]byte{convC2C}, a), b)
+	}
+}
+
+// groupPrefix is the prefix of all of a group's keys.
+func groupPrefix(gid string) []byte { return appendLP([]byte{prefixGroup}, gid) }
+
+func groupKey(gid string, kind byte) []byte { return append(groupPrefix(gid), kind) }
+
+func groupMetaKey(gid string) []byte { return groupKey(gid, groupMeta) }
+
+func chunkKey(gid string, hi uint16, version uint64) []byte {
+	return appendU64(appendU16(groupKey(gid, groupChunk), hi), ^version)
+}
+
+func indexKey(gid string, idx uint32) []byte { return appendU32(groupKey(gid, groupIndex), idx) }
+
+func userKey(gid, uid string) []byte { return append(groupKey(gid, groupUser), uid...) }
+
+func versionKey(gid string, version uint64, msgID string) []byte {
+	return appendLP(appendU64(groupKey(gid, groupVersion), version), msgID)
+}
+
+// messagePrefix is the prefix of all of a message's keys.
+func messagePrefix(conv []byte, msgID string) []byte {
+	b := make([]byte, 0, 2+len(conv)+len(msgID)+3)
+	b = append(b, prefixMessage)
+	b = append(b, conv...)
+	return appendLP(b, msgID)
+}
+
+// conversationMessagesPrefix is the prefix of all message keys of a
+// conversation.
+func conversationMessagesPrefix(conv []byte) []byte {
+	return append([]byte{prefixMessage}, conv...)
+}
+
+func withSuffix(prefix []byte, suffix ...byte) []byte {
+	b := make([]byte, 0, len(prefix)+len(suffix))
+	return append(append(b, prefix...), suffix...)
+}
+
+func readersKey(msgPrefix []byte, hi uint16) []byte {
+	return appendU16(withSuffix(msgPrefix, msgReaders), hi)
+}
+
+func timeKey(trackedAt int64, conv []byte, msgID string) []byte {
+	b := appendU64([]byte{prefixTime}, uint64(trackedAt))
+	b = append(b, conv...)
+	return appendLP(b, msgID)
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] != 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil // p is all 0xff: no upper bound
+}
+
+var errBadKey = errors.New("readreceipt: malformed key")
+
+// readLP reads one length-prefixed string.
+func readLP(b []byte) (string, []byte, error) {
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return "", nil, errBadKey
+	}
+	n := int(b[0])
+	return string(b[1 : 1+n]), b[1+n:], nil
+}
+
+// parseConv reads an encoded conversation from the front of b.
+func parseConv(b []byte) (Conversation, []byte, error) {
+	if len(b) < 1 {
+		return Conversation{}, nil, errBadKey
+	}
+	switch b[0] {
+	case convGroup:
+		gid, rest, err := readLP(b[1:])
+		return Group(gid), rest, err
+	case convC2C:
+		a, rest, err := readLP(b[1:])
+		if err != nil {
+			return Conversation{}, nil, err
+		}
+		u, rest, err := readLP(rest)
+		return C2C(a, u), rest, err
+	}
+	return Conversation{}, nil, errBadKey
+}
+
+// parseTimeKey splits an expiry index key.
+func parseTimeKey(k []byte) (trackedAt int64, conv Conversation, msgID string, err error) {
+	if len(k) < 9 || k[0] != prefixTime {
+		return 0, Conversation{}, "", errBadKey
+	}
+	trackedAt = int64(binary.BigEndian.Uint64(k[1:9]))
+	conv, rest, err := parseConv(k[9:])
+	if err != nil {
+		return 0, Conversation{}, "", err
+	}
+	msgID, rest, err = readLP(rest)
+	if err == nil && len(rest) != 0 {
+		err = errBadKey
+	}
+	return trackedAt, conv, msgID, err
+}
+
+// parseChunkKey returns the hi16 and version of a membership chunk key whose
+// group prefix has been stripped along with the 'c'.
+func parseChunkSuffix(b []byte) (hi uint16, version uint64, err error) {
+	if len(b) != 10 {
+		return 0, 0, errBadKey
+	}
+	return binary.BigEndian.Uint16(b), ^binary.BigEndian.Uint64(b[2:]), nil
+}

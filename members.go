@@ -1,0 +1,171 @@
+package readreceipt
+
+import (
+	"context"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// MemberFilter selects the members a member page lists.
+type MemberFilter uint8
+
+const (
+	// FilterRead lists the members who have read the message (the SDK's
+	// filter 0).
+	FilterRead MemberFilter = 0
+	// FilterUnread lists the recipients who have not read it (filter 1).
+	FilterUnread MemberFilter = 1
+)
+
+// MemberListRequest asks for one page of a group message's read or unread
+// members.
+type MemberListRequest struct {
+	// Message is the group message.
+	Message MessageRef
+	// Filter is FilterRead or FilterUnread.
+	Filter MemberFilter
+	// Cursor is "" for the first page, then the Cursor of the page before.
+	Cursor string
+	// Count is how many members to return, 1 to WithMaxPageSize (default
+	// 100).
+	Count int
+}
+
+// MemberPage is one page of a member list.
+type MemberPage struct {
+	MessageID string
+	// IsCompleted reports that no member follows this page.
+	IsCompleted bool
+	// Cursor continues the list when IsCompleted is false; it is "" when the
+	// list is complete.
+	Cursor string
+	// ReadUserIDList holds the page's members for FilterRead.
+	ReadUserIDList []string
+	// UnreadUserIDList holds the page's members for FilterUnread.
+	UnreadUserIDList []string
+}
+
+// GetGroupMessageReadMemberList returns one page of the members who have
+// (FilterRead) or have not (FilterUnread) read a group message, in the order
+// of their member indexes, that is, of when they first joined the group.
+// Walking the pages from Cursor "" until IsCompleted lists every matching
+// member exactly once while nothing changes meanwhile; receipts recorded
+// during the walk may or may not appear on pages not yet fetched. A page
+// costs about its count, not the group's size.
+//
+// It fails with ErrInvalidParameter for a C2C message, an unknown filter or
+// a count <= 0; ErrPageTooLarge for a count over the limit;
+// ErrInvalidCursor for a cursor made for another message or filter, or
+// altered; ErrReceiptNotFound and ErrPermissionDenied as
+// GetMessageReadReceiptList does.
+func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Caller, req MemberListRequest) (MemberPage, error) {
+	if err := e.enterReceipts(); err != nil {
+		return MemberPage{}, err
+	}
+	defer e.leave()
+	if err := e.validCaller(caller); err != nil {
+		return MemberPage{}, err
+	}
+	conv, err := e.validRefs([]MessageRef{req.Message}, 1)
+	if err != nil {
+		return MemberPage{}, err
+	}
+	if conv.Type != ConversationGroup {
+		return MemberPage{}, errorf(ErrInvalidParameter, "member lists are for group messages")
+	}
+	if req.Filter != FilterRead && req.Filter != FilterUnread {
+		return MemberPage{}, errorf(ErrInvalidParameter, "unknown filter %d", req.Filter)
+	}
+	if req.Count <= 0 {
+		return MemberPage{}, errorf(ErrInvalidParameter, "count %d", req.Count)
+	}
+	if req.Count > e.cfg.maxPageSize {
+		return MemberPage{}, errorf(ErrPageTooLarge, "count %d, limit %d", req.Count, e.cfg.maxPageSize)
+	}
+	gid := conv.GroupID
+	ck := convKey(conv)
+	lock := e.convLock(ck)
+	lock.RLock()
+	defer lock.RUnlock()
+
+	g, err := e.loadGroup(ctx, gid)
+	if err != nil {
+		return MemberPage{}, err
+	}
+	prefix := messagePrefix(ck, req.Message.ID)
+	m := e.entries.acquire(prefix)
+	defer e.entries.release(m)
+	if err := e.loadEntries(ctx, m); err != nil {
+		return MemberPage{}, err
+	}
+	m.mu.Lock()
+	meta, err := e.liveMeta(m, true, g)
+	m.mu.Unlock()
+	if err != nil {
+		return MemberPage{}, err
+	}
+	if err := e.authorize(ctx, caller, conv, g, meta); err != nil {
+		return MemberPage{}, err
+	}
+	var pos uint32
+	if req.Cursor != "" {
+		if pos, err = e.decodeCursor(req.Cursor, prefix, meta.TrackedAt, req.Filter); err != nil {
+			return MemberPage{}, err
+		}
+	}
+
+	// Collect up to Count+1 member indexes from pos on: one more than the
+	// page, to know whether the list goes on.
+	want := req.Count + 1
+	idxs := make([]uint32, 0, want)
+	last, any := lastChunk(meta.EndIndex)
+	for hi := int(chunkOf(pos)); any && pos < meta.EndIndex && hi <= int(last) && len(idxs) < want; hi++ {
+		h := uint16(hi)
+		if err := e.ensureReaders(ctx, m, h); err != nil {
+			return MemberPage{}, err
+		}
+		var snap *roaring.Bitmap
+		if req.Filter == FilterUnread {
+			if snap, err = e.memberChunk(ctx, gid, g.Incarnation, h, meta.Version); err != nil {
+				return MemberPage{}, err
+			}
+		}
+		m.mu.Lock()
+		readers := m.chunks[h]
+		if req.Filter == FilterRead {
+			// The chunk changes under receipts: read it under the lock.
+			it := readers.Iterator()
+			it.AdvanceIfNeeded(pos)
+			for it.HasNext() && len(idxs) < want {
+				idxs = append(idxs, it.Next())
+			}
+			m.mu.Unlock()
+			continue
+		}
+		unread := roaring.AndNot(snap, readers)
+		m.mu.Unlock()
+		it := unread.Iterator()
+		it.AdvanceIfNeeded(pos)
+		for it.HasNext() && len(idxs) < want {
+			if x := it.Next(); x != meta.SenderIndex {
+				idxs = append(idxs, x)
+			}
+		}
+	}
+
+	page := MemberPage{MessageID: req.Message.ID, IsCompleted: len(idxs) <= req.Count}
+	if !page.IsCompleted {
+		page.Cursor = e.encodeCursor(prefix, meta.TrackedAt, req.Filter, idxs[req.Count])
+		idxs = idxs[:req.Count]
+	}
+	users, err := e.userIDs(ctx, gid, g.Incarnation, idxs)
+	if err != nil {
+		return MemberPage{}, err
+	}
+	if req.Filter == FilterRead {
+		page.ReadUserIDList = users
+	} else {
+		page.UnreadUserIDList = users
+	}
+	return page, nil
+}

@@ -1,0 +1,331 @@
+package readreceipt
+
+import (
+	"context"
+	"encoding/binary"
+	"sync"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/readreceipt/readreceipt/store"
+)
+
+// msgEntry is the engine's in-memory state of one message: its meta, its
+// read count and the reader chunks loaded so far, plus the receipts being
+// written. The table pins an entry while a call uses it.
+//
+// The entry is kept equal to the store: a receipt is first marked pending
+// (so that a concurrent duplicate is not counted twice), then written, and
+// only after the write succeeds added to count and chunks. Calls that remove
+// or replace a message (TrackMessage of a stale one, DeleteMessage, expiry)
+// hold the conversation's write lock, so no receipt is in flight then.
+type msgEntry struct {
+	key        string // the message's key prefix
+	shard      int
+	refs       int32 // guarded by the table shard
+	size       int64 // guarded by the table shard
+	prev, next *msgEntry
+
+	mu      sync.Mutex
+	loaded  bool
+	exists  bool
+	meta    messageRecord
+	count   int64
+	chunks  map[uint16]*roaring.Bitmap // committed readers, by chunk
+	pending map[uint32]struct{}        // readers being written
+}
+
+// c2cReader is the pending mark of a C2C message's only recipient.
+const c2cReader = 0
+
+// reset forgets the message; the caller holds m.mu and returns the bytes to
+// uncharge.
+func (m *msgEntry) reset() int64 {
+	var freed int64
+	for _, bm := range m.chunks {
+		freed += bitmapBytes(bm)
+	}
+	m.loaded, m.exists = true, false
+	m.meta = messageRecord{}
+	m.count = 0
+	m.chunks = nil
+	m.pending = nil
+	return freed
+}
+
+func (m *msgEntry) hasReader(idx uint32) bool {
+	if _, ok := m.pending[idx]; ok {
+		return true
+	}
+	bm := m.chunks[chunkOf(idx)]
+	return bm != nil && bm.Contains(idx)
+}
+
+// acquireAll pins the entries of distinct message prefixes.
+func (e *Engine) acquireAll(prefixes [][]byte) []*msgEntry {
+	out := make([]*msgEntry, len(prefixes))
+	for i, p := range prefixes {
+		out[i] = e.entries.acquire(p)
+	}
+	return out
+}
+
+func (e *Engine) releaseAll(ms []*msgEntry) {
+	for _, m := range ms {
+		e.entries.release(m)
+	}
+}
+
+// loadEntries reads the meta and count of every entry not loaded yet, in one
+// store call. Like ensureReaders it reads without holding the entries' locks
+// and fills only entries still unloaded afterwards.
+func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
+	var keys [][]byte
+	var want []*msgEntry
+	for _, m := range ms {
+		m.mu.Lock()
+		if !m.loaded {
+			want = append(want, m)
+			keys = append(keys, withSuffix([]byte(m.key), msgMeta), withSuffix([]byte(m.key), msgCount))
+		}
+		m.mu.Unlock()
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	vals, err := e.st.Get(ctx, keys)
+	if err != nil {
+		return internalErr("read message", err)
+	}
+	for i, m := range want {
+		var rec messageRecord
+		var count int64
+		if vals[2*i] != nil {
+			if rec, err = decodeMessage(vals[2*i]); err != nil {
+				return internalErr("decode message", err)
+			}
+			if count, err = store.DecodeCounter(vals[2*i+1]); err != nil {
+				return internalErr("decode count", err)
+			}
+		}
+		m.mu.Lock()
+		if !m.loaded {
+			m.loaded = true
+			m.exists = vals[2*i] != nil
+			m.meta, m.count = rec, count
+		}
+		m.mu.Unlock()
+	}
+	return nil
+}
+
+// liveMeta returns the meta of a message that has receipt info: tracked,
+// not deleted, not expired, and in the current incarnation of its group (g
+// is nil for a C2C message; for a group message, g is nil when the group is
+// gone). The caller holds m.mu.
+func (e *Engine) liveMeta(m *msgEntry, isGroup bool, g *groupRecord) (messageRecord, error) {
+	switch {
+	case !m.exists:
+		return messageRecord{}, ErrReceiptNotFound
+	case e.expired(m.meta.TrackedAt):
+		return messageRecord{}, errorf(ErrReceiptNotFound, "expired")
+	case isGroup && g == nil:
+		return messageRecord{}, errorf(ErrReceiptNotFound, "group dismissed")
+	case isGroup && g.Incarnation != m.meta.Incarnation:
+		return messageRecord{}, errorf(ErrReceiptNotFound, "group dismissed")
+	}
+	return m.meta, nil
+}
+
+// TrackMessage registers a sent message that asks for read receipts. Its
+// recipients are fixed now: the C2C peer, or the group's current members
+// minus the sender. Tracking a message again with the same sender is a
+// no-op; with another sender it fails with ErrAlreadyTracked. Tracking costs
+// the same in a group of ten and of a million: the recipients are the
+// group's current membership snapshot, not a copy of it.
+//
+// It fails with ErrGroupNotFound for an unknown group, ErrGroupTypeDisabled
+// if the group's type does not support receipts, ErrInvalidParameter for bad
+// IDs or a C2C sender outside the conversation, ErrFeatureDisabled when the
+// feature is off.
+func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
+	if err := e.enterReceipts(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if err := e.validConversation(msg.Conversation); err != nil {
+		return err
+	}
+	if err := validID("message ID", msg.ID, e.cfg.maxIDLength); err != nil {
+		return err
+	}
+	if err := validID("sender", msg.Sender, e.cfg.maxIDLength); err != nil {
+		return err
+	}
+	conv := msg.Conversation
+	isGroup := conv.Type == ConversationGroup
+	if !isGroup && !conv.has(msg.Sender) {
+		return errorf(ErrInvalidParameter, "sender %q is not in %s", msg.Sender, conv)
+	}
+	ck := convKey(conv)
+	lock := e.convLock(ck)
+	lock.RLock()
+	defer lock.RUnlock()
+
+	rec := messageRecord{Sender: msg.Sender, TrackedAt: e.now(), SenderIndex: noIndex, Recipients: 1}
+	var g *groupRecord
+	if isGroup {
+		var err error
+		if g, err = e.loadGroup(ctx, conv.GroupID); err != nil {
+			return err
+		}
+		if g == nil {
+			return errorf(ErrGroupNotFound, "%q", conv.GroupID)
+		}
+		if !e.groupTypeEnabled(g.Type) {
+			return errorf(ErrGroupTypeDisabled, "group %q is %s", conv.GroupID, g.Type)
+		}
+		rec.Incarnation, rec.Version, rec.EndIndex = g.Incarnation, g.Version, g.NextIndex
+		rec.Recipients = g.Members
+		idx, known, err := e.memberIndex(ctx, conv.GroupID, g.Incarnation, msg.Sender)
+		if err != nil {
+			return err
+		}
+		if known {
+			member, err := e.wasMember(ctx, conv.GroupID, g.Incarnation, idx, g.Version)
+			if err != nil {
+				return err
+			}
+			if member {
+				rec.SenderIndex = idx
+				rec.Recipients--
+			}
+		}
+	}
+
+	prefix := messagePrefix(ck, msg.ID)
+	m := e.entries.acquire(prefix)
+	defer e.entries.release(m)
+	if err := e.loadEntries(ctx, m); err != nil {
+		return err
+	}
+	// m.mu is held across the write so that two calls tracking the same
+	// message cannot both write it.
+	m.mu.Lock()
+	var freed int64
+	defer func() {
+		m.mu.Unlock()
+		e.entries.charge(m, -freed)
+	}()
+	var b store.Batch
+	if m.exists {
+		if _, err := e.liveMeta(m, isGroup, g); err == nil {
+			if m.meta.Sender == msg.Sender {
+				return nil
+			}
+			return errorf(ErrAlreadyTracked, "message %q is tracked with sender %q", msg.ID, m.meta.Sender)
+		}
+		// The old message expired or its group was dismissed; it is not
+		// swept yet. Replace it.
+		b.DeleteRange(prefix, prefixEnd(prefix))
+		b.Delete(timeKey(m.meta.TrackedAt, ck, msg.ID))
+		if isGroup && m.meta.Incarnation == g.Incarnation {
+			b.Delete(versionKey(conv.GroupID, m.meta.Version, msg.ID))
+		}
+	}
+	b.Set(withSuffix(prefix, msgMeta), rec.encode())
+	b.Set(timeKey(rec.TrackedAt, ck, msg.ID), nil)
+	if isGroup {
+		b.Set(versionKey(conv.GroupID, rec.Version, msg.ID), binary.BigEndian.AppendUint64(nil, uint64(rec.TrackedAt)))
+	}
+	if err := e.st.Write(ctx, &b, e.writeOpts()); err != nil {
+		return internalErr("track message", err)
+	}
+	freed = m.reset()
+	m.exists, m.meta = true, rec
+	return nil
+}
+
+// DeleteMessage removes a message's receipt state, as when the message is
+// recalled or deleted: afterwards every call for it answers
+// ErrReceiptNotFound, and its storage is released. Deleting a message that
+// is not tracked is a no-op. It works while the feature is switched off.
+func (e *Engine) DeleteMessage(ctx context.Context, ref MessageRef) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if err := e.validConversation(ref.Conversation); err != nil {
+		return err
+	}
+	if err := validID("message ID", ref.ID, e.cfg.maxIDLength); err != nil {
+		return err
+	}
+	ck := convKey(ref.Conversation)
+	lock := e.convLock(ck)
+	lock.Lock()
+	defer lock.Unlock()
+	n, err := e.deleteMessages(ctx, ref.Conversation, []string{ref.ID}, nil)
+	if err == nil && n > 0 && ref.Conversation.Type == ConversationGroup {
+		e.markGC(ref.Conversation.GroupID)
+	}
+	return err
+}
+
+// deleteMessages deletes messages of one conversation, whose lock the
+// caller holds for writing. When trackedAt is not nil, a message is deleted
+// only if it is the one tracked at that time (the expiry sweep), and the
+// expiry key of each given time is removed in any case. It returns how many
+// messages were deleted.
+func (e *Engine) deleteMessages(ctx context.Context, conv Conversation, ids []string, trackedAt []int64) (int, error) {
+	ck := convKey(conv)
+	isGroup := conv.Type == ConversationGroup
+	var g *groupRecord
+	if isGroup {
+		var err error
+		if g, err = e.loadGroup(ctx, conv.GroupID); err != nil {
+			return 0, err
+		}
+	}
+	ms := make([]*msgEntry, len(ids))
+	for i, id := range ids {
+		ms[i] = e.entries.acquire(messagePrefix(ck, id))
+	}
+	defer e.releaseAll(ms)
+	if err := e.loadEntries(ctx, ms...); err != nil {
+		return 0, err
+	}
+	var b store.Batch
+	var doomed []*msgEntry
+	for i, m := range ms {
+		id := ids[i]
+		if trackedAt != nil {
+			b.Delete(timeKey(trackedAt[i], ck, id))
+		}
+		m.mu.Lock()
+		match := m.exists && (trackedAt == nil || m.meta.TrackedAt == trackedAt[i])
+		meta := m.meta
+		m.mu.Unlock()
+		if !match {
+			continue
+		}
+		prefix := []byte(m.key)
+		b.DeleteRange(prefix, prefixEnd(prefix))
+		if trackedAt == nil {
+			b.Delete(timeKey(meta.TrackedAt, ck, id))
+		}
+		if isGroup && g != nil && g.Incarnation == meta.Incarnation {
+			b.Delete(versionKey(conv.GroupID, meta.Version, id))
+		}
+		doomed = append(doomed, m)
+	}
+	if err := e.st.Write(ctx, &b, e.writeOpts()); err != nil {
+		return 0, internalErr("delete message", err)
+	}
+	for _, m := range doomed {
+		m.mu.Lock()
+		freed := m.reset()
+		m.mu.Unlock()
+		e.entries.charge(m, -freed)
+	}
+	return len(doomed), nil
+}

@@ -1,0 +1,150 @@
+package readreceipt
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Records stored as values. Each starts with a format byte so that a later
+// version can read an older one.
+
+var errBadRecord = errors.New("readreceipt: malformed record")
+
+const recordV1 = 1
+
+// groupRecord is a group's meta: its type, identity and membership clock.
+type groupRecord struct {
+	Type GroupType
+	// Incarnation tells a group from an earlier group of the same ID that
+	// was dismissed; messages remember it.
+	Incarnation uint64
+	// Version counts membership changes; a message's recipients are the
+	// members at the version it was tracked at.
+	Version uint64
+	// NextIndex is the member index the next new member gets.
+	NextIndex uint32
+	// Members is the number of current members.
+	Members uint32
+	// CreatedAt is when the group was created, in Unix nanoseconds.
+	CreatedAt int64
+}
+
+func (g *groupRecord) encode() []byte {
+	b := []byte{recordV1, byte(g.Type)}
+	b = binary.AppendUvarint(b, g.Incarnation)
+	b = binary.AppendUvarint(b, g.Version)
+	b = binary.AppendUvarint(b, uint64(g.NextIndex))
+	b = binary.AppendUvarint(b, uint64(g.Members))
+	b = binary.AppendVarint(b, g.CreatedAt)
+	return b
+}
+
+func decodeGroup(b []byte) (groupRecord, error) {
+	var g groupRecord
+	if len(b) < 2 || b[0] != recordV1 {
+		return g, errBadRecord
+	}
+	g.Type = GroupType(b[1])
+	r := reader{b: b[2:]}
+	g.Incarnation = r.uvarint()
+	g.Version = r.uvarint()
+	g.NextIndex = r.uint32()
+	g.Members = r.uint32()
+	g.CreatedAt = r.varint()
+	if r.err != nil || len(r.b) != 0 || !g.Type.valid() || g.Members > g.NextIndex {
+		return g, errBadRecord
+	}
+	return g, nil
+}
+
+// noIndex marks a message whose sender was not a member of its group.
+const noIndex = ^uint32(0)
+
+// messageRecord is a tracked message's meta. It never changes after
+// TrackMessage; counts live in their own key.
+type messageRecord struct {
+	Sender    string
+	TrackedAt int64 // Unix nanoseconds
+	// The group fields are zero for C2C messages.
+	Incarnation uint64 // the group's incarnation
+	Version     uint64 // the membership version the recipients are taken at
+	EndIndex    uint32 // every member index at that version is below it
+	SenderIndex uint32 // the sender's member index, or noIndex
+	Recipients  uint32 // members at Version minus the sender (1 for C2C)
+}
+
+func (m *messageRecord) encode() []byte {
+	b := []byte{recordV1}
+	b = appendLP(b, m.Sender)
+	b = binary.AppendVarint(b, m.TrackedAt)
+	b = binary.AppendUvarint(b, m.Incarnation)
+	b = binary.AppendUvarint(b, m.Version)
+	b = binary.AppendUvarint(b, uint64(m.EndIndex))
+	b = binary.AppendUvarint(b, uint64(m.SenderIndex))
+	b = binary.AppendUvarint(b, uint64(m.Recipients))
+	return b
+}
+
+func decodeMessage(b []byte) (messageRecord, error) {
+	var m messageRecord
+	if len(b) < 1 || b[0] != recordV1 {
+		return m, errBadRecord
+	}
+	sender, rest, err := readLP(b[1:])
+	if err != nil {
+		return m, errBadRecord
+	}
+	m.Sender = sender
+	r := reader{b: rest}
+	m.TrackedAt = r.varint()
+	m.Incarnation = r.uvarint()
+	m.Version = r.uvarint()
+	m.EndIndex = r.uint32()
+	m.SenderIndex = r.uint32()
+	m.Recipients = r.uint32()
+	if r.err != nil || len(r.b) != 0 {
+		return m, errBadRecord
+	}
+	return m, nil
+}
+
+// reader decodes varints, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errBadRecord
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errBadRecord
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) uint32() uint32 {
+	v := r.uvarint()
+	if v > uint64(^uint32(0)) {
+		r.err = errBadRecord
+		return 0
+	}
+	return uint32(v)
+}

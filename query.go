@@ -1,0 +1,117 @@
+package readreceipt
+
+import (
+	"context"
+)
+
+// ReceiptInfo is the read state of one message, as returned by
+// GetMessageReadReceiptList.
+type ReceiptInfo struct {
+	MessageID string
+	// ReadCount and UnreadCount add up to the number of recipients: the
+	// group's members when the message was tracked, minus the sender; 1 for
+	// C2C.
+	ReadCount   int
+	UnreadCount int
+	// IsPeerRead reports, for a C2C message, that the peer has read it.
+	IsPeerRead bool
+	// Err is set, and the counts are zero, when the message's state cannot
+	// be given: ErrReceiptNotFound or ErrPermissionDenied.
+	Err error
+}
+
+// GetMessageReadReceiptList returns the read state of messages of one
+// conversation, in the order given; up to WithMaxQueryMessages (default 100)
+// messages a call. Counts are kept, not recomputed: each message costs the
+// same whatever its group's size. A message the engine has no state for, or
+// that caller may not see, gets its own error in its ReceiptInfo; the call
+// fails as a whole only on bad input, on messages of several conversations,
+// while the feature is off, or when the store fails.
+func (e *Engine) GetMessageReadReceiptList(ctx context.Context, caller Caller, messages []MessageRef) ([]ReceiptInfo, error) {
+	if err := e.enterReceipts(); err != nil {
+		return nil, err
+	}
+	defer e.leave()
+	if err := e.validCaller(caller); err != nil {
+		return nil, err
+	}
+	conv, err := e.validRefs(messages, e.cfg.maxQueryMessages)
+	if err != nil {
+		return nil, err
+	}
+	isGroup := conv.Type == ConversationGroup
+	ck := convKey(conv)
+	lock := e.convLock(ck)
+	lock.RLock()
+	defer lock.RUnlock()
+
+	var g *groupRecord
+	if isGroup {
+		if g, err = e.loadGroup(ctx, conv.GroupID); err != nil {
+			return nil, err
+		}
+	}
+	ms := make([]*msgEntry, len(messages))
+	for i, r := range messages {
+		ms[i] = e.entries.acquire(messagePrefix(ck, r.ID))
+	}
+	defer e.releaseAll(ms)
+	if err := e.loadEntries(ctx, ms...); err != nil {
+		return nil, err
+	}
+	out := make([]ReceiptInfo, len(messages))
+	for i, m := range ms {
+		out[i].MessageID = messages[i].ID
+		m.mu.Lock()
+		meta, err := e.liveMeta(m, isGroup, g)
+		count := m.count
+		m.mu.Unlock()
+		if err == nil {
+			err = e.authorize(ctx, caller, conv, g, meta)
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		out[i].ReadCount = int(count)
+		out[i].UnreadCount = int(int64(meta.Recipients) - count)
+		out[i].IsPeerRead = !isGroup && count > 0
+	}
+	return out, nil
+}
+
+func (e *Engine) validCaller(c Caller) error {
+	if c.Admin {
+		return nil
+	}
+	return validID("caller", c.UserID, e.cfg.maxIDLength)
+}
+
+// authorize decides whether caller may read a message's receipts.
+func (e *Engine) authorize(ctx context.Context, caller Caller, conv Conversation, g *groupRecord, meta messageRecord) error {
+	if caller.Admin || caller.UserID == meta.Sender {
+		return nil
+	}
+	if e.cfg.access == AccessRecipients {
+		if conv.Type == ConversationC2C {
+			if conv.has(caller.UserID) {
+				return nil
+			}
+		} else {
+			idx, known, err := e.memberIndex(ctx, conv.GroupID, g.Incarnation, caller.UserID)
+			if err != nil {
+				return err
+			}
+			if known && idx < meta.EndIndex && idx != meta.SenderIndex {
+				member, err := e.wasMember(ctx, conv.GroupID, g.Incarnation, idx, meta.Version)
+				if err != nil {
+					return err
+				}
+				if member {
+					return nil
+				}
+			}
+		}
+	}
+	return errorf(ErrPermissionDenied, "%q may not read the receipts of this message", caller.UserID)
+}
