@@ -1,0 +1,291 @@
+package readreceipt_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/readreceipt/readreceipt"
+	"github.com/readreceipt/readreceipt/store/memstore"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// openMem opens an engine on a fresh in-memory store and checks its
+// invariants when the test ends.
+func openMem(t testing.TB, opts ...readreceipt.Option) *readreceipt.Engine {
+	t.Helper()
+	e, err := readreceipt.Open(memstore.New(), opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { closeChecked(t, e) })
+	return e
+}
+
+// openDir opens an engine on a fresh Pebble directory.
+func openDir(t testing.TB, opts ...readreceipt.Option) *readreceipt.Engine {
+	t.Helper()
+	e, err := readreceipt.OpenDir(t.TempDir(), opts...)
+	require.NoError(t, err)
+	t.Cleanup(func() { closeChecked(t, e) })
+	return e
+}
+
+func closeChecked(t testing.TB, e *readreceipt.Engine) {
+	t.Helper()
+	if err := e.Check(context.Background()); err != nil && !errors.Is(err, readreceipt.ErrClosed) {
+		t.Errorf("check: %v", err)
+	}
+	assert.NoError(t, e.Close())
+}
+
+func userList(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+func engines(t *testing.T, fn func(t *testing.T, open func(opts ...readreceipt.Option) *readreceipt.Engine)) {
+	t.Run("mem", func(t *testing.T) {
+		fn(t, func(opts ...readreceipt.Option) *readreceipt.Engine { return openMem(t, opts...) })
+	})
+	t.Run("pebble", func(t *testing.T) {
+		fn(t, func(opts ...readreceipt.Option) *readreceipt.Engine { return openDir(t, opts...) })
+	})
+}
+
+// Many goroutines send the same receipts at once: each reader counts once
+// and the sender gets exactly one event per reader.
+func TestConcurrentReceiptsCountOnce(t *testing.T) {
+	engines(t, func(t *testing.T, open func(...readreceipt.Option) *readreceipt.Engine) {
+		ctx := context.Background()
+		e := open()
+		members := userList("u", 300)
+		require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, members))
+		msgs := []readreceipt.MessageRef{}
+		for i := 0; i < 3; i++ {
+			m := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m" + strconv.Itoa(i), Sender: "u0"}
+			require.NoError(t, e.TrackMessage(ctx, m))
+			msgs = append(msgs, m.Ref())
+		}
+		var events atomic.Int64
+		perReader := make([]atomic.Int64, len(members))
+		e.Subscribe(func(evs []readreceipt.ReceiptEvent) {
+			events.Add(int64(len(evs)))
+			for _, ev := range evs {
+				i, _ := strconv.Atoi(ev.Reader[1:])
+				perReader[i].Add(1)
+				assert.Equal(t, len(members)-1, ev.ReadCount+ev.UnreadCount)
+			}
+		})
+		var recorded atomic.Int64
+		var wg sync.WaitGroup
+		for w := 0; w < 6; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 1; i < len(members); i++ {
+					r := members[(i*7+w)%(len(members)-1)+1]
+					res, err := e.SendMessageReadReceipt(ctx, r, msgs)
+					if !assert.NoError(t, err) {
+						return
+					}
+					for _, x := range res {
+						assert.NoError(t, x.Err)
+						if x.Recorded {
+							recorded.Add(1)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		want := int64(len(msgs) * (len(members) - 1))
+		assert.Equal(t, want, recorded.Load(), "each receipt recorded exactly once")
+		assert.Equal(t, want, events.Load(), "one event per recorded receipt")
+		for i := 1; i < len(members); i++ {
+			assert.Equal(t, int64(len(msgs)), perReader[i].Load(), "events for reader %d", i)
+		}
+		infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("u0"), msgs)
+		require.NoError(t, err)
+		for _, in := range infos {
+			assert.Equal(t, len(members)-1, in.ReadCount)
+			assert.Equal(t, 0, in.UnreadCount)
+		}
+		require.NoError(t, e.Check(ctx))
+	})
+}
+
+// Membership changes, tracking, receipts and queries run at once; the
+// invariants hold throughout and at the end.
+func TestConcurrentMixedCalls(t *testing.T) {
+	engines(t, func(t *testing.T, open func(...readreceipt.Option) *readreceipt.Engine) {
+		ctx := context.Background()
+		e := open()
+		require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, userList("u", 50)))
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		var tracked atomic.Int64
+		wg.Add(1)
+		go func() { // joins and leaves
+			defer wg.Done()
+			for i := 0; i < 40; i++ {
+				assert.NoError(t, e.AddGroupMembers(ctx, "g", []string{"n" + strconv.Itoa(i)}))
+				assert.NoError(t, e.RemoveGroupMembers(ctx, "g", []string{"u" + strconv.Itoa(i)}))
+			}
+		}()
+		wg.Add(1)
+		go func() { // tracking
+			defer wg.Done()
+			for i := 0; i < 60; i++ {
+				err := e.TrackMessage(ctx, readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m" + strconv.Itoa(i), Sender: "u49"})
+				assert.NoError(t, err)
+				tracked.Store(int64(i + 1))
+			}
+		}()
+		for w := 0; w < 3; w++ {
+			wg.Add(1)
+			go func() { // receipts and queries
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					n := tracked.Load()
+					if n == 0 {
+						continue
+					}
+					ref := readreceipt.MessageRef{Conversation: readreceipt.Group("g"), ID: "m" + strconv.Itoa(i%int(n))}
+					reader := []string{"u", "n"}[i%2] + strconv.Itoa((i*13+w)%50)
+					res, err := e.SendMessageReadReceipt(ctx, reader, []readreceipt.MessageRef{ref})
+					assert.NoError(t, err)
+					if err == nil && res[0].Err != nil && reader != "u49" {
+						assert.ErrorIs(t, res[0].Err, readreceipt.ErrNotRecipient)
+					}
+					infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsAdmin(), []readreceipt.MessageRef{ref})
+					if assert.NoError(t, err) && assert.NoError(t, infos[0].Err) {
+						assert.GreaterOrEqual(t, infos[0].UnreadCount, 0)
+					}
+					_, err = e.GetGroupMessageReadMemberList(ctx, readreceipt.AsAdmin(), readreceipt.MemberListRequest{Message: ref, Filter: readreceipt.FilterUnread, Count: 20})
+					assert.NoError(t, err)
+				}
+			}()
+		}
+		for tracked.Load() < 60 {
+			runtimeGosched()
+		}
+		close(stop)
+		wg.Wait()
+		require.NoError(t, e.Check(ctx))
+	})
+}
+
+// Counts from GetMessageReadReceiptList always agree with the member lists.
+func TestCountsAgreeWithMemberLists(t *testing.T) {
+	ctx := context.Background()
+	e := openMem(t, readreceipt.WithMaxPageSize(7))
+	members := userList("u", 40)
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, members))
+	ref := readreceipt.MessageRef{Conversation: readreceipt.Group("g"), ID: "m"}
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: ref.Conversation, ID: ref.ID, Sender: "u3"}))
+	for i := 0; i < 40; i += 3 {
+		_, err := e.SendMessageReadReceipt(ctx, members[i], []readreceipt.MessageRef{ref})
+		require.NoError(t, err)
+		walk := func(f readreceipt.MemberFilter) []string {
+			var all []string
+			req := readreceipt.MemberListRequest{Message: ref, Filter: f, Count: 7}
+			for {
+				p, err := e.GetGroupMessageReadMemberList(ctx, readreceipt.AsUser("u3"), req)
+				require.NoError(t, err)
+				all = append(all, p.ReadUserIDList...)
+				all = append(all, p.UnreadUserIDList...)
+				if p.IsCompleted {
+					return all
+				}
+				req.Cursor = p.Cursor
+			}
+		}
+		read, unread := walk(readreceipt.FilterRead), walk(readreceipt.FilterUnread)
+		infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("u3"), []readreceipt.MessageRef{ref})
+		require.NoError(t, err)
+		assert.Len(t, read, infos[0].ReadCount)
+		assert.Len(t, unread, infos[0].UnreadCount)
+		assert.Equal(t, 39, len(read)+len(unread))
+		assert.NotContains(t, append(read, unread...), "u3", "the sender is never listed")
+	}
+}
+
+// Calls racing with Close either finish or fail with ErrClosed; none
+// panics and Close waits for the ones in progress.
+func TestCloseWhileBusy(t *testing.T) {
+	ctx := context.Background()
+	e, err := readreceipt.OpenDir(t.TempDir())
+	require.NoError(t, err)
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, userList("u", 20)))
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "u0"}))
+	ref := []readreceipt.MessageRef{{Conversation: readreceipt.Group("g"), ID: "m"}}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				_, err := e.SendMessageReadReceipt(ctx, fmt.Sprintf("u%d", 1+i%19), ref)
+				if err != nil {
+					assert.ErrorIs(t, err, readreceipt.ErrClosed)
+					return
+				}
+			}
+		}()
+	}
+	require.NoError(t, e.Close())
+	wg.Wait()
+	_, err = e.SendMessageReadReceipt(ctx, "u1", ref)
+	assert.ErrorIs(t, err, readreceipt.ErrClosed)
+}
+
+// A canceled context fails a call before it records anything.
+func TestCanceledContextRecordsNothing(t *testing.T) {
+	e := openMem(t)
+	ctx := context.Background()
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "r"}))
+	ref := readreceipt.MessageRef{Conversation: readreceipt.Group("g"), ID: "m"}
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: ref.Conversation, ID: ref.ID, Sender: "s"}))
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err := e.SendMessageReadReceipt(canceled, "r", []readreceipt.MessageRef{ref})
+	require.ErrorIs(t, err, context.Canceled)
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("s"), []readreceipt.MessageRef{ref})
+	require.NoError(t, err)
+	assert.Equal(t, 0, infos[0].ReadCount)
+	res, err := e.SendMessageReadReceipt(ctx, "r", []readreceipt.MessageRef{ref})
+	require.NoError(t, err)
+	assert.True(t, res[0].Recorded, "the canceled call left no pending state behind")
+}
+
+func TestOptionsRejectBadValues(t *testing.T) {
+	for name, opt := range map[string]readreceipt.Option{
+		"negative retention":  readreceipt.WithRetention(-1),
+		"zero messages":       readreceipt.WithMaxMessagesPerCall(0),
+		"zero query messages": readreceipt.WithMaxQueryMessages(0),
+		"zero page":           readreceipt.WithMaxPageSize(0),
+		"id length 256":       readreceipt.WithMaxIDLength(256),
+		"unknown group type":  readreceipt.WithGroupTypes(readreceipt.GroupType(9)),
+		"unknown access":      readreceipt.WithQueryAccess(readreceipt.QueryAccess(5)),
+		"nil clock":           readreceipt.WithClock(nil),
+		"zero cache":          readreceipt.WithCacheBytes(0),
+		"negative sweep":      readreceipt.WithSweepInterval(-1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := readreceipt.Open(memstore.New(), opt)
+			assert.Error(t, err)
+		})
+	}
+}

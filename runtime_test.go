@@ -1,0 +1,5 @@
+package readreceipt_test
+
+import "runtime"
+
+func runtimeGosched() { runtime.Gosched() }

@@ -1,0 +1,567 @@
+package readreceipt_test
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+	"github.com/readreceipt/readreceipt"
+	"github.com/readreceipt/readreceipt/store"
+	"github.com/readreceipt/readreceipt/store/memstore"
+	"github.com/readreceipt/readreceipt/store/pebblestore"
+)
+
+// TestScenarios runs the behaviour scenarios in testdata/scenarios, each
+// against the in-memory and the Pebble store. Every command is followed by
+// Engine.Check, so a scenario also fails if any invariant breaks. Run with
+// -rewrite to regenerate expected output after a deliberate change.
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/scenarios/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, backend := range []string{"mem", "pebble"} {
+		t.Run(backend, func(t *testing.T) {
+			for _, f := range files {
+				t.Run(filepath.Base(f), func(t *testing.T) {
+					h := &harness{backend: backend, dir: t.TempDir()}
+					defer h.close(t)
+					datadriven.RunTest(t, f, func(t *testing.T, d *datadriven.TestData) string {
+						out := h.run(t, d)
+						if h.eng != nil {
+							if err := h.eng.Check(context.Background()); err != nil {
+								t.Errorf("%s: after %q: %v", d.Pos, d.Cmd, err)
+							}
+						}
+						return out
+					})
+				})
+			}
+		})
+	}
+}
+
+// harness interprets scenario commands against one engine.
+type harness struct {
+	backend string
+	dir     string
+	mem     *memstore.Store
+	st      store.Store
+	eng     *readreceipt.Engine
+	opts    []readreceipt.Option
+	clock   time.Time
+
+	mu      sync.Mutex
+	events  []readreceipt.ReceiptEvent
+	cursors map[string]string
+	last    string // the cursor of the last page
+}
+
+func (h *harness) now() time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.clock
+}
+
+func (h *harness) openStore(t *testing.T) {
+	switch h.backend {
+	case "mem":
+		if h.mem == nil {
+			h.mem = memstore.New()
+		}
+		h.st = h.mem
+	case "pebble":
+		st, err := pebblestore.Open(h.dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.st = st
+	}
+}
+
+func (h *harness) openEngine(t *testing.T) {
+	h.openStore(t)
+	eng, err := readreceipt.Open(h.st, h.opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	eng.Subscribe(func(evs []readreceipt.ReceiptEvent) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.events = append(h.events, evs...)
+	})
+}
+
+func (h *harness) close(t *testing.T) {
+	if h.eng != nil {
+		if err := h.eng.Close(); err != nil {
+			t.Error(err)
+		}
+		h.eng = nil
+	}
+	if h.st != nil && h.backend == "pebble" {
+		if err := h.st.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	h.st = nil
+}
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	ctx := context.Background()
+	var out strings.Builder
+	switch d.Cmd {
+	case "open":
+		h.close(t)
+		h.mem, h.dir = nil, t.TempDir()
+		h.clock = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		h.opts = []readreceipt.Option{readreceipt.WithClock(h.now), readreceipt.WithSweepInterval(0)}
+		for _, a := range d.CmdArgs {
+			h.opts = append(h.opts, option(t, d, a))
+		}
+		h.openEngine(t)
+		return "ok"
+	case "reopen":
+		h.close(t)
+		h.openEngine(t)
+		return "ok"
+	case "advance":
+		dur := parseDuration(t, d, arg(t, d, "by"))
+		h.mu.Lock()
+		h.clock = h.clock.Add(dur)
+		h.mu.Unlock()
+		return "ok"
+	case "feature":
+		h.eng.SetFeatureEnabled(arg(t, d, "on") == "true")
+		return "ok"
+	case "group-types":
+		return result(h.eng.SetGroupTypes(groupTypes(t, d, list(t, d, "types"))...))
+	case "create-group":
+		typ, err := readreceipt.ParseGroupType(arg(t, d, "type"))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return result(h.eng.CreateGroup(ctx, arg(t, d, "id"), typ, users(t, d)))
+	case "add-members":
+		return result(h.eng.AddGroupMembers(ctx, arg(t, d, "group"), users(t, d)))
+	case "remove-members":
+		return result(h.eng.RemoveGroupMembers(ctx, arg(t, d, "group"), users(t, d)))
+	case "dismiss":
+		return result(h.eng.DismissGroup(ctx, arg(t, d, "group")))
+	case "group":
+		g, err := h.eng.GetGroup(ctx, arg(t, d, "id"))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("%s type=%s members=%d version=%d", g.ID, g.Type, g.Members, g.Version)
+	case "track":
+		err := h.eng.TrackMessage(ctx, readreceipt.Message{Conversation: conversation(t, d), ID: arg(t, d, "id"), Sender: arg(t, d, "sender")})
+		return result(err)
+	case "receipt":
+		res, err := h.eng.SendMessageReadReceipt(ctx, arg(t, d, "reader"), refs(t, d))
+		if err != nil {
+			out.WriteString("error: " + err.Error() + "\n")
+		}
+		for _, r := range res {
+			switch {
+			case r.Err != nil:
+				fmt.Fprintf(&out, "%s: error: %v\n", r.MessageID, r.Err)
+			case r.Recorded:
+				fmt.Fprintf(&out, "%s: recorded\n", r.MessageID)
+			default:
+				fmt.Fprintf(&out, "%s: already read\n", r.MessageID)
+			}
+		}
+		h.printEvents(&out)
+	case "counts":
+		infos, err := h.eng.GetMessageReadReceiptList(ctx, caller(t, d), refs(t, d))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		for _, in := range infos {
+			if in.Err != nil {
+				fmt.Fprintf(&out, "%s: error: %v\n", in.MessageID, in.Err)
+				continue
+			}
+			fmt.Fprintf(&out, "%s: read=%d unread=%d", in.MessageID, in.ReadCount, in.UnreadCount)
+			if d.HasArg("c2c") {
+				fmt.Fprintf(&out, " peer-read=%v", in.IsPeerRead)
+			}
+			out.WriteString("\n")
+		}
+	case "members":
+		return h.page(ctx, t, d)
+	case "walk":
+		return h.walk(ctx, t, d)
+	case "delete":
+		return result(h.eng.DeleteMessage(ctx, readreceipt.MessageRef{Conversation: conversation(t, d), ID: arg(t, d, "id")}))
+	case "sweep":
+		n, err := h.eng.Sweep(ctx)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("deleted %d", n)
+	case "keys":
+		return h.keys(ctx, t)
+	default:
+		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+	}
+	return strings.TrimRight(out.String(), "\n")
+}
+
+func (h *harness) printEvents(out *strings.Builder) {
+	h.mu.Lock()
+	evs := h.events
+	h.events = nil
+	h.mu.Unlock()
+	for _, ev := range evs {
+		if ev.GroupID != "" {
+			fmt.Fprintf(out, "event to %s: group=%s message=%s read=%d unread=%d (reader %s)\n",
+				ev.Sender, ev.GroupID, ev.MessageID, ev.ReadCount, ev.UnreadCount, ev.Reader)
+		} else {
+			fmt.Fprintf(out, "event to %s: user=%s message=%s peer-read=%v\n",
+				ev.Sender, ev.UserID, ev.MessageID, ev.IsPeerRead)
+		}
+	}
+}
+
+func (h *harness) request(t *testing.T, d *datadriven.TestData) readreceipt.MemberListRequest {
+	req := readreceipt.MemberListRequest{
+		Message: readreceipt.MessageRef{Conversation: conversation(t, d), ID: arg(t, d, "id")},
+		Count:   intArg(t, d, "count"),
+	}
+	switch f := arg(t, d, "filter"); f {
+	case "read":
+		req.Filter = readreceipt.FilterRead
+	case "unread":
+		req.Filter = readreceipt.FilterUnread
+	default:
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("%s: bad filter %q", d.Pos, f)
+		}
+		req.Filter = readreceipt.MemberFilter(n)
+	}
+	if d.HasArg("cursor") {
+		c := arg(t, d, "cursor")
+		switch {
+		case c == "next":
+			req.Cursor = h.last
+		case strings.HasPrefix(c, "saved:"):
+			req.Cursor = h.cursors[strings.TrimPrefix(c, "saved:")]
+		case strings.HasPrefix(c, "tampered:"):
+			s := []byte(h.cursors[strings.TrimPrefix(c, "tampered:")])
+			if s[len(s)/2] == 'A' {
+				s[len(s)/2] = 'B'
+			} else {
+				s[len(s)/2] = 'A'
+			}
+			req.Cursor = string(s)
+		default:
+			req.Cursor = c
+		}
+	}
+	return req
+}
+
+func (h *harness) page(ctx context.Context, t *testing.T, d *datadriven.TestData) string {
+	p, err := h.eng.GetGroupMessageReadMemberList(ctx, caller(t, d), h.request(t, d))
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	h.last = p.Cursor
+	if d.HasArg("save") {
+		if h.cursors == nil {
+			h.cursors = map[string]string{}
+		}
+		h.cursors[arg(t, d, "save")] = p.Cursor
+	}
+	return formatPage(p)
+}
+
+func formatPage(p readreceipt.MemberPage) string {
+	list, name := p.ReadUserIDList, "read"
+	if p.UnreadUserIDList != nil {
+		list, name = p.UnreadUserIDList, "unread"
+	}
+	s := fmt.Sprintf("%s: [%s] completed=%v", name, strings.Join(list, " "), p.IsCompleted)
+	if p.Cursor != "" {
+		s += " cursor=yes"
+	}
+	return s
+}
+
+// walk pages through a whole member list and prints each page.
+func (h *harness) walk(ctx context.Context, t *testing.T, d *datadriven.TestData) string {
+	req := h.request(t, d)
+	var out strings.Builder
+	seen := map[string]bool{}
+	total := 0
+	for i := 1; ; i++ {
+		p, err := h.eng.GetGroupMessageReadMemberList(ctx, caller(t, d), req)
+		if err != nil {
+			return out.String() + "error: " + err.Error()
+		}
+		for _, u := range append(p.ReadUserIDList, p.UnreadUserIDList...) {
+			if seen[u] {
+				t.Errorf("%s: %s listed twice", d.Pos, u)
+			}
+			seen[u] = true
+			total++
+		}
+		if !d.HasArg("quiet") {
+			fmt.Fprintf(&out, "page %d: %s\n", i, formatPage(p))
+		}
+		if p.IsCompleted {
+			break
+		}
+		req.Cursor = p.Cursor
+		if i > 100000 {
+			t.Fatalf("%s: walk does not end", d.Pos)
+		}
+	}
+	fmt.Fprintf(&out, "%d members", total)
+	return out.String()
+}
+
+// keys counts the stored keys by kind, to show that state is reclaimed.
+func (h *harness) keys(ctx context.Context, t *testing.T) string {
+	kinds := map[string]int{}
+	err := h.st.Scan(ctx, nil, nil, func(k, _ []byte) bool {
+		switch k[0] {
+		case 0:
+			kinds["system"]++
+		case 'g':
+			kinds["group"]++
+		case 'm':
+			kinds["message"]++
+		case 't':
+			kinds["expiry"]++
+		default:
+			kinds["other"]++
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []string
+	for k, n := range kinds {
+		if k != "system" {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+		}
+	}
+	sort.Strings(parts)
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, " ")
+}
+
+func result(err error) string {
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return "ok"
+}
+
+func arg(t *testing.T, d *datadriven.TestData, key string) string {
+	a, ok := d.Arg(key)
+	if !ok {
+		t.Fatalf("%s: missing argument %q", d.Pos, key)
+	}
+	if len(a.Vals) == 0 {
+		return ""
+	}
+	return unhex(t, d, a.Vals[0])
+}
+
+// unhex decodes values written hex:<bytes>, for IDs that are not valid
+// UTF-8 or not printable.
+func unhex(t *testing.T, d *datadriven.TestData, v string) string {
+	if h, ok := strings.CutPrefix(v, "hex:"); ok {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			t.Fatalf("%s: %v", d.Pos, err)
+		}
+		return string(b)
+	}
+	if n, ok := strings.CutPrefix(v, "long:"); ok {
+		k, err := strconv.Atoi(n)
+		if err != nil {
+			t.Fatalf("%s: %v", d.Pos, err)
+		}
+		return strings.Repeat("x", k)
+	}
+	return v
+}
+
+func list(t *testing.T, d *datadriven.TestData, key string) []string {
+	a, ok := d.Arg(key)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, v := range a.Vals {
+		out = append(out, unhex(t, d, v))
+	}
+	return out
+}
+
+func intArg(t *testing.T, d *datadriven.TestData, key string) int {
+	n, err := strconv.Atoi(arg(t, d, key))
+	if err != nil {
+		t.Fatalf("%s: %s: %v", d.Pos, key, err)
+	}
+	return n
+}
+
+func parseDuration(t *testing.T, d *datadriven.TestData, s string) time.Duration {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			t.Fatalf("%s: bad duration %q", d.Pos, s)
+		}
+		return time.Duration(n) * 24 * time.Hour
+	}
+	dur, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("%s: bad duration %q", d.Pos, s)
+	}
+	return dur
+}
+
+// users returns the members=(...) list, plus n generated users u0..u<n-1>
+// for count=n (big groups).
+func users(t *testing.T, d *datadriven.TestData) []string {
+	out := list(t, d, "members")
+	if d.HasArg("count") {
+		from := 0
+		if d.HasArg("from") {
+			from = intArg(t, d, "from")
+		}
+		for i := from; i < from+intArg(t, d, "count"); i++ {
+			out = append(out, "u"+strconv.Itoa(i))
+		}
+	}
+	return out
+}
+
+func groupTypes(t *testing.T, d *datadriven.TestData, names []string) []readreceipt.GroupType {
+	var out []readreceipt.GroupType
+	for _, n := range names {
+		typ, err := readreceipt.ParseGroupType(n)
+		if err != nil {
+			t.Fatalf("%s: %v", d.Pos, err)
+		}
+		out = append(out, typ)
+	}
+	return out
+}
+
+func conversation(t *testing.T, d *datadriven.TestData) readreceipt.Conversation {
+	if d.HasArg("group") {
+		return readreceipt.Group(arg(t, d, "group"))
+	}
+	if us := list(t, d, "c2c"); len(us) == 2 {
+		return readreceipt.C2C(us[0], us[1])
+	}
+	if d.HasArg("conv-type") {
+		return readreceipt.Conversation{Type: readreceipt.ConversationType(intArg(t, d, "conv-type")), GroupID: "x"}
+	}
+	t.Fatalf("%s: no conversation (group=... or c2c=(a,b))", d.Pos)
+	return readreceipt.Conversation{}
+}
+
+// refs returns the messages ids=(...) of the command's conversation, plus
+// one message per input line "group:G id" or "c2c:a,b id" (to mix
+// conversations).
+func refs(t *testing.T, d *datadriven.TestData) []readreceipt.MessageRef {
+	var out []readreceipt.MessageRef
+	if d.HasArg("ids") {
+		conv := conversation(t, d)
+		for _, id := range list(t, d, "ids") {
+			out = append(out, readreceipt.MessageRef{Conversation: conv, ID: id})
+		}
+	}
+	if d.HasArg("repeat") {
+		n := intArg(t, d, "repeat")
+		conv := conversation(t, d)
+		for i := 0; i < n; i++ {
+			out = append(out, readreceipt.MessageRef{Conversation: conv, ID: "m" + strconv.Itoa(i)})
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+		if line == "" {
+			continue
+		}
+		conv, id, _ := strings.Cut(line, " ")
+		kind, rest, _ := strings.Cut(conv, ":")
+		var c readreceipt.Conversation
+		switch kind {
+		case "group":
+			c = readreceipt.Group(rest)
+		case "c2c":
+			a, b, _ := strings.Cut(rest, ",")
+			c = readreceipt.C2C(a, b)
+		default:
+			t.Fatalf("%s: bad message line %q", d.Pos, line)
+		}
+		out = append(out, readreceipt.MessageRef{Conversation: c, ID: id})
+	}
+	return out
+}
+
+func caller(t *testing.T, d *datadriven.TestData) readreceipt.Caller {
+	c := arg(t, d, "caller")
+	if c == "admin" {
+		return readreceipt.AsAdmin()
+	}
+	return readreceipt.AsUser(c)
+}
+
+func option(t *testing.T, d *datadriven.TestData, a datadriven.CmdArg) readreceipt.Option {
+	v := ""
+	if len(a.Vals) > 0 {
+		v = a.Vals[0]
+	}
+	num := func() int {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", d.Pos, a.Key, err)
+		}
+		return n
+	}
+	switch a.Key {
+	case "retention":
+		return readreceipt.WithRetention(parseDuration(t, d, v))
+	case "access":
+		if v == "recipients" {
+			return readreceipt.WithQueryAccess(readreceipt.AccessRecipients)
+		}
+		return readreceipt.WithQueryAccess(readreceipt.AccessSender)
+	case "max-messages":
+		return readreceipt.WithMaxMessagesPerCall(num())
+	case "max-query":
+		return readreceipt.WithMaxQueryMessages(num())
+	case "page-size":
+		return readreceipt.WithMaxPageSize(num())
+	case "id-length":
+		return readreceipt.WithMaxIDLength(num())
+	case "feature":
+		return readreceipt.WithFeatureEnabled(v == "on")
+	case "types":
+		return readreceipt.WithGroupTypes(groupTypes(t, d, a.Vals)...)
+	}
+	t.Fatalf("%s: unknown option %q", d.Pos, a.Key)
+	return nil
+}
