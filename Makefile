@@ -1,0 +1,34 @@
+# Entry points for the usual jobs. CI runs .ci/run.
+GO ?= go
+
+.PHONY: all test race short fuzz bench lint cover quickstart ci
+
+all: lint test
+
+test:           ## the README's test command
+	$(GO) test ./...
+
+race:           ## every test under the race detector
+	$(GO) test -race ./...
+
+short:          ## the quick subset
+	$(GO) test -short ./...
+
+fuzz:           ## model-based fuzzing of the engine (FUZZTIME=5m)
+	$(GO) test -run XXX -fuzz FuzzEngine -fuzztime $${FUZZTIME:-1m} ./fuzz/
+
+bench:          ## benchmarks; see bench/BENCHMARKS.md for how results are recorded
+	$(GO) test -run XXX -bench . -benchmem ./bench/ ./store/...
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	$(GO) vet ./...
+
+cover:
+	$(GO) test -coverprofile=cover.out ./... && $(GO) tool cover -func=cover.out | tail -1
+
+quickstart:
+	$(GO) run ./examples/quickstart
+
+ci:
+	bash .ci/run
