@@ -1,0 +1,89 @@
+package store_test
+
+import (
+	"testing"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/readreceipt/readreceipt/store"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func set(t *testing.T, vals ...uint32) []byte {
+	t.Helper()
+	v, err := store.EncodeSet(roaring.BitmapOf(vals...))
+	require.NoError(t, err)
+	return v
+}
+
+func TestFold(t *testing.T) {
+	tests := []struct {
+		name     string
+		base     []byte
+		operands [][]byte
+		counter  int64
+		set      []uint32
+		bad      bool
+	}{
+		{name: "counter from nothing", operands: [][]byte{store.EncodeCounter(1)}, counter: 1},
+		{name: "counters add", base: store.EncodeCounter(5), operands: [][]byte{store.EncodeCounter(2), store.EncodeCounter(-3)}, counter: 4},
+		{name: "set deltas union", operands: [][]byte{store.EncodeSetAdd(3, 1), store.EncodeSetAdd(1, 70000)}, set: []uint32{1, 3, 70000}},
+		{name: "set value and deltas", base: set(t, 2, 4), operands: [][]byte{store.EncodeSetAdd(4, 5)}, set: []uint32{2, 4, 5}},
+		{name: "empty delta", base: set(t, 9), operands: [][]byte{store.EncodeSetAdd()}, set: []uint32{9}},
+		{name: "kinds do not mix", base: store.EncodeCounter(1), operands: [][]byte{store.EncodeSetAdd(1)}, bad: true},
+		{name: "empty operand", operands: [][]byte{{}}, bad: true},
+		{name: "unknown tag", operands: [][]byte{[]byte("x123")}, bad: true},
+		{name: "short counter", operands: [][]byte{{'n', 1, 2}}, bad: true},
+		{name: "ragged delta", operands: [][]byte{{'l', 1, 2, 3}}, bad: true},
+		{name: "garbled set", operands: [][]byte{{'s', 0xde, 0xad}}, bad: true},
+		{name: "nothing to fold", bad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := store.Fold(tt.base, tt.operands...)
+			if tt.bad {
+				assert.ErrorIs(t, err, store.ErrBadMerge)
+				return
+			}
+			require.NoError(t, err)
+			if tt.set != nil {
+				bm, err := store.DecodeSet(v)
+				require.NoError(t, err)
+				assert.Equal(t, tt.set, bm.ToArray())
+				return
+			}
+			n, err := store.DecodeCounter(v)
+			require.NoError(t, err)
+			assert.Equal(t, tt.counter, n)
+		})
+	}
+}
+
+// Folding in any grouping and order gives the same value: backends may
+// fold eagerly, lazily, or partially during compaction.
+func TestFoldIsAssociativeAndCommutative(t *testing.T) {
+	ops := [][]byte{store.EncodeSetAdd(5), store.EncodeSetAdd(1, 2), set(t, 2, 100000), store.EncodeSetAdd(7)}
+	whole, err := store.Fold(nil, ops...)
+	require.NoError(t, err)
+	left, err := store.Fold(nil, ops[:2]...)
+	require.NoError(t, err)
+	right, err := store.Fold(nil, ops[2:]...)
+	require.NoError(t, err)
+	grouped, err := store.Fold(right, left)
+	require.NoError(t, err)
+	a, _ := store.DecodeSet(whole)
+	b, _ := store.DecodeSet(grouped)
+	assert.True(t, a.Equals(b))
+	assert.Equal(t, []uint32{1, 2, 5, 7, 100000}, a.ToArray())
+}
+
+func TestDecodeMissing(t *testing.T) {
+	n, err := store.DecodeCounter(nil)
+	require.NoError(t, err)
+	assert.Zero(t, n)
+	bm, err := store.DecodeSet(nil)
+	require.NoError(t, err)
+	assert.True(t, bm.IsEmpty())
+	_, err = store.DecodeSet(store.EncodeCounter(1))
+	assert.ErrorIs(t, err, store.ErrBadMerge)
+}
