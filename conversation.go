@@ -216,10 +216,13 @@ func (e *Engine) validRefs(refs []MessageRef, limit int) (Conversation, error) {
 		if err := validID("message ID", r.ID, e.cfg.maxIDLength); err != nil {
 			return Conversation{}, err
 		}
-		if r.Conversation != conv && string(convKey(r.Conversation)) != string(key) {
-			if err := e.validConversation(r.Conversation); err != nil {
-				return Conversation{}, err
-			}
+		if r.Conversation == conv {
+			continue
+		}
+		if err := e.validConversation(r.Conversation); err != nil {
+			return Conversation{}, err
+		}
+		if r.Conversation.Type != conv.Type || string(convKey(r.Conversation)) != string(key) {
 			return Conversation{}, errorf(ErrMixedConversations, "%s and %s", conv, r.Conversation)
 		}
 	}

@@ -289,3 +289,57 @@ func TestOptionsRejectBadValues(t *testing.T) {
 		})
 	}
 }
+
+// A message list whose later entry has an unknown conversation type is bad
+// input, even when its users match the first entry's.
+func TestUnknownConversationTypeInList(t *testing.T) {
+	ctx := context.Background()
+	e := openMem(t)
+	conv := readreceipt.C2C("a", "b")
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: conv, ID: "m", Sender: "a"}))
+	odd := conv
+	odd.Type = 7
+	_, err := e.SendMessageReadReceipt(ctx, "b", []readreceipt.MessageRef{{Conversation: conv, ID: "m"}, {Conversation: odd, ID: "m"}})
+	assert.ErrorIs(t, err, readreceipt.ErrInvalidParameter)
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("a"), []readreceipt.MessageRef{{Conversation: conv, ID: "m"}})
+	require.NoError(t, err)
+	assert.False(t, infos[0].IsPeerRead, "nothing recorded")
+}
+
+// Membership snapshots kept only for a deleted message are reclaimed by the
+// sweep, even when the engine restarted in between.
+func TestSnapshotsReclaimedAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	chunks := func() int {
+		n := 0
+		require.NoError(t, st.Scan(ctx, []byte("g\x01g"), []byte("g\x01h"), func(k, _ []byte) bool {
+			if len(k) > 3 && k[3] == 'c' {
+				n++
+			}
+			return true
+		}))
+		return n
+	}
+	e, err := readreceipt.Open(st, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "a"}))
+	ref := readreceipt.MessageRef{Conversation: readreceipt.Group("g"), ID: "m"}
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: ref.Conversation, ID: ref.ID, Sender: "s"}))
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"b"}))
+	assert.Equal(t, 2, chunks(), "the message keeps the snapshot it was tracked at")
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"c"}))
+	assert.Equal(t, 2, chunks(), "a snapshot no message uses is dropped at once")
+	require.NoError(t, e.DeleteMessage(ctx, ref))
+	require.NoError(t, e.Close())
+
+	e, err = readreceipt.Open(st, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	defer closeChecked(t, e)
+	_, err = e.Sweep(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, chunks(), "only the current snapshot is left")
+	g, err := e.GetGroup(ctx, "g")
+	require.NoError(t, err)
+	assert.Equal(t, 4, g.Members)
+}
