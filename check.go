@@ -79,11 +79,12 @@ type checkMsg struct {
 }
 
 type checker struct {
-	e      *Engine
-	groups map[string]*checkGroup
-	msgs   map[string]*checkMsg // by message prefix
-	times  [][]byte
-	errs   []error
+	e       *Engine
+	groups  map[string]*checkGroup
+	msgs    map[string]*checkMsg // by message prefix
+	times   [][]byte
+	gcMarks []string
+	errs    []error
 }
 
 func (c *checker) fail(format string, args ...any) {
@@ -124,7 +125,10 @@ func (c *checker) load(ctx context.Context) error {
 		case len(k) == 0:
 			c.fail("empty key")
 		case k[0] == prefixSystem:
-			if !bytes.Equal(k, keySchemaVersion) && !bytes.Equal(k, keySecret) {
+			switch {
+			case bytes.HasPrefix(k, keyGCPrefix):
+				c.gcMarks = append(c.gcMarks, string(k[len(keyGCPrefix):]))
+			case !bytes.Equal(k, keySchemaVersion) && !bytes.Equal(k, keySecret):
 				c.fail("unknown system key %q", k)
 			}
 		case k[0] == prefixGroup:
@@ -283,6 +287,11 @@ func (c *checker) verify() {
 	}
 	for _, m := range c.msgs {
 		c.verifyMessage(m)
+	}
+	for _, gid := range c.gcMarks {
+		if g := c.groups[gid]; g == nil || g.meta == nil {
+			c.fail("garbage-collection mark for group %q, which does not exist", gid)
+		}
 	}
 	for _, k := range c.times {
 		ts, conv, id, err := parseTimeKey(k)

@@ -52,9 +52,6 @@ type Engine struct {
 	users   *lru[string]          // (group, incarnation, index) -> user ID
 	subs    subscribers
 
-	gcMu     sync.Mutex
-	gcGroups map[string]struct{} // groups that lost messages since the last sweep
-
 	stopSweep chan struct{}
 	sweepDone chan struct{}
 }

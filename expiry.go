@@ -3,7 +3,6 @@ package readreceipt
 import (
 	"context"
 	"encoding/binary"
-	"slices"
 	"time"
 
 	"github.com/readreceipt/readreceipt/store"
@@ -128,38 +127,22 @@ func (e *Engine) expireMessages(ctx context.Context, conv Conversation, ids []st
 	lock := e.convLock(convKey(conv))
 	lock.Lock()
 	defer lock.Unlock()
-	n, err := e.deleteMessages(ctx, conv, ids, trackedAt)
-	if n > 0 && conv.Type == ConversationGroup {
-		e.markGC(conv.GroupID)
-	}
-	return n, err
+	return e.deleteMessages(ctx, conv, ids, trackedAt)
 }
 
-// markGC notes that group gid lost messages, so that the next sweep looks
-// for membership chunks nobody needs any more.
-func (e *Engine) markGC(gid string) {
-	e.gcMu.Lock()
-	defer e.gcMu.Unlock()
-	if e.gcGroups == nil {
-		e.gcGroups = make(map[string]struct{})
-	}
-	e.gcGroups[gid] = struct{}{}
-}
-
+// collectGarbage runs gcGroup for every group marked since (the marks are
+// stored, so a restart loses none).
 func (e *Engine) collectGarbage(ctx context.Context) error {
-	e.gcMu.Lock()
-	groups := make([]string, 0, len(e.gcGroups))
-	for gid := range e.gcGroups {
-		groups = append(groups, gid)
+	var groups []string
+	err := e.st.Scan(ctx, keyGCPrefix, prefixEnd(keyGCPrefix), func(k, _ []byte) bool {
+		groups = append(groups, string(k[len(keyGCPrefix):]))
+		return true
+	})
+	if err != nil {
+		return internalErr("sweep", err)
 	}
-	e.gcGroups = nil
-	e.gcMu.Unlock()
-	slices.Sort(groups)
-	for i, gid := range groups {
+	for _, gid := range groups {
 		if err := e.gcGroup(ctx, gid); err != nil {
-			for _, g := range groups[i:] {
-				e.markGC(g)
-			}
 			return err
 		}
 	}
@@ -174,8 +157,13 @@ func (e *Engine) gcGroup(ctx context.Context, gid string) error {
 	lock.Lock()
 	defer lock.Unlock()
 	g, err := e.loadGroup(ctx, gid)
-	if err != nil || g == nil {
+	if err != nil {
 		return err
+	}
+	var b store.Batch
+	b.Delete(gcKey(gid))
+	if g == nil {
+		return internalErr("sweep", e.st.Write(ctx, &b, store.WriteOptions{}))
 	}
 	oldest := g.Version
 	vp := groupKey(gid, groupVersion)
@@ -188,7 +176,6 @@ func (e *Engine) gcGroup(ctx context.Context, gid string) error {
 	if err != nil {
 		return internalErr("sweep", err)
 	}
-	var b store.Batch
 	cp := groupKey(gid, groupChunk)
 	keep := -1 // the chunk position whose version in force is found
 	err = e.st.Scan(ctx, cp, prefixEnd(cp), func(k, _ []byte) bool {
@@ -208,9 +195,6 @@ func (e *Engine) gcGroup(ctx context.Context, gid string) error {
 	})
 	if err != nil {
 		return internalErr("sweep", err)
-	}
-	if b.Len() == 0 {
-		return nil
 	}
 	return internalErr("sweep", e.st.Write(ctx, &b, store.WriteOptions{}))
 }

@@ -368,6 +368,7 @@ func (e *Engine) DismissGroup(ctx context.Context, gid string) error {
 		b.DeleteRange(gp, prefixEnd(gp))
 		mp := conversationMessagesPrefix(ck)
 		b.DeleteRange(mp, prefixEnd(mp))
+		b.Delete(gcKey(gid))
 		const inline = 4096
 		for len(timeKeys) > 0 && b.Len() < inline {
 			b.Delete(timeKeys[0])

@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 )
 
 // Key layout. Every ID is written length-prefixed (one byte, IDs are at most
@@ -11,6 +12,8 @@ import (
 //
 //	\x00 'v'                                   schema version
 //	\x00 's'                                   secret for cursor MACs
+//	\x00 'G' group                             group lost messages: the sweep looks for
+//	                                           membership chunks nobody needs
 //	'g' lp(group) \x00                         group meta
 //	'g' lp(group) 'c' hi16 ^version64          membership chunk: members with index>>16 == hi16,
 //	                                           written at version; ^version sorts newest first
@@ -46,7 +49,11 @@ const (
 var (
 	keySchemaVersion = []byte{prefixSystem, 'v'}
 	keySecret        = []byte{prefixSystem, 's'}
+	keyGCPrefix      = []byte{prefixSystem, 'G'}
 )
+
+// gcKey marks group gid for membership garbage collection.
+func gcKey(gid string) []byte { return append(slices.Clone(keyGCPrefix), gid...) }
 
 func appendLP(b []byte, s string) []byte {
 	b = append(b, byte(len(s)))

@@ -264,10 +264,7 @@ func (e *Engine) DeleteMessage(ctx context.Context, ref MessageRef) error {
 	lock := e.convLock(ck)
 	lock.Lock()
 	defer lock.Unlock()
-	n, err := e.deleteMessages(ctx, ref.Conversation, []string{ref.ID}, nil)
-	if err == nil && n > 0 && ref.Conversation.Type == ConversationGroup {
-		e.markGC(ref.Conversation.GroupID)
-	}
+	_, err := e.deleteMessages(ctx, ref.Conversation, []string{ref.ID}, nil)
 	return err
 }
 
@@ -275,7 +272,8 @@ func (e *Engine) DeleteMessage(ctx context.Context, ref MessageRef) error {
 // caller holds for writing. When trackedAt is not nil, a message is deleted
 // only if it is the one tracked at that time (the expiry sweep), and the
 // expiry key of each given time is removed in any case. It returns how many
-// messages were deleted.
+// messages were deleted. When group messages go, the group is marked, in the
+// same batch, for the sweep to look for membership chunks nobody needs.
 func (e *Engine) deleteMessages(ctx context.Context, conv Conversation, ids []string, trackedAt []int64) (int, error) {
 	ck := convKey(conv)
 	isGroup := conv.Type == ConversationGroup
@@ -296,6 +294,7 @@ func (e *Engine) deleteMessages(ctx context.Context, conv Conversation, ids []st
 	}
 	var b store.Batch
 	var doomed []*msgEntry
+	marked := false
 	for i, m := range ms {
 		id := ids[i]
 		if trackedAt != nil {
@@ -315,6 +314,10 @@ func (e *Engine) deleteMessages(ctx context.Context, conv Conversation, ids []st
 		}
 		if isGroup && g != nil && g.Incarnation == meta.Incarnation {
 			b.Delete(versionKey(conv.GroupID, meta.Version, id))
+			if !marked {
+				b.Set(gcKey(conv.GroupID), nil)
+				marked = true
+			}
 		}
 		doomed = append(doomed, m)
 	}
