@@ -2,6 +2,7 @@ package readreceipt
 
 import (
 	"context"
+	"encoding/binary"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -120,6 +121,18 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 	idxs := make([]uint32, 0, want)
 	last, any := lastChunk(meta.EndIndex)
 	for hi := int(chunkOf(pos)); any && pos < meta.EndIndex && hi <= int(last) && len(idxs) < want; hi++ {
+		if req.Filter == FilterRead {
+			// In a huge group readers may be sparse: skip the chunks that
+			// hold none with one seek instead of one read each.
+			next, ok, err := e.nextReaderChunk(ctx, m, uint16(hi), last)
+			if err != nil {
+				return MemberPage{}, err
+			}
+			if !ok {
+				break
+			}
+			hi = int(next)
+		}
 		h := uint16(hi)
 		if err := e.ensureReaders(ctx, m, h); err != nil {
 			return MemberPage{}, err
@@ -168,4 +181,28 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 		page.UnreadUserIDList = users
 	}
 	return page, nil
+}
+
+// nextReaderChunk returns the first chunk from hi to last that may hold
+// readers of message m: hi if it is loaded, else the next one stored (every
+// committed receipt is stored).
+func (e *Engine) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16) (uint16, bool, error) {
+	m.mu.Lock()
+	_, loaded := m.chunks[hi]
+	m.mu.Unlock()
+	if loaded {
+		return hi, true, nil
+	}
+	prefix := []byte(m.key)
+	start := readersKey(prefix, hi)
+	end := prefixEnd(readersKey(prefix, last))
+	next, found := hi, false
+	err := e.st.Scan(ctx, start, end, func(k, _ []byte) bool {
+		next, found = binary.BigEndian.Uint16(k[len(k)-2:]), true
+		return false
+	})
+	if err != nil {
+		return 0, false, internalErr("read readers", err)
+	}
+	return next, found, nil
 }
