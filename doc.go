@@ -33,7 +33,8 @@
 //
 // DeleteMessage drops a recalled message's state; retention (WithRetention,
 // 30 days by default) drops old ones. Afterwards, and for messages never
-// tracked, every call answers ErrReceiptNotFound (10062). Note that the
+// tracked (also those of a group the engine does not know, which it cannot
+// tell from a dismissed one), every call answers ErrReceiptNotFound (10062). Note that the
 // engine cannot tell a message that did not ask for a receipt from one it
 // never heard of: both answer 10062.
 //

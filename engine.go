@@ -77,6 +77,8 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 	}
 	e.enabled.Store(cfg.enabled)
 	types := slices.Clone(cfg.groupTypes)
+	slices.Sort(types)
+	types = slices.Compact(types)
 	e.types.Store(&types)
 	if err := e.init(context.Background()); err != nil {
 		return nil, err
@@ -191,6 +193,8 @@ func (e *Engine) SetGroupTypes(types ...GroupType) error {
 		}
 	}
 	ts := slices.Clone(types)
+	slices.Sort(ts)
+	ts = slices.Compact(ts)
 	e.types.Store(&ts)
 	return nil
 }

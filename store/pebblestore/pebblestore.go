@@ -204,6 +204,11 @@ func (s *Store) Scan(ctx context.Context, start, end []byte, fn func(key, value 
 	if end != nil && bytes.Compare(start, end) >= 0 {
 		return nil
 	}
+	if len(start) == 0 {
+		// The empty key is the smallest; Pebble's race-build invariant
+		// checks read key[0] of an empty non-nil lower bound.
+		start = nil
+	}
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: start, UpperBound: end})
 	if err != nil {
 		return fmt.Errorf("pebblestore: scan: %w", err)
