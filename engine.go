@@ -49,7 +49,6 @@ type Engine struct {
 	chunks  *lru[*roaring.Bitmap] // (group, incarnation, hi, version) -> membership chunk
 	blobs   *lru[*roaring.Bitmap] // (incarnation, chunk key) -> the same, shared between versions
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
-	users   *lru[string]          // (group, incarnation, index) -> user ID
 	subs    subscribers
 
 	stopSweep chan struct{}
@@ -72,8 +71,7 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 		entries: newEntryTable(cfg.cacheBytes / 2),
 		chunks:  newLRU[*roaring.Bitmap](cfg.cacheBytes / 16),
 		blobs:   newLRU[*roaring.Bitmap](cfg.cacheBytes / 4),
-		indexes: newLRU[uint32](cfg.cacheBytes / 16),
-		users:   newLRU[string](cfg.cacheBytes / 8),
+		indexes: newLRU[uint32](cfg.cacheBytes * 3 / 16),
 	}
 	e.enabled.Store(cfg.enabled)
 	types := slices.Clone(cfg.groupTypes)

@@ -75,34 +75,50 @@ func decodeIndex(b []byte) (uint32, error) {
 	return uint32(v), nil
 }
 
-// userIDs returns the user IDs of member indexes of a group, in order.
-func (e *Engine) userIDs(ctx context.Context, gid string, inc uint64, idxs []uint32) ([]string, error) {
+// userIDs returns the user IDs of member indexes of a group. idxs must be
+// ascending, as member pages are. Nothing is cached: a walk through a big
+// group would only churn a cache, and one seek serves a whole dense page.
+func (e *Engine) userIDs(ctx context.Context, gid string, idxs []uint32) ([]string, error) {
 	out := make([]string, len(idxs))
-	var keys [][]byte
-	var missing []int
-	for i, idx := range idxs {
-		ck := appendU32(appendU64(appendLP(nil, gid), inc), idx)
-		if uid, ok := e.users.get(ck); ok {
-			out[i] = uid
-			continue
-		}
-		keys = append(keys, indexKey(gid, idx))
-		missing = append(missing, i)
-	}
-	if len(keys) == 0 {
+	if len(idxs) == 0 {
 		return out, nil
 	}
-	vals, err := e.st.Get(ctx, keys)
-	if err != nil {
-		return nil, internalErr("read members", err)
+	first, last := idxs[0], idxs[len(idxs)-1]
+	if uint64(last-first) < 4*uint64(len(idxs)) {
+		// Dense, as unread lists are: one seek and a short walk beat a
+		// lookup per member.
+		j := 0
+		err := e.st.Scan(ctx, indexKey(gid, first), prefixEnd(indexKey(gid, last)), func(k, v []byte) bool {
+			idx := binary.BigEndian.Uint32(k[len(k)-4:])
+			for j < len(idxs) && idxs[j] < idx {
+				j++ // not stored: reported below
+			}
+			if j < len(idxs) && idxs[j] == idx {
+				out[j] = string(v)
+				j++
+			}
+			return j < len(idxs)
+		})
+		if err != nil {
+			return nil, internalErr("read members", err)
+		}
+	} else {
+		keys := make([][]byte, len(idxs))
+		for i, idx := range idxs {
+			keys[i] = indexKey(gid, idx)
+		}
+		vals, err := e.st.Get(ctx, keys)
+		if err != nil {
+			return nil, internalErr("read members", err)
+		}
+		for i, v := range vals {
+			out[i] = string(v)
+		}
 	}
-	for j, i := range missing {
-		if vals[j] == nil {
+	for i, uid := range out {
+		if uid == "" {
 			return nil, internalErr("read members", fmt.Errorf("member index %d of group %q has no user", idxs[i], gid))
 		}
-		out[i] = string(vals[j])
-		ck := appendU32(appendU64(appendLP(nil, gid), inc), idxs[i])
-		e.users.add(ck, out[i], int64(len(ck)+len(out[i]))+48)
 	}
 	return out, nil
 }

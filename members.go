@@ -155,6 +155,21 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 			m.mu.Unlock()
 			continue
 		}
+		if readers.GetCardinality()*2 < snap.GetCardinality() {
+			// Mostly unread: walk the recipients from the cursor and skip
+			// the readers; a page looks at about its own count.
+			it := snap.Iterator()
+			it.AdvanceIfNeeded(pos)
+			for it.HasNext() && len(idxs) < want {
+				if x := it.Next(); x != meta.SenderIndex && !readers.Contains(x) {
+					idxs = append(idxs, x)
+				}
+			}
+			m.mu.Unlock()
+			continue
+		}
+		// Mostly read: subtracting the chunks word by word beats skipping
+		// most recipients one at a time.
 		unread := roaring.AndNot(snap, readers)
 		m.mu.Unlock()
 		it := unread.Iterator()
@@ -171,7 +186,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 		page.Cursor = e.encodeCursor(prefix, meta.TrackedAt, req.Filter, idxs[req.Count])
 		idxs = idxs[:req.Count]
 	}
-	users, err := e.userIDs(ctx, gid, g.Incarnation, idxs)
+	users, err := e.userIDs(ctx, gid, idxs)
 	if err != nil {
 		return MemberPage{}, err
 	}
