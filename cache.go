@@ -5,9 +5,11 @@ import (
 	"sync"
 )
 
-// The engine caches three kinds of state, all bounded in bytes:
+// The engine caches these kinds of state, all bounded in bytes:
 //   - membership chunks and member indexes, which never change once written
 //     (a new membership version writes new chunks), so any copy is valid;
+//   - group records, read under the group's conversation lock and dropped
+//     by the membership calls, which hold that lock for writing;
 //   - per-message state (meta, read count, readers), which the engine itself
 //     keeps current: see msgEntry.
 
@@ -98,6 +100,30 @@ func (c *lru[V]) add(key []byte, val V, size int64) {
 		s.unlink(old)
 		delete(s.items, old.key)
 		s.bytes -= old.size
+	}
+}
+
+// remove drops the value cached under key, if any.
+func (c *lru[V]) remove(key []byte) {
+	s := &c.shards[shardOf(key)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n, ok := s.items[string(key)]; ok {
+		s.unlink(n)
+		delete(s.items, n.key)
+		s.bytes -= n.size
+	}
+}
+
+// each calls fn for every cached value; it is meant for checks.
+func (c *lru[V]) each(fn func(key string, val V)) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, n := range s.items {
+			fn(k, n.val)
+		}
+		s.mu.Unlock()
 	}
 }
 

@@ -28,7 +28,7 @@ import (
 //     the incarnation it was tracked in;
 //   - a C2C message's count is 0 or 1;
 //   - every expiry and version key points at the message it names;
-//   - every cached message state equals the stored one.
+//   - every cached group record and message state equals the stored one.
 func (e *Engine) Check(ctx context.Context) error {
 	if err := e.enter(); err != nil {
 		return err
@@ -379,6 +379,11 @@ func (c *checker) verifyMessage(m *checkMsg) {
 }
 
 func (c *checker) verifyCache() {
+	c.e.groups.each(func(gid string, g *groupRecord) {
+		if s := c.groups[gid]; s == nil || s.meta == nil || *s.meta != *g {
+			c.fail("cached group %q differs from the store", gid)
+		}
+	})
 	c.e.entries.each(func(m *msgEntry) {
 		m.mu.Lock()
 		defer m.mu.Unlock()

@@ -49,6 +49,7 @@ type Engine struct {
 	chunks  *lru[*roaring.Bitmap] // (group, incarnation, hi, version) -> membership chunk
 	blobs   *lru[*roaring.Bitmap] // (incarnation, chunk key) -> the same, shared between versions
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
+	groups  *lru[*groupRecord]    // group ID -> its record; never modified
 	subs    subscribers
 
 	stopSweep chan struct{}
@@ -71,7 +72,8 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 		entries: newEntryTable(cfg.cacheBytes / 2),
 		chunks:  newLRU[*roaring.Bitmap](cfg.cacheBytes / 16),
 		blobs:   newLRU[*roaring.Bitmap](cfg.cacheBytes / 4),
-		indexes: newLRU[uint32](cfg.cacheBytes * 3 / 16),
+		indexes: newLRU[uint32](cfg.cacheBytes * 2 / 16),
+		groups:  newLRU[*groupRecord](cfg.cacheBytes / 16),
 	}
 	e.enabled.Store(cfg.enabled)
 	types := slices.Clone(cfg.groupTypes)

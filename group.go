@@ -23,8 +23,16 @@ type GroupInfo struct {
 	Version uint64
 }
 
-// loadGroup returns a group's meta, or nil if there is no such group.
+// loadGroup returns a copy of a group's meta, or nil if there is no such
+// group. The caller holds the group's conversation lock, for reading or
+// writing: the record cached here is only replaced under the write lock
+// (groupCall).
 func (e *Engine) loadGroup(ctx context.Context, gid string) (*groupRecord, error) {
+	key := []byte(gid)
+	if g, ok := e.groups.get(key); ok {
+		cp := *g
+		return &cp, nil
+	}
 	vals, err := e.st.Get(ctx, [][]byte{groupMetaKey(gid)})
 	if err != nil {
 		return nil, internalErr("read group", err)
@@ -36,7 +44,9 @@ func (e *Engine) loadGroup(ctx context.Context, gid string) (*groupRecord, error
 	if err != nil {
 		return nil, internalErr("decode group", err)
 	}
-	return &g, nil
+	e.groups.add(key, &g, int64(len(gid))+128)
+	cp := g
+	return &cp, nil
 }
 
 func memberCacheKey(gid string, inc uint64, uid string) []byte {
@@ -152,6 +162,8 @@ func (e *Engine) groupCall(gid string, fn func(lockedGroup string) error) error 
 	lock := e.convLock(convKey(Group(gid)))
 	lock.Lock()
 	defer lock.Unlock()
+	// Whatever fn wrote, or failed to write, the cached record is stale.
+	defer e.groups.remove([]byte(gid))
 	return fn(gid)
 }
 
@@ -418,6 +430,9 @@ func (e *Engine) GetGroup(ctx context.Context, gid string) (GroupInfo, error) {
 	if err := validID("group ID", gid, e.cfg.maxIDLength); err != nil {
 		return GroupInfo{}, err
 	}
+	lock := e.convLock(convKey(Group(gid)))
+	lock.RLock()
+	defer lock.RUnlock()
 	g, err := e.loadGroup(ctx, gid)
 	if err != nil {
 		return GroupInfo{}, err
