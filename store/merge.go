@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -126,6 +127,7 @@ type Folder struct {
 	kind  byte
 	count int64
 	set   *roaring.Bitmap
+	vals  []uint32 // values of 'l' deltas, added to set in one sorted pass
 	err   error
 }
 
@@ -160,6 +162,18 @@ func (f *Folder) Add(v []byte) error {
 		if f.set == nil {
 			f.set = roaring.New()
 		}
+		if v[0] == tagList {
+			// A store folds thousands of small deltas at once (Pebble, on
+			// a read of unflushed receipts): collect them, add them sorted.
+			if (len(v)-1)%4 != 0 {
+				f.err = fmt.Errorf("%w: set delta of %d bytes", ErrBadMerge, len(v))
+				return f.err
+			}
+			for i := 1; i < len(v); i += 4 {
+				f.vals = append(f.vals, binary.LittleEndian.Uint32(v[i:]))
+			}
+			return nil
+		}
 		if err := addSet(f.set, v); err != nil {
 			f.err = err
 			return err
@@ -181,6 +195,11 @@ func (f *Folder) Value() ([]byte, error) {
 	case tagCounter:
 		return EncodeCounter(f.count), nil
 	case tagSet:
+		if len(f.vals) > 0 {
+			slices.Sort(f.vals)
+			f.set.AddMany(f.vals)
+			f.vals = f.vals[:0]
+		}
 		return EncodeSet(f.set)
 	}
 	return nil, fmt.Errorf("%w: nothing to fold", ErrBadMerge)
