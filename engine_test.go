@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/readreceipt/readreceipt"
+	"github.com/readreceipt/readreceipt/store"
 	"github.com/readreceipt/readreceipt/store/memstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -342,4 +343,106 @@ func TestSnapshotsReclaimedAcrossRestart(t *testing.T) {
 	g, err := e.GetGroup(ctx, "g")
 	require.NoError(t, err)
 	assert.Equal(t, 4, g.Members)
+}
+
+// countingStore counts the readers-chunk writes that reach a store: merge
+// deltas, and whole values (Set).
+type countingStore struct {
+	store.Store
+	merges, sets atomic.Int64
+}
+
+func (c *countingStore) Write(ctx context.Context, b *store.Batch, o store.WriteOptions) error {
+	for _, op := range b.Ops() {
+		// Reader chunk keys are the only message keys whose values are sets.
+		if op.Key[0] != 'm' || len(op.Value) == 0 {
+			continue
+		}
+		switch {
+		case op.Kind == store.OpMerge && op.Value[0] == 'l':
+			c.merges.Add(1)
+		case op.Kind == store.OpSet && op.Value[0] == 's':
+			c.sets.Add(1)
+		}
+	}
+	return c.Store.Write(ctx, b, o)
+}
+
+// A message that takes many receipts has its readers written whole every
+// so often, so that a cold read never folds more than about a thousand
+// deltas; counts and lists stay exact through it, and across a reopen.
+func TestHotMessageCollapsesDeltas(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	cs := &countingStore{Store: mem}
+	e, err := readreceipt.Open(cs, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	members := userList("u", 3000)
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupPublic, members))
+	ref := readreceipt.MessageRef{Conversation: readreceipt.Group("g"), ID: "hot"}
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: ref.Conversation, ID: ref.ID, Sender: "u0"}))
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1 + w; i < len(members); i += 4 {
+				_, err := e.SendMessageReadReceipt(ctx, members[i], []readreceipt.MessageRef{ref})
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, int64(len(members)-1), cs.merges.Load(), "one delta per receipt")
+	assert.GreaterOrEqual(t, cs.sets.Load(), int64(2), "collapsed at least twice in %d receipts", len(members)-1)
+	require.NoError(t, e.Check(ctx))
+	require.NoError(t, e.Close())
+
+	e, err = readreceipt.Open(mem, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	defer closeChecked(t, e)
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("u0"), []readreceipt.MessageRef{ref})
+	require.NoError(t, err)
+	assert.Equal(t, len(members)-1, infos[0].ReadCount)
+	assert.Equal(t, 0, infos[0].UnreadCount)
+}
+
+// Receipt calls naming several messages, in different orders, from many
+// goroutines, while those messages collapse every few receipts: no call
+// waits forever (a collapse waits for pending receipts, and a call never
+// waits for a collapse while holding any), and every count stays exact.
+func TestCollapseUnderMultiMessageCalls(t *testing.T) {
+	defer readreceipt.SetCollapseEvery(3)()
+	engines(t, func(t *testing.T, open func(...readreceipt.Option) *readreceipt.Engine) {
+		ctx := context.Background()
+		e := open()
+		members := userList("u", 200)
+		require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, members))
+		var refs []readreceipt.MessageRef
+		for i := 0; i < 5; i++ {
+			m := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m" + strconv.Itoa(i), Sender: "u0"}
+			require.NoError(t, e.TrackMessage(ctx, m))
+			refs = append(refs, m.Ref())
+		}
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 1; i < len(members); i++ {
+					// Each worker names the messages in its own rotation.
+					batch := append(append([]readreceipt.MessageRef{}, refs[w%5:]...), refs[:w%5]...)
+					_, err := e.SendMessageReadReceipt(ctx, members[(i+w*25)%199+1], batch)
+					assert.NoError(t, err)
+				}
+			}()
+		}
+		wg.Wait()
+		infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsAdmin(), refs)
+		require.NoError(t, err)
+		for _, in := range infos {
+			assert.Equal(t, 199, in.ReadCount, in.MessageID)
+		}
+		require.NoError(t, e.Check(ctx))
+	})
 }

@@ -32,6 +32,28 @@ type msgEntry struct {
 	count   int64
 	chunks  map[uint16]*roaring.Bitmap // committed readers, by chunk
 	pending map[uint32]struct{}        // readers being written
+	deltas  int                        // receipts written as merge deltas since the last collapse
+
+	// collapsing is set while collapse waits for pending receipts to end and
+	// writes; cond (on mu) wakes the collapse and the receipts waiting for it.
+	collapsing bool
+	cond       *sync.Cond
+}
+
+// waitCollapse waits on m's condition; the caller holds m.mu.
+func (m *msgEntry) waitCollapse() {
+	if m.cond == nil {
+		m.cond = sync.NewCond(&m.mu)
+	}
+	m.cond.Wait()
+}
+
+// unmark ends reader idx's pending mark; the caller holds m.mu.
+func (m *msgEntry) unmark(idx uint32) {
+	delete(m.pending, idx)
+	if m.collapsing && m.cond != nil {
+		m.cond.Broadcast()
+	}
 }
 
 // c2cReader is the pending mark of a C2C message's only recipient.
@@ -49,6 +71,7 @@ func (m *msgEntry) reset() int64 {
 	m.count = 0
 	m.chunks = nil
 	m.pending = nil
+	m.deltas = 0
 	return freed
 }
 

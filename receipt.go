@@ -51,7 +51,6 @@ type receiptItem struct {
 	m    *msgEntry
 	meta messageRecord
 	ok   bool // the reader may send this receipt
-	new  bool // the receipt is being written by this call
 }
 
 func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
@@ -142,42 +141,26 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 		}
 	}
 
-	// Mark the new receipts pending and write them in one batch.
-	var b store.Batch
-	var pending []*receiptItem
-	prefix := func(it *receiptItem) []byte { return []byte(it.m.key) }
-	for _, it := range items {
-		if !it.ok {
-			continue
-		}
-		m := it.m
-		m.mu.Lock()
-		already := m.hasReader(idx) || (!isGroup && m.count > 0)
-		if !already {
-			if m.pending == nil {
-				m.pending = make(map[uint32]struct{})
-			}
-			m.pending[idx] = struct{}{}
-			it.new = true
-			pending = append(pending, it)
-		}
-		m.mu.Unlock()
-		if it.new {
-			if isGroup {
-				b.Merge(readersKey(prefix(it), chunkOf(idx)), store.EncodeSetAdd(idx))
-			}
-			b.Merge(withSuffix(prefix(it), msgCount), store.EncodeCounter(1))
-		}
-	}
+	// Mark the new receipts pending, then write them in one batch.
+	pending := e.markPending(items, idx, isGroup)
 	if len(pending) > 0 {
+		var b store.Batch
+		for _, it := range pending {
+			prefix := []byte(it.m.key)
+			if isGroup {
+				b.Merge(readersKey(prefix, chunkOf(idx)), store.EncodeSetAdd(idx))
+			}
+			b.Merge(withSuffix(prefix, msgCount), store.EncodeCounter(1))
+		}
 		werr := e.st.Write(ctx, &b, e.writeOpts())
 		for _, it := range pending {
 			m := it.m
 			m.mu.Lock()
-			delete(m.pending, idx)
+			m.unmark(idx)
 			if werr == nil {
 				if isGroup {
 					m.chunks[chunkOf(idx)].Add(idx)
+					m.deltas++
 				}
 				m.count++
 			}
@@ -185,6 +168,9 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 		}
 		if werr != nil {
 			return nil, nil, internalErr("record receipts", werr)
+		}
+		for _, it := range pending {
+			e.collapse(ctx, it.m)
 		}
 	}
 
@@ -204,4 +190,102 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 		events = append(events, newEvent(conv, it.m, it.meta, reader, refs[it.pos].ID, count))
 	}
 	return results, events, nil
+}
+
+// markPending marks reader idx pending on every message of items that may
+// take its receipt and has not yet, and returns those items. A message
+// being collapsed takes no new marks: then the call gives back the marks it
+// made, waits for the collapse to end and starts again, so that it never
+// waits while holding marks (a collapse waits for marks to go).
+func (e *Engine) markPending(items []*receiptItem, idx uint32, isGroup bool) []*receiptItem {
+	for {
+		var pending []*receiptItem
+		var busy *msgEntry
+		for _, it := range items {
+			if !it.ok {
+				continue
+			}
+			m := it.m
+			m.mu.Lock()
+			if m.collapsing {
+				m.mu.Unlock()
+				busy = m
+				break
+			}
+			if !m.hasReader(idx) && (isGroup || m.count == 0) {
+				if m.pending == nil {
+					m.pending = make(map[uint32]struct{})
+				}
+				m.pending[idx] = struct{}{}
+				pending = append(pending, it)
+			}
+			m.mu.Unlock()
+		}
+		if busy == nil {
+			return pending
+		}
+		for _, it := range pending {
+			it.m.mu.Lock()
+			it.m.unmark(idx)
+			it.m.mu.Unlock()
+		}
+		busy.mu.Lock()
+		for busy.collapsing {
+			busy.waitCollapse()
+		}
+		busy.mu.Unlock()
+	}
+}
+
+// collapseEvery is how many receipts a message takes as merge deltas before
+// its readers and count are written whole again. Tests lower it.
+var collapseEvery = 1024
+
+// collapse writes a hot message's loaded reader chunks and its count as
+// whole values once it has taken collapseEvery deltas, so that a store that
+// folds lazily (Pebble, until it flushes) never has many more deltas than
+// that to fold when the message is read cold, after a restart or an
+// eviction.
+//
+// A whole value must not overtake a delta still being written, or it would
+// hide it; so the collapse stops new marks (markPending), waits until no
+// receipt of m is pending, and writes while holding m.mu: the cached state
+// is then exactly what the store's deltas add up to. The write carries no
+// new information, so it is not synced, and if it fails the deltas simply
+// stay (the next receipt tries again).
+func (e *Engine) collapse(ctx context.Context, m *msgEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.deltas < collapseEvery || m.collapsing || !m.exists {
+		return
+	}
+	m.collapsing = true
+	defer func() {
+		m.collapsing = false
+		if m.cond != nil {
+			m.cond.Broadcast()
+		}
+	}()
+	for len(m.pending) > 0 {
+		m.waitCollapse()
+	}
+	if !m.exists {
+		return
+	}
+	prefix := []byte(m.key)
+	var b store.Batch
+	for hi, bm := range m.chunks {
+		if bm.IsEmpty() {
+			continue
+		}
+		v, err := store.EncodeSet(bm)
+		if err != nil {
+			return
+		}
+		b.Set(readersKey(prefix, hi), v)
+	}
+	b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(m.count))
+	if e.st.Write(context.WithoutCancel(ctx), &b, store.WriteOptions{}) == nil {
+		m.deltas = 0
+	}
 }
