@@ -88,6 +88,11 @@
 //     dropped at once; others are dropped by the sweep once the messages
 //     that need them are gone. Between two live messages, a version that
 //     neither needs is kept until the older message goes.
+//   - A hot message's readers are rewritten whole every 1,024 receipts, so
+//     that a cold read never folds many more deltas than that; the count of
+//     deltas lives in the message's cached state, so a message evicted from
+//     the cache between receipts (a cache far too small for the load, see
+//     WithCacheBytes) leaves its deltas to the store's own compaction.
 //   - Member indexes are 32-bit: a group can have had at most 2^32-1
 //     distinct members over its life.
 package readreceipt
