@@ -49,6 +49,16 @@ func (e *Engine) loadGroup(ctx context.Context, gid string) (*groupRecord, error
 	return &cp, nil
 }
 
+// existingGroup is loadGroup for a group that must exist: a missing group
+// is ErrGroupNotFound.
+func (e *Engine) existingGroup(ctx context.Context, gid string) (*groupRecord, error) {
+	g, err := e.loadGroup(ctx, gid)
+	if err == nil && g == nil {
+		err = errorf(ErrGroupNotFound, "%q", gid)
+	}
+	return g, err
+}
+
 func memberCacheKey(gid string, inc uint64, uid string) []byte {
 	b := appendLP(make([]byte, 0, len(gid)+len(uid)+10), gid)
 	return append(appendU64(b, inc), uid...)
@@ -248,12 +258,9 @@ func (e *Engine) changeMembers(ctx context.Context, gid string, members []string
 		return err
 	}
 	return e.groupCall(gid, func(gid string) error {
-		g, err := e.loadGroup(ctx, gid)
+		g, err := e.existingGroup(ctx, gid)
 		if err != nil {
 			return err
-		}
-		if g == nil {
-			return errorf(ErrGroupNotFound, "%q", gid)
 		}
 		if len(members) == 0 {
 			return nil
@@ -369,19 +376,15 @@ func versionBound(prefix []byte, to uint64) []byte {
 // created later with the same ID starts afresh.
 func (e *Engine) DismissGroup(ctx context.Context, gid string) error {
 	return e.groupCall(gid, func(gid string) error {
-		g, err := e.loadGroup(ctx, gid)
-		if err != nil {
+		if _, err := e.existingGroup(ctx, gid); err != nil {
 			return err
-		}
-		if g == nil {
-			return errorf(ErrGroupNotFound, "%q", gid)
 		}
 		// The expiry keys of the group's messages lie outside its ranges;
 		// find them through the version index before it goes.
 		ck := convKey(Group(gid))
 		var timeKeys [][]byte
 		prefix := groupKey(gid, groupVersion)
-		err = e.st.Scan(ctx, prefix, prefixEnd(prefix), func(k, v []byte) bool {
+		err := e.st.Scan(ctx, prefix, prefixEnd(prefix), func(k, v []byte) bool {
 			msgID, _, perr := readLP(k[len(prefix)+8:])
 			if perr == nil && len(v) == 8 {
 				timeKeys = append(timeKeys, timeKey(int64(binary.BigEndian.Uint64(v)), ck, msgID))
@@ -433,12 +436,9 @@ func (e *Engine) GetGroup(ctx context.Context, gid string) (GroupInfo, error) {
 	lock := e.convLock(convKey(Group(gid)))
 	lock.RLock()
 	defer lock.RUnlock()
-	g, err := e.loadGroup(ctx, gid)
+	g, err := e.existingGroup(ctx, gid)
 	if err != nil {
 		return GroupInfo{}, err
-	}
-	if g == nil {
-		return GroupInfo{}, errorf(ErrGroupNotFound, "%q", gid)
 	}
 	return GroupInfo{ID: gid, Type: g.Type, Members: int(g.Members), Version: g.Version}, nil
 }

@@ -198,11 +198,8 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 	var g *groupRecord
 	if isGroup {
 		var err error
-		if g, err = e.loadGroup(ctx, conv.GroupID); err != nil {
+		if g, err = e.existingGroup(ctx, conv.GroupID); err != nil {
 			return err
-		}
-		if g == nil {
-			return errorf(ErrGroupNotFound, "%q", conv.GroupID)
 		}
 		if !e.groupTypeEnabled(g.Type) {
 			return errorf(ErrGroupTypeDisabled, "group %q is %s", conv.GroupID, g.Type)
