@@ -2,6 +2,7 @@ package readreceipt
 
 import (
 	"context"
+	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/readreceipt/readreceipt/store"
@@ -131,7 +132,7 @@ func (e *Engine) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16) 
 	var keys [][]byte
 	var want []uint16
 	for _, hi := range his {
-		if _, ok := m.chunks[hi]; !ok && !containsU16(want, hi) {
+		if _, ok := m.chunks[hi]; !ok && !slices.Contains(want, hi) {
 			want = append(want, hi)
 			keys = append(keys, readersKey([]byte(m.key), hi))
 		}
@@ -165,13 +166,4 @@ func (e *Engine) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16) 
 		added += bitmapBytes(bm)
 	}
 	return nil
-}
-
-func containsU16(s []uint16, v uint16) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

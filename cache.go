@@ -179,19 +179,6 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 	return e
 }
 
-// peek returns the entry for prefix, pinned, if there is one.
-func (t *entryTable) peek(prefix []byte) *msgEntry {
-	s := &t.shards[shardOf(prefix)]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.items[string(prefix)]
-	if !ok {
-		return nil
-	}
-	e.refs++
-	return e
-}
-
 // release unpins e.
 func (t *entryTable) release(e *msgEntry) {
 	s := &t.shards[e.shard]

@@ -83,15 +83,7 @@ func (m *msgEntry) hasReader(idx uint32) bool {
 	return bm != nil && bm.Contains(idx)
 }
 
-// acquireAll pins the entries of distinct message prefixes.
-func (e *Engine) acquireAll(prefixes [][]byte) []*msgEntry {
-	out := make([]*msgEntry, len(prefixes))
-	for i, p := range prefixes {
-		out[i] = e.entries.acquire(p)
-	}
-	return out
-}
-
+// releaseAll unpins entries.
 func (e *Engine) releaseAll(ms []*msgEntry) {
 	for _, m := range ms {
 		e.entries.release(m)
