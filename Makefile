@@ -1,7 +1,7 @@
 # Entry points for the usual jobs. CI runs .ci/run.
 GO ?= go
 
-.PHONY: all test race short fuzz bench lint cover quickstart ci
+.PHONY: all test race short fuzz bench lint staticcheck cover quickstart ci
 
 all: lint test
 
@@ -23,6 +23,9 @@ bench:          ## benchmarks; see bench/BENCHMARKS.md for how results are recor
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	$(GO) vet ./...
+
+staticcheck:    ## extra lint; fetched through the module proxy, not a dependency
+	GOFLAGS=-mod=mod $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -checks all,-ST1000,-ST1003 ./...
 
 cover:
 	$(GO) test -coverprofile=cover.out ./... && $(GO) tool cover -func=cover.out | tail -1
