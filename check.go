@@ -379,6 +379,24 @@ func (c *checker) verifyMessage(m *checkMsg) {
 }
 
 func (c *checker) verifyCache() {
+	c.e.names.each(func(key string, nb *nameBlock) {
+		gid, rest, err := readLP([]byte(key))
+		if err != nil || len(rest) != 12 {
+			c.fail("user-ID cache key %q is malformed", key)
+			return
+		}
+		inc, block := binary.BigEndian.Uint64(rest), binary.BigEndian.Uint32(rest[8:])
+		g := c.groups[gid]
+		if g == nil || g.meta == nil || g.meta.Incarnation != inc {
+			return // a dismissed incarnation: never asked for again
+		}
+		for i := range uint32(nameBlockSize) {
+			idx := block*nameBlockSize + i
+			if u := nb.user(i); u != "" && g.indexes[idx] != u {
+				c.fail("group %q: cached user of index %d is %q, stored %q", gid, idx, u, g.indexes[idx])
+			}
+		}
+	})
 	c.e.groups.each(func(gid string, g *groupRecord) {
 		if s := c.groups[gid]; s == nil || s.meta == nil || *s.meta != *g {
 			c.fail("cached group %q differs from the store", gid)
@@ -415,6 +433,28 @@ func (c *checker) verifyCache() {
 			}
 			if !bm.Equals(want) {
 				c.fail("cached message %q: reader chunk %d differs from the store", m.key, hi)
+			}
+		}
+		if len(m.unread) == 0 {
+			return
+		}
+		g := c.groups[s.conv.GroupID]
+		if g == nil || g.meta == nil {
+			c.fail("cached message %q: unread members of a message without a group", m.key)
+			return
+		}
+		recipients := g.snapshot(m.meta.Version)
+		recipients.Remove(m.meta.SenderIndex)
+		for hi, u := range m.unread {
+			lo := uint64(hi) << 16
+			want := roaring.New()
+			want.AddRange(lo, lo+1<<16)
+			want.And(recipients)
+			if r := s.readers[hi]; r != nil {
+				want.AndNot(r)
+			}
+			if !u.Equals(want) {
+				c.fail("cached message %q: unread members of chunk %d differ from the store", m.key, hi)
 			}
 		}
 	})

@@ -32,6 +32,7 @@ type Engine struct {
 	ownsSt  bool
 	cfg     config
 	secret  []byte
+	macs    macPool // of HMACs keyed with secret
 	enabled atomic.Bool
 	types   atomic.Pointer[[]GroupType]
 
@@ -50,6 +51,7 @@ type Engine struct {
 	blobs   *lru[*roaring.Bitmap] // (incarnation, chunk key) -> the same, shared between versions
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
 	groups  *lru[*groupRecord]    // group ID -> its record; never modified
+	names   *lru[*nameBlock]      // (group, incarnation, block) -> user IDs
 	subs    subscribers
 
 	stopSweep chan struct{}
@@ -69,11 +71,12 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 	e := &Engine{
 		st:      st,
 		cfg:     cfg,
-		entries: newEntryTable(cfg.cacheBytes / 2),
+		entries: newEntryTable(cfg.cacheBytes * 6 / 16),
 		chunks:  newLRU[*roaring.Bitmap](cfg.cacheBytes / 16),
 		blobs:   newLRU[*roaring.Bitmap](cfg.cacheBytes / 4),
 		indexes: newLRU[uint32](cfg.cacheBytes * 2 / 16),
 		groups:  newLRU[*groupRecord](cfg.cacheBytes / 16),
+		names:   newLRU[*nameBlock](cfg.cacheBytes * 2 / 16),
 	}
 	e.enabled.Store(cfg.enabled)
 	types := slices.Clone(cfg.groupTypes)

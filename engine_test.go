@@ -446,3 +446,38 @@ func TestCollapseUnderMultiMessageCalls(t *testing.T) {
 		require.NoError(t, e.Check(ctx))
 	})
 }
+
+// TestMemberPagesAfterJoins pages a message's unread members (which caches
+// the user IDs of the group's first indexes), adds members, and pages a
+// later message: the joiners, whose indexes fall in the cached block, are
+// listed by name, and the earlier message still lists only its recipients.
+func TestMemberPagesAfterJoins(t *testing.T) {
+	ctx := context.Background()
+	e := openMem(t)
+	g := readreceipt.Group("g")
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "a", "b"}))
+	unread := func(id string) []string {
+		t.Helper()
+		var all []string
+		req := readreceipt.MemberListRequest{Message: readreceipt.MessageRef{Conversation: g, ID: id}, Filter: readreceipt.FilterUnread, Count: 2}
+		for {
+			p, err := e.GetGroupMessageReadMemberList(ctx, readreceipt.AsAdmin(), req)
+			require.NoError(t, err)
+			all = append(all, p.UnreadUserIDList...)
+			if p.IsCompleted {
+				return all
+			}
+			req.Cursor = p.Cursor
+		}
+	}
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: g, ID: "m1", Sender: "s"}))
+	assert.Equal(t, []string{"a", "b"}, unread("m1"))
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"c", "d"}))
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: g, ID: "m2", Sender: "s"}))
+	assert.Equal(t, []string{"a", "b", "c", "d"}, unread("m2"))
+	assert.Equal(t, []string{"a", "b"}, unread("m1"))
+	require.NoError(t, e.DismissGroup(ctx, "g"))
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "x", "y"}))
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: g, ID: "m3", Sender: "s"}))
+	assert.Equal(t, []string{"x", "y"}, unread("m3"), "a re-created group must not see the old one's names")
+}

@@ -95,50 +95,94 @@ func decodeIndex(b []byte) (uint32, error) {
 	return uint32(v), nil
 }
 
-// userIDs returns the user IDs of member indexes of a group. idxs must be
-// ascending, as member pages are. Nothing is cached: a walk through a big
-// group would only churn a cache, and one seek serves a whole dense page.
-func (e *Engine) userIDs(ctx context.Context, gid string, idxs []uint32) ([]string, error) {
+// nameBlockSize is how many consecutive member indexes share one entry of
+// the user-ID cache (see nameBlock).
+const nameBlockSize = 512
+
+// nameBlock holds the user IDs of nameBlockSize consecutive member indexes
+// of one group incarnation, packed in one string: the user of index
+// first+i is data[offs[i]:offs[i+1]], empty where the index was not yet
+// assigned when the block was read. An index, once assigned, names the same
+// user for the group's life, so a block only ever gains users: a miss on an
+// index below the group's next index reloads the block.
+type nameBlock struct {
+	data string
+	offs []uint32
+}
+
+func (nb *nameBlock) user(i uint32) string { return nb.data[nb.offs[i]:nb.offs[i+1]] }
+
+func (nb *nameBlock) size() int64 { return int64(len(nb.data)) + 4*int64(len(nb.offs)) + 96 }
+
+func nameCacheKey(gid string, inc uint64, block uint32) []byte {
+	b := appendLP(make([]byte, 0, len(gid)+14), gid)
+	return appendU32(appendU64(b, inc), block)
+}
+
+// loadNameBlock reads the user IDs of one block of member indexes with one
+// seek, and caches them.
+func (e *Engine) loadNameBlock(ctx context.Context, gid string, inc uint64, block uint32) (*nameBlock, error) {
+	first := block * nameBlockSize
+	last := first + (nameBlockSize - 1)
+	var data []byte
+	nb := &nameBlock{offs: make([]uint32, nameBlockSize+1)}
+	next := uint32(0) // the next slot whose start is not yet set
+	err := e.st.Scan(ctx, indexKey(gid, first), prefixEnd(indexKey(gid, last)), func(k, v []byte) bool {
+		i := binary.BigEndian.Uint32(k[len(k)-4:]) - first
+		for ; next <= i; next++ {
+			nb.offs[next] = uint32(len(data))
+		}
+		data = append(data, v...)
+		return true
+	})
+	if err != nil {
+		return nil, internalErr("read members", err)
+	}
+	for ; next <= nameBlockSize; next++ {
+		nb.offs[next] = uint32(len(data))
+	}
+	nb.data = string(data)
+	e.names.add(nameCacheKey(gid, inc, block), nb, nb.size())
+	return nb, nil
+}
+
+// userIDs returns the user IDs of member indexes of a group incarnation.
+// idxs must be ascending, as member pages are. User IDs are cached by
+// blocks of consecutive indexes (nameBlock): a page of a group's members
+// then costs a few cache lookups, and a cold page one seek per block.
+func (e *Engine) userIDs(ctx context.Context, gid string, inc uint64, idxs []uint32) ([]string, error) {
 	out := make([]string, len(idxs))
-	if len(idxs) == 0 {
-		return out, nil
-	}
-	first, last := idxs[0], idxs[len(idxs)-1]
-	if uint64(last-first) < 4*uint64(len(idxs)) {
-		// Dense, as unread lists are: one seek and a short walk beat a
-		// lookup per member.
-		j := 0
-		err := e.st.Scan(ctx, indexKey(gid, first), prefixEnd(indexKey(gid, last)), func(k, v []byte) bool {
-			idx := binary.BigEndian.Uint32(k[len(k)-4:])
-			for j < len(idxs) && idxs[j] < idx {
-				j++ // not stored: reported below
+	var nb *nameBlock
+	cur := uint32(math.MaxUint32)
+	reloaded := false
+	for i := 0; i < len(idxs); i++ {
+		idx := idxs[i]
+		if b := idx / nameBlockSize; b != cur || nb == nil {
+			cur, reloaded = b, false
+			var ok bool
+			if nb, ok = e.names.get(nameCacheKey(gid, inc, b)); !ok {
+				var err error
+				if nb, err = e.loadNameBlock(ctx, gid, inc, b); err != nil {
+					return nil, err
+				}
+				reloaded = true
 			}
-			if j < len(idxs) && idxs[j] == idx {
-				out[j] = string(v)
-				j++
-			}
-			return j < len(idxs)
-		})
-		if err != nil {
-			return nil, internalErr("read members", err)
 		}
-	} else {
-		keys := make([][]byte, len(idxs))
-		for i, idx := range idxs {
-			keys[i] = indexKey(gid, idx)
-		}
-		vals, err := e.st.Get(ctx, keys)
-		if err != nil {
-			return nil, internalErr("read members", err)
-		}
-		for i, v := range vals {
-			out[i] = string(v)
-		}
-	}
-	for i, uid := range out {
+		uid := nb.user(idx % nameBlockSize)
 		if uid == "" {
-			return nil, internalErr("read members", fmt.Errorf("member index %d of group %q has no user", idxs[i], gid))
+			if reloaded {
+				return nil, internalErr("read members", fmt.Errorf("member index %d of group %q has no user", idx, gid))
+			}
+			// Assigned after the block was cached: read it again.
+			var err error
+			if nb, err = e.loadNameBlock(ctx, gid, inc, cur); err != nil {
+				return nil, err
+			}
+			reloaded = true
+			i--
+			continue
 		}
+		out[i] = uid
 	}
 	return out, nil
 }

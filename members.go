@@ -155,29 +155,29 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 			m.mu.Unlock()
 			continue
 		}
-		if readers.GetCardinality()*2 < snap.GetCardinality() {
-			// Mostly unread: walk the recipients from the cursor and skip
-			// the readers; a page looks at about its own count.
-			it := snap.Iterator()
-			it.AdvanceIfNeeded(pos)
-			for it.HasNext() && len(idxs) < want {
-				if x := it.Next(); x != meta.SenderIndex && !readers.Contains(x) {
-					idxs = append(idxs, x)
-				}
+		// The chunk's unread members, made once and then kept current by
+		// the receipts: a walk through a mostly read list then costs its
+		// pages, not a subtraction of 65,536 bits per page.
+		u := m.unread[h]
+		var added int64
+		if u == nil {
+			u = roaring.AndNot(snap, readers)
+			u.Remove(meta.SenderIndex)
+			u.RunOptimize()
+			if m.unread == nil {
+				m.unread = make(map[uint16]*roaring.Bitmap)
 			}
-			m.mu.Unlock()
-			continue
+			m.unread[h] = u
+			added = bitmapBytes(u)
 		}
-		// Mostly read: subtracting the chunks word by word beats skipping
-		// most recipients one at a time.
-		unread := roaring.AndNot(snap, readers)
-		m.mu.Unlock()
-		it := unread.Iterator()
+		it := u.Iterator()
 		it.AdvanceIfNeeded(pos)
 		for it.HasNext() && len(idxs) < want {
-			if x := it.Next(); x != meta.SenderIndex {
-				idxs = append(idxs, x)
-			}
+			idxs = append(idxs, it.Next())
+		}
+		m.mu.Unlock()
+		if added > 0 {
+			e.entries.charge(m, added)
 		}
 	}
 
@@ -186,7 +186,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 		page.Cursor = e.encodeCursor(prefix, meta.TrackedAt, req.Filter, idxs[req.Count])
 		idxs = idxs[:req.Count]
 	}
-	users, err := e.userIDs(ctx, gid, idxs)
+	users, err := e.userIDs(ctx, gid, g.Incarnation, idxs)
 	if err != nil {
 		return MemberPage{}, err
 	}
