@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"hash"
+	"sync"
 )
 
 // Member-page cursors.
@@ -23,8 +25,19 @@ const (
 
 var cursorEncoding = base64.RawURLEncoding
 
+// macPool keeps HMAC states keyed with the engine's secret: keying one
+// costs two hash blocks, more than the cursor's own MAC.
+type macPool struct{ p sync.Pool }
+
 func (e *Engine) cursorMAC(msgPrefix []byte, trackedAt int64, filter MemberFilter, pos uint32) []byte {
-	mac := hmac.New(sha256.New, e.secret)
+	mac, _ := e.macs.p.Get().(hash.Hash)
+	if mac == nil {
+		mac = hmac.New(sha256.New, e.secret)
+	}
+	defer func() {
+		mac.Reset()
+		e.macs.p.Put(mac)
+	}()
 	var hdr [1 + 1 + 4 + 8]byte
 	hdr[0] = cursorVersion
 	hdr[1] = byte(filter)
@@ -32,7 +45,8 @@ func (e *Engine) cursorMAC(msgPrefix []byte, trackedAt int64, filter MemberFilte
 	binary.BigEndian.PutUint64(hdr[6:], uint64(trackedAt))
 	mac.Write(hdr[:])
 	mac.Write(msgPrefix)
-	return mac.Sum(nil)[:cursorMACLen]
+	var sum [sha256.Size]byte
+	return mac.Sum(sum[:0])[:cursorMACLen]
 }
 
 // encodeCursor returns the cursor of the page of a message's member list
