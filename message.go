@@ -33,6 +33,11 @@ type msgEntry struct {
 	chunks  map[uint16]*roaring.Bitmap // committed readers, by chunk
 	pending map[uint32]struct{}        // readers being written
 	deltas  int                        // receipts written as merge deltas since the last collapse
+	// unread holds, by chunk, the recipients (but the sender) who have not
+	// read: made by member pages from a loaded chunk of readers and the
+	// message's membership snapshot, which never changes, and kept current
+	// by every receipt committed to the chunk (addReader).
+	unread map[uint16]*roaring.Bitmap
 
 	// collapsing is set while collapse waits for pending receipts to end and
 	// writes; cond (on mu) wakes the collapse and the receipts waiting for it.
@@ -66,6 +71,10 @@ func (m *msgEntry) reset() int64 {
 	for _, bm := range m.chunks {
 		freed += bitmapBytes(bm)
 	}
+	for _, bm := range m.unread {
+		freed += bitmapBytes(bm)
+	}
+	m.unread = nil
 	m.loaded, m.exists = true, false
 	m.meta = messageRecord{}
 	m.count = 0
@@ -73,6 +82,16 @@ func (m *msgEntry) reset() int64 {
 	m.pending = nil
 	m.deltas = 0
 	return freed
+}
+
+// addReader records a committed receipt of reader idx in the loaded chunk
+// of readers; the caller holds m.mu.
+func (m *msgEntry) addReader(idx uint32) {
+	hi := chunkOf(idx)
+	m.chunks[hi].Add(idx)
+	if u := m.unread[hi]; u != nil {
+		u.Remove(idx)
+	}
 }
 
 func (m *msgEntry) hasReader(idx uint32) bool {

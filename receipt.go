@@ -159,7 +159,7 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 			m.unmark(idx)
 			if werr == nil {
 				if isGroup {
-					m.chunks[chunkOf(idx)].Add(idx)
+					m.addReader(idx)
 					m.deltas++
 				}
 				m.count++
