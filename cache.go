@@ -179,6 +179,34 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 	return e
 }
 
+// peek calls fn with the loaded entry of the message with key prefix and
+// its lock held, and reports whether it did: a lookup without pinning, for
+// calls that only read an entry. It holds the shard's lock while fn runs,
+// so fn must be short; it gives up (false) rather than wait for an entry
+// someone else holds, as a write may, and then the caller takes the
+// pinning path (acquire, lock, release).
+func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
+	s := &t.shards[shardOf(prefix)]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.items[string(prefix)]
+	if !ok || !e.mu.TryLock() {
+		return false
+	}
+	if e.loaded {
+		fn(e)
+	}
+	e.mu.Unlock()
+	if !e.loaded {
+		return false
+	}
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = &s.list, s.list.next
+	s.list.next.prev = e
+	s.list.next = e
+	return true
+}
+
 // release unpins e.
 func (t *entryTable) release(e *msgEntry) {
 	s := &t.shards[e.shard]

@@ -218,9 +218,20 @@ func (e *Engine) convLock(conv []byte) *sync.RWMutex {
 
 func (e *Engine) now() int64 { return e.cfg.now().UnixNano() }
 
-// expired reports whether a message tracked at trackedAt is past retention.
-func (e *Engine) expired(trackedAt int64) bool {
-	return e.cfg.retention > 0 && e.now()-trackedAt >= int64(e.cfg.retention)
+// retentionNow returns the time a call judges expiry by, read once per
+// call (reading the clock is a good part of a cached count's cost), or 0
+// when nothing expires.
+func (e *Engine) retentionNow() int64 {
+	if e.cfg.retention <= 0 {
+		return 0
+	}
+	return e.now()
+}
+
+// expiredAt reports whether a message tracked at trackedAt is past
+// retention at now, a value of retentionNow.
+func (e *Engine) expiredAt(trackedAt, now int64) bool {
+	return e.cfg.retention > 0 && now-trackedAt >= int64(e.cfg.retention)
 }
 
 func (e *Engine) writeOpts() store.WriteOptions { return store.WriteOptions{Sync: e.cfg.sync} }

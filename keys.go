@@ -96,7 +96,11 @@ func versionKey(gid string, version uint64, msgID string) []byte {
 
 // messagePrefix is the prefix of all of a message's keys.
 func messagePrefix(conv []byte, msgID string) []byte {
-	b := make([]byte, 0, 2+len(conv)+len(msgID)+3)
+	return appendMessagePrefix(make([]byte, 0, 2+len(conv)+len(msgID)+3), conv, msgID)
+}
+
+// appendMessagePrefix appends messagePrefix(conv, msgID) to b.
+func appendMessagePrefix(b, conv []byte, msgID string) []byte {
 	b = append(b, prefixMessage)
 	b = append(b, conv...)
 	return appendLP(b, msgID)

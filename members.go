@@ -100,7 +100,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 		return MemberPage{}, err
 	}
 	m.mu.Lock()
-	meta, err := e.liveMeta(m, true, g)
+	meta, err := e.liveMeta(m, true, g, e.retentionNow())
 	m.mu.Unlock()
 	if err != nil {
 		return MemberPage{}, err

@@ -156,11 +156,11 @@ func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 // not deleted, not expired, and in the current incarnation of its group (g
 // is nil for a C2C message; for a group message, g is nil when the group is
 // gone). The caller holds m.mu.
-func (e *Engine) liveMeta(m *msgEntry, isGroup bool, g *groupRecord) (messageRecord, error) {
+func (e *Engine) liveMeta(m *msgEntry, isGroup bool, g *groupRecord, now int64) (messageRecord, error) {
 	switch {
 	case !m.exists:
 		return messageRecord{}, ErrReceiptNotFound
-	case e.expired(m.meta.TrackedAt):
+	case e.expiredAt(m.meta.TrackedAt, now):
 		return messageRecord{}, errorf(ErrReceiptNotFound, "expired")
 	case isGroup && g == nil:
 		return messageRecord{}, errorf(ErrReceiptNotFound, "group dismissed")
@@ -249,7 +249,7 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 	}()
 	var b store.Batch
 	if m.exists {
-		if _, err := e.liveMeta(m, isGroup, g); err == nil {
+		if _, err := e.liveMeta(m, isGroup, g, e.retentionNow()); err == nil {
 			if m.meta.Sender == msg.Sender {
 				return nil
 			}

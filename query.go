@@ -51,33 +51,62 @@ func (e *Engine) GetMessageReadReceiptList(ctx context.Context, caller Caller, m
 			return nil, err
 		}
 	}
-	ms := make([]*msgEntry, len(messages))
+	out := make([]ReceiptInfo, len(messages))
+	now := e.retentionNow()
+
+	// Cached messages are read in place; the others are loaded below.
+	var missed []int
+	var buf []byte
 	for i, r := range messages {
-		ms[i] = e.entries.acquire(messagePrefix(ck, r.ID))
+		out[i].MessageID = r.ID
+		buf = appendMessagePrefix(buf[:0], ck, r.ID)
+		var meta messageRecord
+		var count int64
+		var lerr error
+		if !e.entries.peek(buf, func(m *msgEntry) {
+			meta, lerr = e.liveMeta(m, isGroup, g, now)
+			count = m.count
+		}) {
+			missed = append(missed, i)
+			continue
+		}
+		e.receiptInfo(ctx, &out[i], caller, conv, g, meta, count, lerr)
+	}
+	if len(missed) == 0 {
+		return out, nil
+	}
+	ms := make([]*msgEntry, len(missed))
+	for j, i := range missed {
+		ms[j] = e.entries.acquire(messagePrefix(ck, messages[i].ID))
 	}
 	defer e.releaseAll(ms)
 	if err := e.loadEntries(ctx, ms...); err != nil {
 		return nil, err
 	}
-	out := make([]ReceiptInfo, len(messages))
-	for i, m := range ms {
-		out[i].MessageID = messages[i].ID
+	for j, i := range missed {
+		m := ms[j]
 		m.mu.Lock()
-		meta, err := e.liveMeta(m, isGroup, g)
+		meta, lerr := e.liveMeta(m, isGroup, g, now)
 		count := m.count
 		m.mu.Unlock()
-		if err == nil {
-			err = e.authorize(ctx, caller, conv, g, meta)
-		}
-		if err != nil {
-			out[i].Err = err
-			continue
-		}
-		out[i].ReadCount = int(count)
-		out[i].UnreadCount = int(int64(meta.Recipients) - count)
-		out[i].IsPeerRead = !isGroup && count > 0
+		e.receiptInfo(ctx, &out[i], caller, conv, g, meta, count, lerr)
 	}
 	return out, nil
+}
+
+// receiptInfo fills in one message's read state from its meta and count,
+// or its error: lerr from liveMeta, or the caller's refusal.
+func (e *Engine) receiptInfo(ctx context.Context, info *ReceiptInfo, caller Caller, conv Conversation, g *groupRecord, meta messageRecord, count int64, lerr error) {
+	if lerr == nil {
+		lerr = e.authorize(ctx, caller, conv, g, meta)
+	}
+	if lerr != nil {
+		info.Err = lerr
+		return
+	}
+	info.ReadCount = int(count)
+	info.UnreadCount = int(int64(meta.Recipients) - count)
+	info.IsPeerRead = conv.Type == ConversationC2C && count > 0
 }
 
 func (e *Engine) validCaller(c Caller) error {

@@ -109,9 +109,10 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 	}
 
 	// Who may send each receipt.
+	now := e.retentionNow()
 	for _, it := range items {
 		it.m.mu.Lock()
-		it.meta, err = e.liveMeta(it.m, isGroup, g)
+		it.meta, err = e.liveMeta(it.m, isGroup, g, now)
 		it.m.mu.Unlock()
 		res := &results[it.pos]
 		switch {
