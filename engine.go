@@ -17,7 +17,9 @@ import (
 )
 
 // schemaVersion is the layout of keys and records this engine writes.
-const schemaVersion = 1
+// Version 2: a set may be stored as a bitset ('b'), and a group message
+// whose recipients fit in one chunk keeps no count key.
+const schemaVersion = 2
 
 // convLockStripes is the number of conversation locks. Conversations are
 // hashed onto them; two conversations that share a stripe only wait for each

@@ -361,7 +361,7 @@ func (c *countingStore) Write(ctx context.Context, b *store.Batch, o store.Write
 		switch {
 		case op.Kind == store.OpMerge && op.Value[0] == 'l':
 			c.merges.Add(1)
-		case op.Kind == store.OpSet && op.Value[0] == 's':
+		case op.Kind == store.OpSet && (op.Value[0] == 's' || op.Value[0] == 'b'):
 			c.sets.Add(1)
 		}
 	}
@@ -480,4 +480,21 @@ func TestMemberPagesAfterJoins(t *testing.T) {
 	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "x", "y"}))
 	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: g, ID: "m3", Sender: "s"}))
 	assert.Equal(t, []string{"x", "y"}, unread("m3"), "a re-created group must not see the old one's names")
+}
+
+// A store written by an engine of another schema version is refused at
+// Open, untouched, rather than misread.
+func TestOpenRefusesOtherSchemaVersion(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	var b store.Batch
+	b.Set([]byte{0, 'v'}, []byte{1})
+	require.NoError(t, st.Write(ctx, &b, store.WriteOptions{}))
+	_, err := readreceipt.Open(st)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "schema version")
+	vals, err := st.Get(ctx, [][]byte{{0, 'v'}, {0, 's'}})
+	require.NoError(t, err)
+	assert.Equal(t, []byte{1}, vals[0], "the version is left alone")
+	assert.Nil(t, vals[1], "nothing was written")
 }

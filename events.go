@@ -1,6 +1,9 @@
 package readreceipt
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // ReceiptEvent tells a message's sender that a receipt was recorded: the
 // engine's form of the SDK's MESSAGE_READ_RECEIPT_RECEIVED event. It carries
@@ -54,7 +57,8 @@ func newEvent(conv Conversation, m *msgEntry, meta messageRecord, reader, msgID 
 // delays the receipt call while it runs. Events of
 // concurrent calls may reach fn concurrently and, for one message, in either
 // order; each carries the counts as they stood when it was made, and counts
-// never decrease. The returned function unsubscribes fn.
+// never decrease. Calls already in progress when fn subscribes may not
+// reach it. The returned function unsubscribes fn.
 func (e *Engine) Subscribe(fn func(events []ReceiptEvent)) (unsubscribe func()) {
 	return e.subs.add(fn)
 }
@@ -63,7 +67,11 @@ type subscribers struct {
 	mu   sync.RWMutex
 	next int
 	list []subscriber
+	n    atomic.Int32 // len(list), read without mu: calls make no events for nobody
 }
+
+// any reports whether anyone is subscribed.
+func (s *subscribers) any() bool { return s.n.Load() > 0 }
 
 type subscriber struct {
 	id int
@@ -76,6 +84,7 @@ func (s *subscribers) add(fn func([]ReceiptEvent)) func() {
 	s.next++
 	id := s.next
 	s.list = append(s.list, subscriber{id: id, fn: fn})
+	s.n.Store(int32(len(s.list)))
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -84,6 +93,7 @@ func (s *subscribers) add(fn func([]ReceiptEvent)) func() {
 			for i, sub := range s.list {
 				if sub.id == id {
 					s.list = append(s.list[:i:i], s.list[i+1:]...)
+					s.n.Store(int32(len(s.list)))
 					return
 				}
 			}

@@ -56,6 +56,9 @@ func (m *msgEntry) waitCollapse() {
 // unmark ends reader idx's pending mark; the caller holds m.mu.
 func (m *msgEntry) unmark(idx uint32) {
 	delete(m.pending, idx)
+	if len(m.pending) == 0 {
+		m.pending = nil // an emptied map keeps its buckets; most messages are idle
+	}
 	if m.collapsing && m.cond != nil {
 		m.cond.Broadcast()
 	}
@@ -110,8 +113,10 @@ func (e *Engine) releaseAll(ms []*msgEntry) {
 }
 
 // loadEntries reads the meta and count of every entry not loaded yet, in one
-// store call. Like ensureReaders it reads without holding the entries' locks
-// and fills only entries still unloaded afterwards.
+// store call, and a second for the readers of the messages whose count is
+// their size (see messageRecord.ownCount). Like ensureReaders it reads
+// without holding the entries' locks and fills only entries still unloaded
+// afterwards.
 func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	var keys [][]byte
 	var want []*msgEntry
@@ -130,24 +135,53 @@ func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	if err != nil {
 		return internalErr("read message", err)
 	}
+	recs := make([]messageRecord, len(want))
+	counts := make([]int64, len(want))
+	var chunkKeys [][]byte
+	var owners []int
 	for i, m := range want {
-		var rec messageRecord
-		var count int64
-		if vals[2*i] != nil {
-			if rec, err = decodeMessage(vals[2*i]); err != nil {
-				return internalErr("decode message", err)
-			}
-			if count, err = store.DecodeCounter(vals[2*i+1]); err != nil {
+		if vals[2*i] == nil {
+			continue
+		}
+		if recs[i], err = decodeMessage(vals[2*i]); err != nil {
+			return internalErr("decode message", err)
+		}
+		if recs[i].ownCount() {
+			if counts[i], err = store.DecodeCounter(vals[2*i+1]); err != nil {
 				return internalErr("decode count", err)
 			}
+		} else {
+			chunkKeys = append(chunkKeys, readersKey([]byte(m.key), 0))
+			owners = append(owners, i)
 		}
+	}
+	readers := make([]*roaring.Bitmap, len(want))
+	if len(chunkKeys) > 0 {
+		cvals, err := e.st.Get(ctx, chunkKeys)
+		if err != nil {
+			return internalErr("read readers", err)
+		}
+		for j, i := range owners {
+			if readers[i], err = store.DecodeSet(cvals[j]); err != nil {
+				return internalErr("decode readers", err)
+			}
+			counts[i] = int64(readers[i].GetCardinality())
+		}
+	}
+	for i, m := range want {
+		var added int64
 		m.mu.Lock()
 		if !m.loaded {
 			m.loaded = true
 			m.exists = vals[2*i] != nil
-			m.meta, m.count = rec, count
+			m.meta, m.count = recs[i], counts[i]
+			if readers[i] != nil {
+				m.chunks = map[uint16]*roaring.Bitmap{0: readers[i]}
+				added = bitmapBytes(readers[i])
+			}
 		}
 		m.mu.Unlock()
+		e.entries.charge(m, added)
 	}
 	return nil
 }

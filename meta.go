@@ -73,6 +73,15 @@ type messageRecord struct {
 	Recipients  uint32 // members at Version minus the sender (1 for C2C)
 }
 
+// ownCount reports whether the message's read count is stored as a counter
+// of its own: for a C2C message, and for a group message whose recipients
+// span more than one chunk, where counting the readers would mean reading
+// every chunk. The count of a group message within one chunk is the size
+// of that chunk of readers, so a receipt writes one delta, not two.
+func (m *messageRecord) ownCount() bool {
+	return m.Incarnation == 0 || m.EndIndex > 1<<chunkBits
+}
+
 func (m *messageRecord) encode() []byte {
 	b := []byte{recordV1}
 	b = appendLP(b, m.Sender)

@@ -84,33 +84,41 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 		idx, known = c2cReader, true
 	}
 
+	// One item per distinct message: a repeated mention pins the same
+	// entry again, and takes its first mention's outcome.
 	results := make([]ReceiptResult, len(refs))
-	first := make(map[string]int, len(refs)) // message ID -> position of its first mention
-	var items []*receiptItem
+	ms := make([]*msgEntry, len(refs))
+	firsts := make([]int, len(refs)) // position of each mention's first mention
+	items := make([]receiptItem, 0, len(refs))
+	var buf []byte
 	for i, r := range refs {
 		results[i].MessageID = r.ID
-		if _, dup := first[r.ID]; dup {
-			continue
+		buf = appendMessagePrefix(buf[:0], ck, r.ID)
+		ms[i] = e.entries.acquire(buf)
+		firsts[i] = i
+		for j := range i {
+			if ms[j] == ms[i] {
+				firsts[i] = firsts[j]
+				break
+			}
 		}
-		first[r.ID] = i
-		items = append(items, &receiptItem{pos: i, m: e.entries.acquire(messagePrefix(ck, r.ID))})
-	}
-	defer func() {
-		for _, it := range items {
-			e.entries.release(it.m)
+		if firsts[i] == i {
+			items = append(items, receiptItem{pos: i, m: ms[i]})
 		}
-	}()
-	ms := make([]*msgEntry, len(items))
-	for i, it := range items {
-		ms[i] = it.m
 	}
-	if err := e.loadEntries(ctx, ms...); err != nil {
+	defer e.releaseAll(ms)
+	distinct := make([]*msgEntry, len(items))
+	for k := range items {
+		distinct[k] = items[k].m
+	}
+	if err := e.loadEntries(ctx, distinct...); err != nil {
 		return nil, nil, err
 	}
 
 	// Who may send each receipt.
 	now := e.retentionNow()
-	for _, it := range items {
+	for k := range items {
+		it := &items[k]
 		it.m.mu.Lock()
 		it.meta, err = e.liveMeta(it.m, isGroup, g, now)
 		it.m.mu.Unlock()
@@ -145,13 +153,28 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 	// Mark the new receipts pending, then write them in one batch.
 	pending := e.markPending(items, idx, isGroup)
 	if len(pending) > 0 {
+		// Every receipt of the call adds the same reader: one operand
+		// serves them all, and the keys share one allocation.
 		var b store.Batch
+		add, one := store.EncodeSetAdd(idx), store.EncodeCounter(1)
+		size := 0
 		for _, it := range pending {
-			prefix := []byte(it.m.key)
+			size += 2*len(it.m.key) + 4
+		}
+		keys := make([]byte, 0, size)
+		for _, it := range pending {
 			if isGroup {
-				b.Merge(readersKey(prefix, chunkOf(idx)), store.EncodeSetAdd(idx))
+				start := len(keys)
+				keys = append(keys, it.m.key...)
+				keys = append(keys, msgReaders, byte(chunkOf(idx)>>8), byte(chunkOf(idx)))
+				b.Merge(keys[start:len(keys):len(keys)], add)
 			}
-			b.Merge(withSuffix(prefix, msgCount), store.EncodeCounter(1))
+			if it.meta.ownCount() {
+				start := len(keys)
+				keys = append(keys, it.m.key...)
+				keys = append(keys, msgCount)
+				b.Merge(keys[start:len(keys):len(keys)], one)
+			}
 		}
 		werr := e.st.Write(ctx, &b, e.writeOpts())
 		for _, it := range pending {
@@ -176,19 +199,24 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 	}
 
 	// Results of repeated mentions follow the first one.
-	for i, r := range refs {
-		if f := first[r.ID]; f != i {
+	for i, f := range firsts {
+		if f != i {
 			results[i].Err = results[f].Err
 		}
 	}
 	var events []ReceiptEvent
+	if e.subs.any() {
+		events = make([]ReceiptEvent, 0, len(pending))
+	}
 	for _, it := range pending {
 		results[it.pos].Recorded = true
-		it.m.mu.Lock()
-		count := it.m.count
-		it.m.mu.Unlock()
 		e.entries.charge(it.m, 2)
-		events = append(events, newEvent(conv, it.m, it.meta, reader, refs[it.pos].ID, count))
+		if events != nil {
+			it.m.mu.Lock()
+			count := it.m.count
+			it.m.mu.Unlock()
+			events = append(events, newEvent(conv, it.m, it.meta, reader, refs[it.pos].ID, count))
+		}
 	}
 	return results, events, nil
 }
@@ -198,11 +226,13 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 // being collapsed takes no new marks: then the call gives back the marks it
 // made, waits for the collapse to end and starts again, so that it never
 // waits while holding marks (a collapse waits for marks to go).
-func (e *Engine) markPending(items []*receiptItem, idx uint32, isGroup bool) []*receiptItem {
+func (e *Engine) markPending(items []receiptItem, idx uint32, isGroup bool) []*receiptItem {
+	pending := make([]*receiptItem, 0, len(items))
 	for {
-		var pending []*receiptItem
+		pending = pending[:0]
 		var busy *msgEntry
-		for _, it := range items {
+		for k := range items {
+			it := &items[k]
 			if !it.ok {
 				continue
 			}
@@ -285,7 +315,9 @@ func (e *Engine) collapse(ctx context.Context, m *msgEntry) {
 		}
 		b.Set(readersKey(prefix, hi), v)
 	}
-	b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(m.count))
+	if m.meta.ownCount() {
+		b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(m.count))
+	}
 	if e.st.Write(context.WithoutCancel(ctx), &b, store.WriteOptions{}) == nil {
 		m.deltas = 0
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -16,9 +17,13 @@ import (
 //
 //   - a counter ('n' followed by a signed 64-bit big-endian integer): folding
 //     adds the integers;
-//   - a set of uint32 ('s' followed by a serialized roaring bitmap, or 'l'
-//     followed by little-endian uint32s, the cheap form of a small delta):
-//     folding takes the union and always yields the 's' form.
+//   - a set of uint32, in one of three forms: 's' followed by a serialized
+//     roaring bitmap; 'b' followed by a uvarint base and a bitset (bit i of
+//     byte j stands for base+8j+i), the small form of a set that is dense
+//     over a short range, such as the readers of a message in a small
+//     group; or 'l' followed by little-endian uint32s, the cheap form of a
+//     small delta. Folding takes the union and yields whichever of 's' and
+//     'b' is smaller.
 //
 // Both folds are associative and commutative, so a backend may fold operands
 // in any grouping and order, eagerly on write or lazily on read, and always
@@ -33,6 +38,7 @@ const (
 	tagCounter = 'n'
 	tagSet     = 's'
 	tagList    = 'l'
+	tagBits    = 'b'
 )
 
 // EncodeCounter returns a merge operand that adds delta to a counter.
@@ -66,18 +72,95 @@ func EncodeSetAdd(vals ...uint32) []byte {
 	return b
 }
 
-// EncodeSet returns a value (or merge operand) holding the set bm. It may
-// convert bm's containers to their smallest form first, so bm must not be in
-// use by other goroutines.
+// EncodeSet returns a value (or merge operand) holding the set bm, in its
+// smaller form: a roaring bitmap, or a bitset over the set's range. It may
+// convert bm's containers to their smallest form first, so bm must not be
+// in use by other goroutines.
 func EncodeSet(bm *roaring.Bitmap) ([]byte, error) {
 	bm.RunOptimize()
-	out := make([]byte, 1, 1+bm.GetSerializedSizeInBytes())
+	size := bm.GetSerializedSizeInBytes()
+	if !bm.IsEmpty() {
+		base := bm.Minimum() &^ 7
+		n := uint64(bm.Maximum()-base)/8 + 1
+		if n+uint64(binary.MaxVarintLen32) < size {
+			out := make([]byte, 1, 1+binary.MaxVarintLen32+n)
+			out[0] = tagBits
+			out = binary.AppendUvarint(out, uint64(base))
+			bits := out[len(out) : len(out)+int(n)]
+			out = out[:len(out)+int(n)]
+			it := bm.ManyIterator()
+			var buf [256]uint32
+			for k := it.NextMany(buf[:]); k > 0; k = it.NextMany(buf[:]) {
+				for _, v := range buf[:k] {
+					d := v - base
+					bits[d>>3] |= 1 << (d & 7)
+				}
+			}
+			return out, nil
+		}
+	}
+	out := make([]byte, 1, 1+size)
 	out[0] = tagSet
 	buf, err := bm.ToBytes()
 	if err != nil {
 		return nil, fmt.Errorf("store: encode set: %w", err)
 	}
 	return append(out, buf...), nil
+}
+
+// CheckOperand reports whether v is a well-formed merge operand on its own
+// (ErrBadMerge if not), so that a backend can reject a malformed operand
+// before it is stored. Operands of different kinds on one key can only be
+// caught when they are folded.
+func CheckOperand(v []byte) error {
+	if len(v) == 0 {
+		return fmt.Errorf("%w: empty operand", ErrBadMerge)
+	}
+	switch v[0] {
+	case tagCounter:
+		_, err := DecodeCounter(v)
+		return err
+	case tagList:
+		if (len(v)-1)%4 != 0 {
+			return fmt.Errorf("%w: set delta of %d bytes", ErrBadMerge, len(v))
+		}
+		return nil
+	case tagBits:
+		_, err := bitsHeader(v[1:])
+		return err
+	case tagSet:
+		return addSet(roaring.New(), v)
+	}
+	return fmt.Errorf("%w: unknown tag %q", ErrBadMerge, v[0])
+}
+
+// bitsHeader checks the bitset form of a set (v without its tag) and
+// returns the length of its base.
+func bitsHeader(v []byte) (int, error) {
+	base, n := binary.Uvarint(v)
+	if n <= 0 || base > 1<<32-1 || uint64(len(v)-n)*8 > 1<<32-base {
+		return 0, fmt.Errorf("%w: malformed bitset", ErrBadMerge)
+	}
+	return n, nil
+}
+
+// addBits unions the bitset form of a set (v without its tag) into bm.
+func addBits(bm *roaring.Bitmap, v []byte) error {
+	n, err := bitsHeader(v)
+	if err != nil {
+		return err
+	}
+	base, _ := binary.Uvarint(v)
+	var vals []uint32
+	for j, b := range v[n:] {
+		for b != 0 {
+			i := bits.TrailingZeros8(b)
+			vals = append(vals, uint32(base)+uint32(j)*8+uint32(i))
+			b &= b - 1
+		}
+	}
+	bm.AddMany(vals)
+	return nil
 }
 
 // DecodeSet returns the set held by a folded set value, or by a set
@@ -108,6 +191,8 @@ func addSet(bm *roaring.Bitmap, v []byte) error {
 			bm.Add(binary.LittleEndian.Uint32(v[i:]))
 		}
 		return nil
+	case tagBits:
+		return addBits(bm, v[1:])
 	case tagSet:
 		other := roaring.New()
 		// UnmarshalBinary copies; v may be a buffer the backend reuses.
@@ -142,7 +227,7 @@ func (f *Folder) Add(v []byte) error {
 		return f.err
 	}
 	kind := v[0]
-	if kind == tagList {
+	if kind == tagList || kind == tagBits {
 		kind = tagSet
 	}
 	if f.kind != 0 && f.kind != kind {

@@ -87,3 +87,72 @@ func TestDecodeMissing(t *testing.T) {
 	_, err = store.DecodeSet(store.EncodeCounter(1))
 	assert.ErrorIs(t, err, store.ErrBadMerge)
 }
+
+// TestEncodeSetForms: a set is stored in whichever of its two forms is
+// smaller, and decodes to the same set either way, at the edges of the
+// uint32 range too.
+func TestEncodeSetForms(t *testing.T) {
+	every := func(from, to, step uint32) []uint32 {
+		var out []uint32
+		for v := uint64(from); v <= uint64(to); v += uint64(step) {
+			out = append(out, uint32(v))
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		vals []uint32
+		tag  byte
+		max  int // the encoding's largest acceptable size
+	}{
+		{"half of a 200-member group", every(1, 199, 2), 'b', 1 + 1 + 25},
+		{"one value", []uint32{7}, 'b', 3},
+		{"two values far apart", []uint32{0, 1 << 20}, 's', 30},
+		{"a full 64K range", every(0, 65535, 1), 's', 20},
+		{"sparse over a wide range", every(0, 1<<30, 1<<20), 's', 12000},
+		{"half of a range far up", every(1<<32-400, 1<<32-2, 2), 'b', 1 + 5 + 50},
+		{"the largest value", []uint32{1<<32 - 1, 1<<32 - 3}, 'b', 1 + 5 + 1},
+		{"empty", nil, 's', 20},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := set(t, tc.vals...)
+			assert.Equal(t, string(tc.tag), string(v[0]), "form")
+			assert.LessOrEqual(t, len(v), tc.max, "size")
+			require.NoError(t, store.CheckOperand(v))
+			bm, err := store.DecodeSet(v)
+			require.NoError(t, err)
+			assert.Equal(t, len(tc.vals), int(bm.GetCardinality()))
+			for _, x := range tc.vals {
+				require.True(t, bm.Contains(x), "%d lost", x)
+			}
+			// Folding a bitset with deltas and with a roaring set.
+			folded, err := store.Fold(v, store.EncodeSetAdd(3, 5), set(t, 1<<31))
+			require.NoError(t, err)
+			fb, err := store.DecodeSet(folded)
+			require.NoError(t, err)
+			bm.AddMany([]uint32{3, 5, 1 << 31})
+			assert.True(t, fb.Equals(bm))
+		})
+	}
+}
+
+// TestBadBitsets: malformed bitsets are ErrBadMerge, never a panic or a
+// set reaching past the uint32 range.
+func TestBadBitsets(t *testing.T) {
+	for name, v := range map[string][]byte{
+		"no base":                {'b'},
+		"truncated base":         {'b', 0x80},
+		"base past uint32":       {'b', 0x80, 0x80, 0x80, 0x80, 0x10, 1},
+		"bits past uint32":       append([]byte{'b', 0xf8, 0xff, 0xff, 0xff, 0x0f}, 1, 1),
+		"overlong base encoding": {'b', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.ErrorIs(t, store.CheckOperand(v), store.ErrBadMerge)
+			_, err := store.DecodeSet(v)
+			assert.ErrorIs(t, err, store.ErrBadMerge)
+			_, err = store.Fold(nil, v)
+			assert.ErrorIs(t, err, store.ErrBadMerge)
+		})
+	}
+}

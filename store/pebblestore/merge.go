@@ -106,22 +106,4 @@ func (m *valueMerger) Finish(includesBase bool) ([]byte, io.Closer, error) {
 // so that Write can reject a malformed operand before it reaches the
 // database. Operands of different kinds can only be caught when the key is
 // read (see poisonPrefix).
-func checkOperand(v []byte) error {
-	if len(v) == 0 {
-		return fmt.Errorf("%w: empty operand", store.ErrBadMerge)
-	}
-	switch v[0] {
-	case 'n':
-		_, err := store.DecodeCounter(v)
-		return err
-	case 'l':
-		if (len(v)-1)%4 != 0 {
-			return fmt.Errorf("%w: set delta of %d bytes", store.ErrBadMerge, len(v))
-		}
-		return nil
-	case 's':
-		_, err := store.DecodeSet(v)
-		return err
-	}
-	return fmt.Errorf("%w: unknown tag %q", store.ErrBadMerge, v[0])
-}
+func checkOperand(v []byte) error { return store.CheckOperand(v) }

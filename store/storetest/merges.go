@@ -276,7 +276,7 @@ func testCounterRunningSum(t *testing.T, s store.Store) {
 }
 
 // testSets: set operands union, as 'l' deltas (EncodeSetAdd) and as 's'
-// values (EncodeSet), and always read back in the 's' form.
+// values (EncodeSet), and always read back in a folded form.
 func testSets(t *testing.T, s store.Store) {
 	add := store.EncodeSetAdd
 	cases := []struct {
