@@ -1,0 +1,291 @@
+// Command readreceiptd is a read-receipt server: it embeds the readreceipt
+// engine on a Pebble directory and serves, on loopback by default, an
+// HTTP/JSON API, a WebSocket of MESSAGE_READ_RECEIPT_RECEIVED events, health
+// and Prometheus metrics, and a demo page.
+//
+// Usage:
+//
+//	readreceiptd [flags]                  serve
+//	readreceiptd token -user ID [-ttl D]  print a token for user ID
+//
+// # Configuration
+//
+// Every flag has an environment variable; a flag given on the command line
+// wins over it.
+//
+//	-addr      READRECEIPTD_ADDR      listen address (127.0.0.1:8080)
+//	-data      READRECEIPTD_DATA      data directory (./data)
+//	-secret    READRECEIPTD_SECRET    app secret, at least 16 bytes (see below)
+//	-admin     READRECEIPTD_ADMIN     the administrator's user ID (administrator)
+//	-demo      READRECEIPTD_DEMO      serve the demo page at / (true)
+//	-sync      READRECEIPTD_SYNC      sync each write before acknowledging it (true)
+//	-log-format READRECEIPTD_LOG_FORMAT text or json (text)
+//	-shutdown-timeout READRECEIPTD_SHUTDOWN_TIMEOUT  wait for calls in progress (30s)
+//	-event-queue READRECEIPTD_EVENT_QUEUE  event messages a connection may fall behind (64)
+//
+// The data directory holds the Pebble store (<data>/store) and, if the
+// server generated it, the secret (<data>/secret). Without -secret the
+// server reads <data>/secret; if there is none, it generates 32 random
+// bytes, stores them there in hex with mode 0600 and prints them once to
+// stderr. There is no built-in secret.
+//
+// # Authentication
+//
+// Clients send Authorization: Bearer <token>. A token is
+// base64url(JSON {"u":userID,"exp":unixSeconds}) "." base64url(HMAC-SHA256
+// (secret, first part)), unpadded, as the token subcommand prints it. The
+// user named by -admin is the administrator, who alone may track and
+// delete messages and change groups. Failures answer 401 with code 70001
+// (no token), 70002 (bad signature), 70003 (expired) or 70004 (malformed),
+// and 403 with 70005 for a user on an administrator endpoint. A request
+// without the header may carry the token as ?token=, which is there for
+// WebSocket clients in browsers (they cannot set headers); other clients
+// should use the header. Logs carry request paths only, never query
+// strings or headers.
+//
+// # API
+//
+// openapi.yaml (also served at /openapi.yaml) documents every endpoint,
+// its fields (the SDK's names) and the HTTP status of each error code.
+//
+// # Operations
+//
+// GET /healthz answers 200 {"status":"ok"}, and 503 once shutdown has
+// begun. GET /metrics serves Prometheus metrics: readreceiptd_requests_total
+// {endpoint,code}, readreceiptd_request_duration_seconds{endpoint},
+// readreceiptd_receipts_recorded_total, readreceiptd_events_sent_total,
+// readreceiptd_events_dropped_total, readreceiptd_websocket_slow_closed_total
+// and readreceiptd_websocket_connections. On SIGTERM or SIGINT the server
+// closes event connections (1001), stops accepting, lets calls in progress
+// finish, then closes the engine and its store.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/readreceipt/readreceipt"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "readreceiptd:", err)
+		os.Exit(1)
+	}
+}
+
+// run runs the command with args (without the program name) until ctx ends,
+// then shuts down gracefully. Logs and notices go to stderr.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	return runWith(ctx, args, runEnv{stdout: os.Stdout, stderr: stderr, getenv: os.Getenv})
+}
+
+// runEnv is what run needs from its surroundings; tests supply their own.
+type runEnv struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// configure, if set, adjusts the configuration after flags and
+	// environment are read.
+	configure func(*config)
+	// middleware, if set, wraps the server's handler.
+	middleware func(http.Handler) http.Handler
+	// ready, if set, is called once the server listens on addr.
+	ready func(addr string, s *server)
+	// listener, if set, wraps the listener.
+	listener func(net.Listener) net.Listener
+}
+
+func runWith(ctx context.Context, args []string, env runEnv) error {
+	if len(args) > 0 && args[0] == "token" {
+		return runToken(args[1:], env)
+	}
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("readreceiptd", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	envErr := configFlags(fs, &cfg, env.getenv)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage:\n  readreceiptd [flags]\n  readreceiptd token -user ID [-ttl 24h] [flags]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (the only subcommand is token)", fs.Arg(0))
+	}
+	if err := envErr(); err != nil {
+		return err
+	}
+	if env.configure != nil {
+		env.configure(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	secret, err := loadSecret(&cfg, true, env.stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.LogFormat, env.stderr)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	if env.listener != nil {
+		ln = env.listener(ln)
+	}
+	eng, err := readreceipt.OpenDir(filepath.Join(cfg.DataDir, storeDir), readreceipt.WithSyncWrites(cfg.Sync))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s, err := newServer(cfg, secret, eng, logger)
+	if err != nil {
+		ln.Close()
+		return errors.Join(err, eng.Close())
+	}
+	var h http.Handler = s
+	if env.middleware != nil {
+		h = env.middleware(h)
+	}
+	return s.serve(ctx, ln, h, env.ready)
+}
+
+// serve serves h on ln until ctx ends, then shuts down: /healthz turns to
+// 503, event connections are closed with StatusGoingAway, the listener
+// stops, calls in progress finish (up to cfg.ShutdownTimeout), and the
+// engine and its store are closed.
+func (s *server) serve(ctx context.Context, ln net.Listener, h http.Handler, ready func(string, *server)) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	addr := ln.Addr().String()
+	s.log.Info("listening", "url", "http://"+addr+"/", "data", s.cfg.DataDir, "admin", s.cfg.Admin,
+		"demo", s.cfg.Demo, "sync", s.cfg.Sync)
+	if ready != nil {
+		ready(addr, s)
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	s.stopping.Store(true)
+	s.log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	s.close()
+	if err := srv.Shutdown(sctx); err != nil {
+		s.log.Warn("calls still in progress at the shutdown timeout; closing them", "err", err)
+		srv.Close()
+	}
+	if err := waitGroup(sctx, &s.handlers); err != nil {
+		s.log.Warn("connections still open at the shutdown timeout", "err", err)
+	}
+	closeErr := s.eng.Close()
+	if closeErr != nil {
+		s.log.Error("closing the store", "err", closeErr)
+	} else {
+		s.log.Info("stopped; store closed")
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(serveErr, closeErr)
+}
+
+// waitGroup waits for wg, or until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// newLogger returns the server's structured logger.
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// runToken is the token subcommand: it prints a token for -user, valid for
+// -ttl, signed with the secret the server would use. It never generates a
+// secret.
+func runToken(args []string, env runEnv) error {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("readreceiptd token", flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	envErr := configFlags(fs, &cfg, env.getenv)
+	user := fs.String("user", "", "user ID the token is for (the -admin ID gives an administrator token)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage:\n  readreceiptd token -user ID [-ttl 24h] [-data DIR | -secret S]\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("token: unexpected argument %q", fs.Arg(0))
+	}
+	if err := envErr(); err != nil {
+		return err
+	}
+	if env.configure != nil {
+		env.configure(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if *user == "" || len(*user) > maxUserIDLen {
+		return fmt.Errorf("token: -user must be 1 to %d bytes", maxUserIDLen)
+	}
+	if *ttl <= 0 {
+		return fmt.Errorf("token: -ttl must be positive, not %v", *ttl)
+	}
+	secret, err := loadSecret(&cfg, false, env.stderr)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(env.stdout, signToken(secret, *user, time.Now().Add(*ttl)))
+	return err
+}
