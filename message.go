@@ -112,10 +112,12 @@ func (e *Engine) releaseAll(ms []*msgEntry) {
 	}
 }
 
-// loadEntries reads the meta and count of every entry not loaded yet, in one
-// store call, and a second for the readers of the messages whose count is
-// their size (see messageRecord.ownCount). Like ensureReaders it reads
-// without holding the entries' locks and fills only entries still unloaded
+// loadEntries reads the meta of every entry not loaded yet, in one store
+// call, then, in a second, the count of each message that exists: its
+// counter, or its readers where the count is their size (see
+// messageRecord.ownCount). A message that does not exist, as every new one
+// when it is tracked, costs one lookup. Like ensureReaders it reads without
+// holding the entries' locks and fills only entries still unloaded
 // afterwards.
 func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	var keys [][]byte
@@ -124,45 +126,49 @@ func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 		m.mu.Lock()
 		if !m.loaded {
 			want = append(want, m)
-			keys = append(keys, withSuffix([]byte(m.key), msgMeta), withSuffix([]byte(m.key), msgCount))
+			keys = append(keys, withSuffix([]byte(m.key), msgMeta))
 		}
 		m.mu.Unlock()
 	}
 	if len(want) == 0 {
 		return nil
 	}
-	vals, err := e.st.Get(ctx, keys)
+	metas, err := e.st.Get(ctx, keys)
 	if err != nil {
 		return internalErr("read message", err)
 	}
 	recs := make([]messageRecord, len(want))
-	counts := make([]int64, len(want))
-	var chunkKeys [][]byte
+	keys = keys[:0]
 	var owners []int
 	for i, m := range want {
-		if vals[2*i] == nil {
+		if metas[i] == nil {
 			continue
 		}
-		if recs[i], err = decodeMessage(vals[2*i]); err != nil {
+		if recs[i], err = decodeMessage(metas[i]); err != nil {
 			return internalErr("decode message", err)
 		}
 		if recs[i].ownCount() {
-			if counts[i], err = store.DecodeCounter(vals[2*i+1]); err != nil {
-				return internalErr("decode count", err)
-			}
+			keys = append(keys, withSuffix([]byte(m.key), msgCount))
 		} else {
-			chunkKeys = append(chunkKeys, readersKey([]byte(m.key), 0))
-			owners = append(owners, i)
+			keys = append(keys, readersKey([]byte(m.key), 0))
 		}
+		owners = append(owners, i)
 	}
+	counts := make([]int64, len(want))
 	readers := make([]*roaring.Bitmap, len(want))
-	if len(chunkKeys) > 0 {
-		cvals, err := e.st.Get(ctx, chunkKeys)
+	if len(keys) > 0 {
+		vals, err := e.st.Get(ctx, keys)
 		if err != nil {
-			return internalErr("read readers", err)
+			return internalErr("read message", err)
 		}
 		for j, i := range owners {
-			if readers[i], err = store.DecodeSet(cvals[j]); err != nil {
+			if recs[i].ownCount() {
+				if counts[i], err = store.DecodeCounter(vals[j]); err != nil {
+					return internalErr("decode count", err)
+				}
+				continue
+			}
+			if readers[i], err = store.DecodeSet(vals[j]); err != nil {
 				return internalErr("decode readers", err)
 			}
 			counts[i] = int64(readers[i].GetCardinality())
@@ -173,7 +179,7 @@ func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 		m.mu.Lock()
 		if !m.loaded {
 			m.loaded = true
-			m.exists = vals[2*i] != nil
+			m.exists = metas[i] != nil
 			m.meta, m.count = recs[i], counts[i]
 			if readers[i] != nil {
 				m.chunks = map[uint16]*roaring.Bitmap{0: readers[i]}

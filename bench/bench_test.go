@@ -440,7 +440,7 @@ func BenchmarkSendReceipt(b *testing.B) {
 	for _, g := range []int{procs, 8 * procs, 32 * procs} {
 		cases = append(cases, tc{size1K, 1, g, false, []string{"pebble"}}, tc{size1M, 1, g, false, kinds})
 	}
-	cases = append(cases, tc{size1K, 30, 8 * procs, false, []string{"pebble"}}, tc{size1M, 30, 8 * procs, false, []string{"pebble"}})
+	cases = append(cases, tc{size1K, 30, 8 * procs, false, []string{"pebble"}}, tc{size1K, 30, 64 * procs, false, []string{"pebble"}}, tc{size1M, 30, 8 * procs, false, []string{"pebble"}})
 	for _, c := range cases {
 		cache := "warm"
 		if c.cold {

@@ -31,6 +31,7 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/readreceipt/readreceipt/store"
@@ -128,6 +129,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 	}
 	if po.Logger == nil {
 		po.Logger = quietLogger{}
+	}
+	// Bloom filters on every level: the engine looks up keys that are not
+	// there on every new message (is it tracked already?), and a filter
+	// answers that for a table without reading its index and data blocks.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if o.Tune != nil {
 		o.Tune(po)
