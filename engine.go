@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"fmt"
 	"hash/maphash"
 	"slices"
 	"sync"
@@ -101,7 +100,7 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 func OpenDir(dir string, opts ...Option) (*Engine, error) {
 	st, err := pebblestore.Open(dir, nil)
 	if err != nil {
-		return nil, fmt.Errorf("readreceipt: open store: %w", err)
+		return nil, internalErr("open store", err)
 	}
 	e, err := Open(st, opts...)
 	if err != nil {
@@ -120,7 +119,7 @@ func (e *Engine) init(ctx context.Context) error {
 	}
 	if vals[0] != nil {
 		if !bytes.Equal(vals[0], []byte{schemaVersion}) {
-			return fmt.Errorf("readreceipt: store holds schema version %v, this engine reads %d", vals[0], schemaVersion)
+			return errorf(ErrInternal, "store holds schema version %v, this engine reads %d", vals[0], schemaVersion)
 		}
 	}
 	if vals[1] != nil {
@@ -129,7 +128,7 @@ func (e *Engine) init(ctx context.Context) error {
 	}
 	e.secret = make([]byte, 32)
 	if _, err := rand.Read(e.secret); err != nil {
-		return fmt.Errorf("readreceipt: cursor secret: %w", err)
+		return internalErr("cursor secret", err)
 	}
 	var b store.Batch
 	b.Set(keySchemaVersion, []byte{schemaVersion})

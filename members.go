@@ -110,7 +110,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 	}
 	var pos uint32
 	if req.Cursor != "" {
-		if pos, err = e.decodeCursor(req.Cursor, prefix, meta.TrackedAt, req.Filter); err != nil {
+		if pos, err = e.decodeCursor(req.Cursor, prefix, &meta, req.Filter); err != nil {
 			return MemberPage{}, err
 		}
 	}
@@ -183,7 +183,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 
 	page := MemberPage{MessageID: req.Message.ID, IsCompleted: len(idxs) <= req.Count}
 	if !page.IsCompleted {
-		page.Cursor = e.encodeCursor(prefix, meta.TrackedAt, req.Filter, idxs[req.Count])
+		page.Cursor = e.encodeCursor(prefix, &meta, req.Filter, idxs[req.Count])
 		idxs = idxs[:req.Count]
 	}
 	users, err := e.userIDs(ctx, gid, g.Incarnation, idxs)

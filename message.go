@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"context"
 	"encoding/binary"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2"
@@ -245,7 +246,7 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 	lock.RLock()
 	defer lock.RUnlock()
 
-	rec := messageRecord{Sender: msg.Sender, TrackedAt: e.now(), SenderIndex: noIndex, Recipients: 1}
+	rec := messageRecord{Sender: msg.Sender, TrackedAt: e.now(), SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32()}
 	var g *groupRecord
 	if isGroup {
 		var err error

@@ -71,6 +71,10 @@ type messageRecord struct {
 	EndIndex    uint32 // every member index at that version is below it
 	SenderIndex uint32 // the sender's member index, or noIndex
 	Recipients  uint32 // members at Version minus the sender (1 for C2C)
+	// Nonce is drawn at random when the message is tracked, so that
+	// member-page cursors of one tracking never work for another under the
+	// same ID, even one tracked at the same clock reading.
+	Nonce uint32
 }
 
 // ownCount reports whether the message's read count is stored as a counter
@@ -91,7 +95,7 @@ func (m *messageRecord) encode() []byte {
 	b = binary.AppendUvarint(b, uint64(m.EndIndex))
 	b = binary.AppendUvarint(b, uint64(m.SenderIndex))
 	b = binary.AppendUvarint(b, uint64(m.Recipients))
-	return b
+	return binary.BigEndian.AppendUint32(b, m.Nonce)
 }
 
 func decodeMessage(b []byte) (messageRecord, error) {
@@ -111,9 +115,10 @@ func decodeMessage(b []byte) (messageRecord, error) {
 	m.EndIndex = r.uint32()
 	m.SenderIndex = r.uint32()
 	m.Recipients = r.uint32()
-	if r.err != nil || len(r.b) != 0 {
+	if r.err != nil || len(r.b) != 4 {
 		return m, errBadRecord
 	}
+	m.Nonce = binary.BigEndian.Uint32(r.b)
 	return m, nil
 }
 

@@ -1,7 +1,6 @@
 package readreceipt
 
 import (
-	"fmt"
 	"time"
 )
 
@@ -77,7 +76,7 @@ func defaultConfig() config {
 
 func positive(name string, n int) error {
 	if n <= 0 {
-		return fmt.Errorf("readreceipt: %s must be positive, got %d", name, n)
+		return errorf(ErrInvalidParameter, "%s must be positive, got %d", name, n)
 	}
 	return nil
 }
@@ -99,7 +98,7 @@ func WithGroupTypes(types ...GroupType) Option {
 	return func(c *config) error {
 		for _, t := range types {
 			if !t.valid() {
-				return fmt.Errorf("readreceipt: unknown group type %d", t)
+				return errorf(ErrInvalidParameter, "unknown group type %d", t)
 			}
 		}
 		c.groupTypes = append([]GroupType(nil), types...)
@@ -113,7 +112,7 @@ func WithGroupTypes(types ...GroupType) Option {
 func WithRetention(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
-			return fmt.Errorf("readreceipt: retention must not be negative, got %v", d)
+			return errorf(ErrInvalidParameter, "retention must not be negative, got %v", d)
 		}
 		c.retention = d
 		return nil
@@ -127,7 +126,7 @@ func WithRetention(d time.Duration) Option {
 func WithSweepInterval(d time.Duration) Option {
 	return func(c *config) error {
 		if d < 0 {
-			return fmt.Errorf("readreceipt: sweep interval must not be negative, got %v", d)
+			return errorf(ErrInvalidParameter, "sweep interval must not be negative, got %v", d)
 		}
 		c.sweepInterval = d
 		return nil
@@ -157,7 +156,7 @@ func WithMaxPageSize(n int) Option {
 func WithMaxIDLength(n int) Option {
 	return func(c *config) error {
 		if n <= 0 || n > maxIDLength {
-			return fmt.Errorf("readreceipt: max ID length must be in 1..%d, got %d", maxIDLength, n)
+			return errorf(ErrInvalidParameter, "max ID length must be in 1..%d, got %d", maxIDLength, n)
 		}
 		c.maxIDLength = n
 		return nil
@@ -169,7 +168,7 @@ func WithMaxIDLength(n int) Option {
 func WithQueryAccess(a QueryAccess) Option {
 	return func(c *config) error {
 		if a != AccessSender && a != AccessRecipients {
-			return fmt.Errorf("readreceipt: unknown query access %d", a)
+			return errorf(ErrInvalidParameter, "unknown query access %d", a)
 		}
 		c.access = a
 		return nil
@@ -192,7 +191,7 @@ func WithSyncWrites(sync bool) Option {
 func WithClock(now func() time.Time) Option {
 	return func(c *config) error {
 		if now == nil {
-			return fmt.Errorf("readreceipt: clock must not be nil")
+			return errorf(ErrInvalidParameter, "clock must not be nil")
 		}
 		c.now = now
 		return nil
@@ -205,7 +204,7 @@ func WithClock(now func() time.Time) Option {
 func WithCacheBytes(n int64) Option {
 	return func(c *config) error {
 		if n <= 0 {
-			return fmt.Errorf("readreceipt: cache bytes must be positive, got %d", n)
+			return errorf(ErrInvalidParameter, "cache bytes must be positive, got %d", n)
 		}
 		c.cacheBytes = n
 		return nil
