@@ -56,8 +56,12 @@
 // membership is versioned: a membership change writes only the chunks it
 // changes, and a message records the version it was tracked at instead of
 // copying the member list. A receipt writes a four-byte delta to its
-// message's reader chunk and a counter increment, folded by the store's
-// merge operator, never a whole bitmap.
+// message's reader chunk, folded by the store's merge operator, never a
+// whole bitmap; a message whose recipients span several chunks also keeps a
+// counter, so that its count is one lookup, while the count of any other
+// is the size of its one chunk of readers. A set is stored as a roaring
+// bitmap or as a plain bitset over its range, whichever is smaller: the
+// readers of a message in a 200-member group take 28 bytes.
 //
 // # Concurrency
 //

@@ -199,8 +199,14 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithCacheBytes bounds the memory of the engine's caches of message state,
-// membership snapshots and member indexes. The bound is approximate; state
-// in use by a call is never evicted. Default: 64 MiB.
+// membership snapshots, member indexes and user IDs. The bound is
+// approximate; state in use by a call is never evicted. Default: 64 MiB.
+//
+// Size it for the hot set: about 1 KiB per message taking receipts or being
+// counted, and, for groups whose member lists are paged, about 12 bytes per
+// member for their user IDs (an eighth of the bound goes to user IDs, so a
+// host paging million-member groups wants 128 MiB or more per such group
+// paged at once). A miss costs a store read, not a wrong answer.
 func WithCacheBytes(n int64) Option {
 	return func(c *config) error {
 		if n <= 0 {
