@@ -132,7 +132,7 @@ func (e *Engine) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16) 
 	var keys [][]byte
 	var want []uint16
 	for _, hi := range his {
-		if _, ok := m.chunks[hi]; !ok && !slices.Contains(want, hi) {
+		if m.chunks.get(hi) == nil && !slices.Contains(want, hi) {
 			want = append(want, hi)
 			keys = append(keys, readersKey([]byte(m.key), hi))
 		}
@@ -152,17 +152,14 @@ func (e *Engine) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16) 
 		e.entries.charge(m, added)
 	}()
 	for i, hi := range want {
-		if _, ok := m.chunks[hi]; ok {
+		if m.chunks.get(hi) != nil {
 			continue
 		}
 		bm, err := store.DecodeSet(vals[i])
 		if err != nil {
 			return internalErr("decode readers", err)
 		}
-		if m.chunks == nil {
-			m.chunks = make(map[uint16]*roaring.Bitmap)
-		}
-		m.chunks[hi] = bm
+		m.chunks.set(hi, bm)
 		added += bitmapBytes(bm)
 	}
 	return nil

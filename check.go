@@ -433,13 +433,13 @@ func (c *checker) verifyCache() {
 		if m.meta != *s.meta || m.count != s.count {
 			c.fail("cached message %q: count %d, stored %d", m.key, m.count, s.count)
 		}
-		for hi, bm := range m.chunks {
-			want := s.readers[hi]
+		for _, ch := range m.chunks {
+			want := s.readers[ch.hi]
 			if want == nil {
 				want = roaring.New()
 			}
-			if !bm.Equals(want) {
-				c.fail("cached message %q: reader chunk %d differs from the store", m.key, hi)
+			if !ch.bm.Equals(want) {
+				c.fail("cached message %q: reader chunk %d differs from the store", m.key, ch.hi)
 			}
 		}
 		if len(m.unread) == 0 {
@@ -452,7 +452,8 @@ func (c *checker) verifyCache() {
 		}
 		recipients := g.snapshot(m.meta.Version)
 		recipients.Remove(m.meta.SenderIndex)
-		for hi, u := range m.unread {
+		for _, ch := range m.unread {
+			hi, u := ch.hi, ch.bm
 			lo := uint64(hi) << 16
 			want := roaring.New()
 			want.AddRange(lo, lo+1<<16)

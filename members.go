@@ -144,7 +144,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 			}
 		}
 		m.mu.Lock()
-		readers := m.chunks[h]
+		readers := m.chunks.get(h)
 		if req.Filter == FilterRead {
 			// The chunk changes under receipts: read it under the lock.
 			it := readers.Iterator()
@@ -158,16 +158,13 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 		// The chunk's unread members, made once and then kept current by
 		// the receipts: a walk through a mostly read list then costs its
 		// pages, not a subtraction of 65,536 bits per page.
-		u := m.unread[h]
+		u := m.unread.get(h)
 		var added int64
 		if u == nil {
 			u = roaring.AndNot(snap, readers)
 			u.Remove(meta.SenderIndex)
 			u.RunOptimize()
-			if m.unread == nil {
-				m.unread = make(map[uint16]*roaring.Bitmap)
-			}
-			m.unread[h] = u
+			m.unread.set(h, u)
 			added = bitmapBytes(u)
 		}
 		it := u.Iterator()
@@ -203,7 +200,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 // committed receipt is stored).
 func (e *Engine) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16) (uint16, bool, error) {
 	m.mu.Lock()
-	_, loaded := m.chunks[hi]
+	loaded := m.chunks.get(hi) != nil
 	m.mu.Unlock()
 	if loaded {
 		return hi, true, nil

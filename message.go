@@ -31,19 +31,50 @@ type msgEntry struct {
 	exists  bool
 	meta    messageRecord
 	count   int64
-	chunks  map[uint16]*roaring.Bitmap // committed readers, by chunk
-	pending map[uint32]struct{}        // readers being written
-	deltas  int                        // receipts written as merge deltas since the last collapse
+	chunks  chunkSet            // committed readers, by chunk
+	pending map[uint32]struct{} // readers being written
+	deltas  int                 // receipts written as merge deltas since the last collapse
 	// unread holds, by chunk, the recipients (but the sender) who have not
 	// read: made by member pages from a loaded chunk of readers and the
 	// message's membership snapshot, which never changes, and kept current
 	// by every receipt committed to the chunk (addReader).
-	unread map[uint16]*roaring.Bitmap
+	unread chunkSet
 
 	// collapsing is set while collapse waits for pending receipts to end and
 	// writes; cond (on mu) wakes the collapse and the receipts waiting for it.
 	collapsing bool
 	cond       *sync.Cond
+}
+
+// chunkSet holds a message's bitmaps by chunk. It is a short list, not a
+// map: most messages have one chunk, and a map of one entry costs ten
+// times the memory of a list of one.
+type chunkSet []chunkBitmap
+
+type chunkBitmap struct {
+	hi uint16
+	bm *roaring.Bitmap
+}
+
+// get returns the bitmap of chunk hi, or nil.
+func (s chunkSet) get(hi uint16) *roaring.Bitmap {
+	for i := range s {
+		if s[i].hi == hi {
+			return s[i].bm
+		}
+	}
+	return nil
+}
+
+// set installs bm as the bitmap of chunk hi.
+func (s *chunkSet) set(hi uint16, bm *roaring.Bitmap) {
+	for i := range *s {
+		if (*s)[i].hi == hi {
+			(*s)[i].bm = bm
+			return
+		}
+	}
+	*s = append(*s, chunkBitmap{hi, bm})
 }
 
 // waitCollapse waits on m's condition; the caller holds m.mu.
@@ -72,11 +103,11 @@ const c2cReader = 0
 // uncharge.
 func (m *msgEntry) reset() int64 {
 	var freed int64
-	for _, bm := range m.chunks {
-		freed += bitmapBytes(bm)
+	for _, c := range m.chunks {
+		freed += bitmapBytes(c.bm)
 	}
-	for _, bm := range m.unread {
-		freed += bitmapBytes(bm)
+	for _, c := range m.unread {
+		freed += bitmapBytes(c.bm)
 	}
 	m.unread = nil
 	m.loaded, m.exists = true, false
@@ -92,8 +123,8 @@ func (m *msgEntry) reset() int64 {
 // of readers; the caller holds m.mu.
 func (m *msgEntry) addReader(idx uint32) {
 	hi := chunkOf(idx)
-	m.chunks[hi].Add(idx)
-	if u := m.unread[hi]; u != nil {
+	m.chunks.get(hi).Add(idx)
+	if u := m.unread.get(hi); u != nil {
 		u.Remove(idx)
 	}
 }
@@ -102,7 +133,7 @@ func (m *msgEntry) hasReader(idx uint32) bool {
 	if _, ok := m.pending[idx]; ok {
 		return true
 	}
-	bm := m.chunks[chunkOf(idx)]
+	bm := m.chunks.get(chunkOf(idx))
 	return bm != nil && bm.Contains(idx)
 }
 
@@ -183,7 +214,7 @@ func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 			m.exists = metas[i] != nil
 			m.meta, m.count = recs[i], counts[i]
 			if readers[i] != nil {
-				m.chunks = map[uint16]*roaring.Bitmap{0: readers[i]}
+				m.chunks = chunkSet{{0, readers[i]}}
 				added = bitmapBytes(readers[i])
 			}
 		}

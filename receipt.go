@@ -305,15 +305,15 @@ func (e *Engine) collapse(ctx context.Context, m *msgEntry) {
 	}
 	prefix := []byte(m.key)
 	var b store.Batch
-	for hi, bm := range m.chunks {
-		if bm.IsEmpty() {
+	for _, c := range m.chunks {
+		if c.bm.IsEmpty() {
 			continue
 		}
-		v, err := store.EncodeSet(bm)
+		v, err := store.EncodeSet(c.bm)
 		if err != nil {
 			return
 		}
-		b.Set(readersKey(prefix, hi), v)
+		b.Set(readersKey(prefix, c.hi), v)
 	}
 	if m.meta.ownCount() {
 		b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(m.count))

@@ -174,6 +174,11 @@ func DecodeSet(v []byte) (*roaring.Bitmap, error) {
 	if err := addSet(bm, v); err != nil {
 		return nil, err
 	}
+	if v[0] == tagBits {
+		// Built value by value, its containers have grown by doubling; a
+		// decoded set is often kept (cached) as it is, so trim it.
+		return bm.Clone(), nil
+	}
 	return bm, nil
 }
 
