@@ -3,6 +3,7 @@ package compare
 import (
 	"context"
 	"fmt"
+	rr "github.com/readreceipt/readreceipt"
 	"os"
 	"strings"
 	"sync"
@@ -87,7 +88,11 @@ func newSystem(ctx context.Context, name, dir string, conns int) (System, error)
 	instanceSeq.Unlock()
 	switch name {
 	case "engine":
-		return NewEngine(dir)
+		// A cache sized for the hot state of the largest fixtures (the user
+		// IDs of a 1M-member group alone take ~12 MiB), as a host serving
+		// such groups would configure it: Redis keeps everything in memory
+		// and PostgreSQL has its shared buffers.
+		return NewEngine(dir, rr.WithCacheBytes(512<<20))
 	case "pebblekv":
 		return NewPebbleKV(dir)
 	case "map":
