@@ -121,6 +121,10 @@ func Open(dir string, opts *Options) (*Store, error) {
 		FS:                 o.FS,
 		FormatMajorVersion: pebble.FormatNewest,
 	}
+	if po.FS == nil {
+		po.FS = vfs.Default
+	}
+	po.FS = markerSyncFS{po.FS}
 	if po.CacheSize <= 0 {
 		po.CacheSize = DefaultCacheSize
 	}
