@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // How a history is encoded. The first byte picks the engine configuration
@@ -193,82 +195,124 @@ var seeds = [][]byte{
 	},
 }
 
-// backend is the store FuzzEngine runs on: memstore unless
-// READRECEIPT_FUZZ_BACKEND=pebble.
-func backend() string {
+// backends returns the stores FuzzEngine runs its histories on, from
+// READRECEIPT_FUZZ_BACKEND: "both" (the default: memstore and Pebble in
+// lockstep), "mem" or "pebble".
+func backends() string {
 	if b := os.Getenv("READRECEIPT_FUZZ_BACKEND"); b != "" {
 		return b
 	}
-	return "mem"
+	return "both"
 }
 
-func runHistory(t testing.TB, backend, dir string, data []byte) {
+// fuzzOnDisk reports whether FuzzEngine runs Pebble in a temporary
+// directory (READRECEIPT_FUZZ_PEBBLE_FS=disk) instead of on Pebble's
+// in-memory file system.
+func fuzzOnDisk() bool { return os.Getenv("READRECEIPT_FUZZ_PEBBLE_FS") == "disk" }
+
+// specs returns the targets of a history on the stores named by which
+// ("both", "mem" or "pebble"). Pebble runs in a directory from dir, or, if
+// dir is nil, on an in-memory file system of its own.
+func specs(which string, dir func() string) []targetSpec {
+	var out []targetSpec
+	if which == "both" || which == "mem" {
+		out = append(out, targetSpec{backend: "mem"})
+	}
+	if which == "both" || which == "pebble" {
+		if dir == nil {
+			out = append(out, targetSpec{backend: "pebble", dir: "db", fs: vfs.NewMem()})
+		} else {
+			out = append(out, targetSpec{backend: "pebble", dir: dir()})
+		}
+	}
+	if len(out) == 0 {
+		panic(fmt.Sprintf("unknown backend %q: want both, mem or pebble", which))
+	}
+	return out
+}
+
+// runHistory runs a history (its first byte is the configuration, the rest
+// the operations) on the stores named by which, Pebble in a temporary
+// directory, or on an in-memory file system if memFS is set.
+func runHistory(t testing.TB, which string, memFS bool, data []byte) {
 	if len(data) == 0 {
 		return
 	}
-	h := newHarness(t, backend, dir, decodeConfig(data[0]))
+	dir := t.TempDir
+	if memFS {
+		dir = nil
+	}
+	h := newHarness(t, decodeConfig(data[0]), specs(which, dir)...)
 	h.run(data[1:])
 }
 
-// FuzzEngine runs a history decoded from the input against the engine and
-// the model and fails at the first difference.
+// FuzzEngine runs a history decoded from the input against the model and
+// against the engine over each store, memstore and Pebble, in lockstep, and
+// fails at the first difference in results, errors, events or state.
+//
+// Pebble runs on its in-memory file system (vfs.NewMem), ten times faster
+// per history than a temporary directory on this machine, and the
+// configuration byte leaves synced writes off in most histories: neither
+// changes anything the model can see, and both let the fuzzer try many
+// more histories. READRECEIPT_FUZZ_PEBBLE_FS=disk runs Pebble in a
+// temporary directory instead; TestSeeds and TestEngineMatchesModel always
+// do.
 func FuzzEngine(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
-	be := backend()
+	which, memFS := backends(), !fuzzOnDisk()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := ""
-		if be == "pebble" {
-			dir = t.TempDir()
-		}
-		runHistory(t, be, dir, data)
+		runHistory(t, which, memFS, data)
 	})
 }
 
-// TestSeeds runs the seed histories on both stores.
+// TestSeeds runs the seed histories on both stores in lockstep, and on each
+// store alone.
 func TestSeeds(t *testing.T) {
 	for i, s := range seeds {
-		for _, be := range []string{"mem", "pebble"} {
-			t.Run(fmt.Sprintf("%d/%s", i, be), func(t *testing.T) {
-				runHistory(t, be, t.TempDir(), s)
+		for _, which := range []string{"both", "mem", "pebble"} {
+			t.Run(fmt.Sprintf("%d/%s", i, which), func(t *testing.T) {
+				runHistory(t, which, false, s)
 			})
 		}
 	}
 }
 
 // TestEngineMatchesModel runs seeded random histories: many on the memory
-// store, fewer on Pebble (with reopens). READRECEIPT_FUZZ_RUNS=n runs n
-// memory histories (and n/25 Pebble ones) instead, for a longer soak.
+// store alone, fewer on memstore and Pebble in lockstep (with reopens). A
+// failing history is shrunk to the shortest one found that still fails the
+// same way, which is printed as a corpus entry for FuzzEngine.
+// READRECEIPT_FUZZ_RUNS=n runs n memory histories (and n/25 lockstep ones)
+// instead, for a longer soak.
 func TestEngineMatchesModel(t *testing.T) {
-	memRuns, pebbleRuns := 1000, 40
+	memRuns, bothRuns := 1000, 40
 	switch {
 	case testing.Short():
-		memRuns, pebbleRuns = 100, 6
+		memRuns, bothRuns = 100, 6
 	case raceEnabled:
-		memRuns, pebbleRuns = 300, 12
+		memRuns, bothRuns = 300, 12
 	}
 	if n, err := strconv.Atoi(os.Getenv("READRECEIPT_FUZZ_RUNS")); err == nil {
-		memRuns, pebbleRuns = n, max(1, n/25) // a longer soak
+		memRuns, bothRuns = n, max(1, n/25) // a longer soak
 	}
 	for _, c := range []struct {
-		backend string
-		runs    int
-	}{{"mem", memRuns}, {"pebble", pebbleRuns}} {
-		t.Run(c.backend, func(t *testing.T) {
+		which string
+		runs  int
+	}{{"mem", memRuns}, {"both", bothRuns}} {
+		t.Run(c.which, func(t *testing.T) {
 			for seed := range c.runs {
 				data := randomHistory(uint64(seed))
-				ok := t.Run(fmt.Sprint(seed), func(t *testing.T) {
-					dir := ""
-					if c.backend == "pebble" {
-						dir = t.TempDir()
-					}
-					runHistory(t, c.backend, dir, data)
-				})
-				if !ok {
-					t.Logf("corpus entry for testdata/fuzz/FuzzEngine:\ngo test fuzz v1\n[]byte(%q)", data)
-					return
+				r := tryHistory(t, c.which, data)
+				if r.fail == "" {
+					continue
 				}
+				short := shrink(t, c.which, data, r)
+				t.Errorf("random history %d fails; the shortest history found that fails the same way has %d of its %d operations.\n"+
+					"Corpus entry for testdata/fuzz/FuzzEngine:\ngo test fuzz v1\n[]byte(%q)\n\nThe original history's failure:\n%s",
+					seed, len(tryHistory(t, c.which, short).starts), len(r.starts), short, lastLine(r.fail))
+				runHistory(t, c.which, false, short) // fails with the short history's trace
+				return
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package fuzz
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"github.com/readreceipt/readreceipt/store"
 	"github.com/readreceipt/readreceipt/store/memstore"
 	"github.com/readreceipt/readreceipt/store/pebblestore"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Engine limits used by every history: small, so that histories hit them.
@@ -225,6 +228,10 @@ type config struct {
 	cache     int64 // 0: default
 	allTypes  bool
 	syncOff   bool
+	// defaultLimits runs with the engine's default limits (30 messages a
+	// receipt call, 100 a query, pages of 100, IDs of 128 bytes) instead of
+	// the small ones histories use to reach them.
+	defaultLimits bool
 }
 
 func decodeConfig(b byte) config {
@@ -250,70 +257,135 @@ func decodeConfig(b byte) config {
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// harness runs one history against an engine and the model.
-type harness struct {
-	tb      testing.TB
-	ctx     context.Context
+// targetSpec says which store one engine under test runs on.
+type targetSpec struct {
 	backend string // "mem" or "pebble"
-	dir     string
-	cfg     config
-	mem     *memstore.Store
-	pst     *pebblestore.Store
-	eng     *rr.Engine
-	clock   atomic.Int64
-	model   *Model
-	trace   []string
+	dir     string // the Pebble directory
+	fs      vfs.FS // the Pebble file system; nil: the operating system's
+}
+
+// target is one engine under test, over its own store. Every target of a
+// harness runs the same operations in lockstep.
+type target struct {
+	targetSpec
+	mem *memstore.Store
+	pst *pebblestore.Store
+	eng *rr.Engine
 
 	mu      sync.Mutex
 	batches [][]rr.ReceiptEvent
 
-	cursors  []string              // cursors the engine handed out, newest last
-	lastReq  *rr.MemberListRequest // the last page request that has a next page
-	lastCall rr.Caller             // its caller
-	checking bool                  // in fullCheck
+	// cursors are the cursors this engine handed out, newest last. Every
+	// target's list grows in step, so that position i of each names the
+	// same page of the same list.
+	cursors []string
+	// next continues the last walk (harness.lastReq) on this engine.
+	next string
+	// keepCursors keeps every cursor in cursors, not only the last 32.
+	keepCursors bool
 }
 
-func newHarness(tb testing.TB, backend, dir string, cfg config) *harness {
-	h := &harness{tb: tb, ctx: context.Background(), backend: backend, dir: dir, cfg: cfg}
+func (t *target) store() store.Store {
+	if t.pst != nil {
+		return t.pst
+	}
+	return t.mem
+}
+
+// injectFault, when set by a test of the harness itself, runs after every
+// operation, to plant a known difference between the model and the
+// engines.
+var injectFault func(h *harness)
+
+// histFailure is what harness.fail panics with in probe mode.
+type histFailure struct{ msg string }
+
+// harness runs one history against one or more engines and the model.
+type harness struct {
+	tb      testing.TB
+	ctx     context.Context
+	cfg     config
+	targets []*target
+	clock   atomic.Int64
+	model   *Model
+	trace   []string
+	// probe makes fail panic with a *failure instead of failing tb, so that
+	// the shrinker can run many histories and keep the ones that fail.
+	probe bool
+
+	lastReq  *rr.MemberListRequest // the last page request that has a next page
+	lastCall rr.Caller             // its caller
+	checking bool                  // in fullCheck or drain
+
+	// opStarts holds the offset in the history of every operation run.
+	opStarts []int
+	// cn is the history run so far in canonical form (see canon).
+	cn canon
+	// sweeping reports that the last operation was a sweep.
+	sweeping bool
+	// opLimit, if positive, stops runOps after that many operations.
+	opLimit int
+	// matched and inFlight say how the last crash recovery went (see
+	// recoverFrom).
+	matched  string
+	inFlight bool
+	// beforeStep and afterStep, if set, run before and after every
+	// operation (and the full check that may follow it).
+	beforeStep, afterStep func(n int)
+}
+
+func newHarness(tb testing.TB, cfg config, specs ...targetSpec) *harness {
+	return newHarnessMode(tb, cfg, false, specs...)
+}
+
+// newHarnessMode returns a harness, in probe mode if probe is set.
+func newHarnessMode(tb testing.TB, cfg config, probe bool, specs ...targetSpec) *harness {
+	h := &harness{tb: tb, ctx: context.Background(), cfg: cfg, probe: probe, cn: canon{ok: true}}
 	h.clock.Store(epoch.UnixNano())
 	m := NewModel(epoch)
 	m.Retention = cfg.retention
 	m.Access = cfg.access
-	m.MaxMessages, m.MaxQuery, m.MaxPage = maxMessages, maxQuery, maxPage
+	if !cfg.defaultLimits {
+		m.MaxMessages, m.MaxQuery, m.MaxPage = maxMessages, maxQuery, maxPage
+	}
 	if cfg.allTypes {
 		m.SetTypes([]rr.GroupType{rr.GroupWork, rr.GroupPublic, rr.GroupMeeting, rr.GroupCommunity, rr.GroupAVChatRoom})
 	}
 	h.model = m
-	h.open()
+	for _, s := range specs {
+		t := &target{targetSpec: s}
+		h.targets = append(h.targets, t)
+		h.open(t)
+	}
 	return h
 }
 
 func (h *harness) now() time.Time { return time.Unix(0, h.clock.Load()).UTC() }
 
-func (h *harness) open() {
+func (h *harness) open(t *target) {
 	var err error
-	switch h.backend {
+	switch t.backend {
 	case "mem":
-		if h.mem == nil {
-			h.mem = memstore.New()
+		if t.mem == nil {
+			t.mem = memstore.New()
 		}
-		h.eng, err = rr.Open(h.mem, h.options()...)
+		t.eng, err = rr.Open(t.mem, h.options()...)
 	case "pebble":
-		h.pst, err = pebblestore.Open(h.dir, nil)
+		t.pst, err = pebblestore.Open(t.dir, &pebblestore.Options{FS: t.fs})
 		if err != nil {
 			h.fail("open pebble: %v", err)
 		}
-		h.eng, err = rr.Open(h.pst, h.options()...)
+		t.eng, err = rr.Open(t.pst, h.options()...)
 	default:
-		h.fail("unknown backend %q", h.backend)
+		h.fail("unknown backend %q", t.backend)
 	}
 	if err != nil {
-		h.fail("open engine: %v", err)
+		h.fail("%s: open engine: %v", t.backend, err)
 	}
-	h.eng.Subscribe(func(evs []rr.ReceiptEvent) {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		h.batches = append(h.batches, slices.Clone(evs))
+	t.eng.Subscribe(func(evs []rr.ReceiptEvent) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.batches = append(t.batches, slices.Clone(evs))
 	})
 }
 
@@ -327,6 +399,7 @@ func (h *harness) options() []rr.Option {
 		rr.WithMaxMessagesPerCall(m.MaxMessages),
 		rr.WithMaxQueryMessages(m.MaxQuery),
 		rr.WithMaxPageSize(m.MaxPage),
+		rr.WithMaxIDLength(m.MaxID),
 		rr.WithFeatureEnabled(m.Enabled),
 		rr.WithGroupTypes(m.TypeList()...),
 		rr.WithSyncWrites(!h.cfg.syncOff),
@@ -337,29 +410,50 @@ func (h *harness) options() []rr.Option {
 	return opts
 }
 
-func (h *harness) close() {
-	if h.eng != nil {
-		if err := h.eng.Close(); err != nil {
-			h.fail("close engine: %v", err)
+// close closes one target's engine (checking that Close is idempotent and
+// that calls after it fail with ErrClosed) and its Pebble store.
+func (h *harness) close(t *target) {
+	if t.eng != nil {
+		if err := t.eng.Close(); err != nil {
+			h.fail("%s: close engine: %v", t.backend, err)
 		}
-		// Close is idempotent, and calls after it fail with ErrClosed.
-		if err := h.eng.Close(); err != nil {
-			h.fail("second Close: %v", err)
+		if err := t.eng.Close(); err != nil {
+			h.fail("%s: second Close: %v", t.backend, err)
 		}
-		_, err := h.eng.SendMessageReadReceipt(h.ctx, users[0], []rr.MessageRef{{Conversation: rr.Group(groupIDs[0]), ID: msgIDs[0]}})
+		_, err := t.eng.SendMessageReadReceipt(h.ctx, users[0], []rr.MessageRef{{Conversation: rr.Group(groupIDs[0]), ID: msgIDs[0]}})
 		if !SameKind(err, rr.ErrClosed) {
-			h.fail("SendMessageReadReceipt after Close: %v, want ErrClosed", err)
+			h.fail("%s: SendMessageReadReceipt after Close: %v, want ErrClosed", t.backend, err)
 		}
-		if err := h.eng.CreateGroup(h.ctx, groupIDs[0], rr.GroupWork, nil); !SameKind(err, rr.ErrClosed) {
-			h.fail("CreateGroup after Close: %v, want ErrClosed", err)
+		if err := t.eng.CreateGroup(h.ctx, groupIDs[0], rr.GroupWork, nil); !SameKind(err, rr.ErrClosed) {
+			h.fail("%s: CreateGroup after Close: %v, want ErrClosed", t.backend, err)
 		}
-		h.eng = nil
+		t.eng = nil
 	}
-	if h.pst != nil {
-		if err := h.pst.Close(); err != nil {
-			h.fail("close pebble: %v", err)
+	if t.pst != nil {
+		if err := t.pst.Close(); err != nil {
+			h.fail("%s: close pebble: %v", t.backend, err)
 		}
-		h.pst = nil
+		t.pst = nil
+	}
+}
+
+func (h *harness) closeAll() {
+	for _, t := range h.targets {
+		h.close(t)
+	}
+}
+
+// closeQuiet closes whatever is still open, ignoring errors.
+func (h *harness) closeQuiet() {
+	for _, t := range h.targets {
+		if t.eng != nil {
+			_ = t.eng.Close()
+			t.eng = nil
+		}
+		if t.pst != nil {
+			_ = t.pst.Close()
+			t.pst = nil
+		}
 	}
 }
 
@@ -367,34 +461,64 @@ func (h *harness) logf(format string, args ...any) {
 	h.trace = append(h.trace, fmt.Sprintf(format, args...))
 }
 
+func (h *harness) backends() string {
+	var names []string
+	for _, t := range h.targets {
+		names = append(names, t.backend)
+	}
+	return strings.Join(names, "+")
+}
+
 func (h *harness) fail(format string, args ...any) {
 	h.tb.Helper()
 	var b strings.Builder
-	b.WriteString("history (" + h.backend + fmt.Sprintf(", %+v", h.cfg) + "):\n")
+	fmt.Fprintf(&b, "history (%s, %+v):\n", h.backends(), h.cfg)
 	for i, s := range h.trace {
 		fmt.Fprintf(&b, "  %3d %s\n", i, s)
 	}
 	b.WriteString("FAILED: " + fmt.Sprintf(format, args...))
-	if h.eng != nil {
-		_ = h.eng.Close()
-		h.eng = nil
-	}
-	if h.pst != nil {
-		_ = h.pst.Close()
-		h.pst = nil
+	h.closeQuiet()
+	if h.probe {
+		panic(&histFailure{msg: b.String()})
 	}
 	h.tb.Fatal(b.String())
 }
 
-func (h *harness) expect(what string, o Outcome, err error) {
+// expect checks the error of each target against the model's outcome, and
+// that every target failed (or not) in the same way.
+func (h *harness) expect(what string, o Outcome, errs []error) {
 	h.tb.Helper()
-	if msg := o.Mismatch(err); msg != "" {
-		h.fail("%s: %s", what, msg)
+	outs := make([]Outcome, len(errs))
+	for i := range outs {
+		outs[i] = o
 	}
-	stat(what + ": " + kindName(err))
+	h.expectEach(what, outs, errs)
+}
+
+// expectEach is expect with an outcome for each target.
+func (h *harness) expectEach(what string, outs []Outcome, errs []error) {
+	h.tb.Helper()
+	for i, err := range errs {
+		if msg := outs[i].Mismatch(err); msg != "" {
+			h.fail("%s: %s: %s", h.targets[i].backend, what, msg)
+		}
+		if i > 0 && kindName(err) != kindName(errs[0]) {
+			h.fail("%s: %s got %v, %s got %v", what, h.targets[0].backend, errs[0], h.targets[i].backend, err)
+		}
+	}
+	stat(what + ": " + kindName(errs[0]))
 	if n := len(h.trace); n > 0 && !h.checking {
-		h.trace[n-1] += " -> " + kindName(err)
+		h.trace[n-1] += " -> " + kindName(errs[0])
 	}
+}
+
+// each calls fn on every target's engine and returns the errors.
+func (h *harness) each(fn func(e *rr.Engine) error) []error {
+	errs := make([]error, len(h.targets))
+	for i, t := range h.targets {
+		errs[i] = fn(t.eng)
+	}
+	return errs
 }
 
 // Outcome statistics, printed by TestEngineMatchesModel with -v, to see
@@ -428,38 +552,71 @@ func statsReport() string {
 	return b.String()
 }
 
-func (h *harness) takeBatches() [][]rr.ReceiptEvent {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	b := h.batches
-	h.batches = nil
+func (t *target) takeBatches() [][]rr.ReceiptEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.batches
+	t.batches = nil
 	return b
 }
 
-// run decodes and runs a whole history.
+// run decodes and runs a whole history, then checks everything, reopens,
+// and drains the engines.
 func (h *harness) run(data []byte) {
-	d := &decoder{b: data}
-	for n := 0; d.more() && n < maxOps; n++ {
+	h.runOps(&decoder{b: data})
+	h.finish()
+}
+
+// runOps decodes and runs operations until the input or maxOps runs out.
+func (h *harness) runOps(d *decoder) {
+	limit := maxOps
+	if h.opLimit > 0 {
+		limit = h.opLimit
+	}
+	for n := len(h.opStarts); d.more() && n < limit; n++ {
+		h.opStarts = append(h.opStarts, d.i)
+		if h.beforeStep != nil {
+			h.beforeStep(n)
+		}
 		h.step(d)
-		if b := h.takeBatches(); len(b) > 0 {
-			h.fail("events outside a receipt call: %+v", b)
+		for _, t := range h.targets {
+			if b := t.takeBatches(); len(b) > 0 {
+				h.fail("%s: events outside a receipt call: %+v", t.backend, b)
+			}
 		}
 		if (n+1)%checkEvery == 0 {
 			h.fullCheck(n/checkEvery%2 == 1)
 		}
+		if injectFault != nil {
+			injectFault(h)
+		}
+		if h.afterStep != nil {
+			h.afterStep(n)
+		}
 	}
+}
+
+// finish checks the whole state, reopens the Pebble engines and checks again,
+// then drains and closes every engine.
+func (h *harness) finish() {
 	h.fullCheck(false)
-	if h.backend == "pebble" {
+	reopened := false
+	for _, t := range h.targets {
+		if t.backend == "pebble" {
+			h.close(t)
+			h.open(t)
+			reopened = true
+		}
+	}
+	if reopened {
 		h.logf("reopen (final)")
-		h.close()
-		h.open()
 		h.fullCheck(true)
 	}
 	h.drain()
-	h.close()
+	h.closeAll()
 }
 
-// drain empties the engine in two phases and checks that storage is
+// drain empties the engines in two phases and checks that storage is
 // reclaimed. First every message is deleted and the sweep run: the store
 // must then hold as many keys as a fresh engine that only ever saw the
 // groups' current membership (superseded membership snapshots are dropped
@@ -477,40 +634,44 @@ func (h *harness) drain() {
 	slices.SortFunc(keys, func(a, b MsgKey) int { return strings.Compare(a.String(), b.String()) })
 	for _, k := range keys {
 		ref := rr.MessageRef{Conversation: k.Conv, ID: k.ID}
-		h.expect("drain: DeleteMessage "+k.String(), m.Delete(ref), h.eng.DeleteMessage(h.ctx, ref))
+		errs := h.each(func(e *rr.Engine) error { return e.DeleteMessage(h.ctx, ref) })
+		h.expect("drain: DeleteMessage "+k.String(), m.Delete(ref), errs)
 	}
-	if n, err := h.eng.Sweep(h.ctx); n != 0 || err != nil {
-		h.fail("drain: Sweep after deleting every message: %d, %v", n, err)
+	for _, t := range h.targets {
+		if n, err := t.eng.Sweep(h.ctx); n != 0 || err != nil {
+			h.fail("%s: drain: Sweep after deleting every message: %d, %v", t.backend, n, err)
+		}
 	}
 	h.expectKeys("after deleting every message and sweeping", h.replayGroups())
 
-	gids := make([]string, 0, len(m.Groups))
-	for gid := range m.Groups {
-		gids = append(gids, gid)
-	}
-	slices.Sort(gids)
+	gids := slices.Sorted(maps.Keys(m.Groups))
 	for _, gid := range gids {
-		h.expect("drain: DismissGroup "+gid, m.Dismiss(gid), h.eng.DismissGroup(h.ctx, gid))
+		errs := h.each(func(e *rr.Engine) error { return e.DismissGroup(h.ctx, gid) })
+		h.expect("drain: DismissGroup "+gid, m.Dismiss(gid), errs)
 	}
-	if _, err := h.eng.Sweep(h.ctx); err != nil {
-		h.fail("drain: Sweep: %v", err)
+	for _, t := range h.targets {
+		if _, err := t.eng.Sweep(h.ctx); err != nil {
+			h.fail("%s: drain: Sweep: %v", t.backend, err)
+		}
 	}
 	h.expectKeys("after dismissing every group", baselineKeys(h.tb))
 }
 
-// expectKeys checks the engine's invariants and the number of keys in its
+// expectKeys checks every engine's invariants and the number of keys in its
 // store.
 func (h *harness) expectKeys(when string, want int) {
-	if err := h.eng.Check(h.ctx); err != nil {
-		h.fail("drain: Check %s: %v", when, err)
-	}
-	if got := countKeys(h.tb, h.store()); got != want {
-		var b strings.Builder
-		_ = h.store().Scan(h.ctx, nil, nil, func(k, v []byte) bool {
-			fmt.Fprintf(&b, "\n  %q = %q", k, v)
-			return true
-		})
-		h.fail("drain: %s the store holds %d keys, want %d:%s", when, got, want, b.String())
+	for _, t := range h.targets {
+		if err := t.eng.Check(h.ctx); err != nil {
+			h.fail("%s: drain: Check %s: %v", t.backend, when, err)
+		}
+		if got := countKeys(h.tb, t.store()); got != want {
+			var b strings.Builder
+			_ = t.store().Scan(h.ctx, nil, nil, func(k, v []byte) bool {
+				fmt.Fprintf(&b, "\n  %q = %q", k, v)
+				return true
+			})
+			h.fail("%s: drain: %s the store holds %d keys, want %d:%s", t.backend, when, got, want, b.String())
+		}
 	}
 }
 
@@ -539,13 +700,6 @@ func (h *harness) replayGroups() int {
 		}
 	}
 	return countKeys(h.tb, st)
-}
-
-func (h *harness) store() store.Store {
-	if h.pst != nil {
-		return h.pst
-	}
-	return h.mem
 }
 
 // countKeys counts every key of a store. It scans from a nil start: with
@@ -582,49 +736,79 @@ func baselineKeys(tb testing.TB) int {
 // step decodes and runs one operation. The operation byte is taken modulo
 // 64; the table gives the common operations more slots.
 func (h *harness) step(d *decoder) {
+	h.sweeping = false
 	switch op := d.byte() % 64; {
 	case op < 3:
+		h.cn.op(opCreate)
 		h.createGroup(d)
 	case op < 7:
+		h.cn.op(opAdd)
 		h.changeMembers(d, true)
 	case op < 9:
+		h.cn.op(opRemove)
 		h.changeMembers(d, false)
 	case op < 10:
+		h.cn.op(opDismiss)
 		h.dismiss(d)
 	case op < 22:
+		h.cn.op(opTrack)
 		h.track(d)
 	case op < 38:
+		h.cn.op(opReceipt)
 		h.receipt(d)
 	case op < 42:
+		h.cn.op(opCounts)
 		h.counts(d)
 	case op < 49:
+		h.cn.op(opPage)
 		h.page(d)
 	case op < 51:
+		h.cn.op(opDelete)
 		h.deleteMessage(d)
 	case op < 53:
-		dur := time.Duration(d.byte()%8) * time.Second
+		b := d.byte() % 8
+		h.cn.op(opAdvance)
+		h.cn.raw(b)
+		dur := time.Duration(b) * time.Second
 		h.logf("advance %v", dur)
 		h.clock.Add(int64(dur))
 		h.model.Advance(dur)
 	case op < 54:
+		h.cn.op(opSweep)
+		h.sweeping = true
 		h.sweep()
 	case op < 55:
 		on := d.byte()%8 != 0
+		h.cn.op(opFeature)
+		h.cn.raw(map[bool]byte{false: 0, true: 1}[on])
 		h.logf("feature %v", on)
-		h.eng.SetFeatureEnabled(on)
+		for _, t := range h.targets {
+			t.eng.SetFeatureEnabled(on)
+		}
 		h.model.SetEnabled(on)
 	case op < 56:
+		h.cn.op(opTypes)
 		h.setTypes(d)
 	case op < 57:
+		h.cn.op(opReopen)
 		h.logf("reopen")
-		h.close()
-		h.open()
+		for _, t := range h.targets {
+			h.close(t)
+			h.open(t)
+		}
 	case op < 59:
+		b := d.byte() % 2
+		h.cn.op(opCheck)
+		h.cn.raw(b)
 		h.logf("full check")
-		h.fullCheck(d.byte()%2 == 0)
+		h.fullCheck(b == 0)
 	case op < 60:
-		h.getGroup(d.groupID())
+		gid := d.groupID()
+		h.cn.op(opGetGroup)
+		h.cn.group(gid)
+		h.getGroup(gid)
 	default:
+		h.cn.op(opReceipt)
 		h.receipt(d)
 	}
 }
@@ -642,76 +826,130 @@ func (h *harness) createGroup(d *decoder) {
 		}
 	}
 	members := d.users()
+	h.cn.group(gid)
+	h.cn.groupType(typ)
+	h.cn.users(members)
+	h.applyCreate(gid, typ, members)
+}
+
+// The apply methods run one call on every engine and the model, compare
+// the answers, and return the first engine's error.
+
+func (h *harness) applyCreate(gid string, typ rr.GroupType, members []string) error {
 	h.logf("create-group %q type=%d members=%q", gid, typ, members)
-	err := h.eng.CreateGroup(h.ctx, gid, typ, members)
-	h.expect("CreateGroup", h.model.CreateGroup(gid, typ, members), err)
+	errs := h.each(func(e *rr.Engine) error { return e.CreateGroup(h.ctx, gid, typ, members) })
+	h.expect("CreateGroup", h.model.CreateGroup(gid, typ, members), errs)
+	return errs[0]
 }
 
 func (h *harness) changeMembers(d *decoder, add bool) {
 	gid := d.groupID()
 	members := d.users()
+	h.cn.group(gid)
+	h.cn.users(members)
+	h.applyMembers(gid, members, add)
+}
+
+func (h *harness) applyMembers(gid string, members []string, add bool) error {
 	name := "RemoveGroupMembers"
 	if add {
 		name = "AddGroupMembers"
 	}
 	h.logf("%s %q %q", name, gid, members)
-	var err error
-	if add {
-		err = h.eng.AddGroupMembers(h.ctx, gid, members)
-	} else {
-		err = h.eng.RemoveGroupMembers(h.ctx, gid, members)
-	}
-	h.expect(name, h.model.ChangeMembers(gid, members, add), err)
+	errs := h.each(func(e *rr.Engine) error {
+		if add {
+			return e.AddGroupMembers(h.ctx, gid, members)
+		}
+		return e.RemoveGroupMembers(h.ctx, gid, members)
+	})
+	h.expect(name, h.model.ChangeMembers(gid, members, add), errs)
+	return errs[0]
 }
 
 func (h *harness) dismiss(d *decoder) {
 	gid := d.groupID()
+	h.cn.group(gid)
+	h.applyDismiss(gid)
+}
+
+func (h *harness) applyDismiss(gid string) error {
 	h.logf("dismiss %q", gid)
-	h.expect("DismissGroup", h.model.Dismiss(gid), h.eng.DismissGroup(h.ctx, gid))
+	errs := h.each(func(e *rr.Engine) error { return e.DismissGroup(h.ctx, gid) })
+	h.expect("DismissGroup", h.model.Dismiss(gid), errs)
+	return errs[0]
 }
 
 func (h *harness) getGroup(gid string) {
 	h.logf("get-group %q", gid)
-	info, err := h.eng.GetGroup(h.ctx, gid)
-	o, want := h.model.GetGroup(gid)
-	h.expect("GetGroup", o, err)
-	if err == nil && info != want {
-		h.fail("GetGroup %q: got %+v, want %+v", gid, info, want)
+	h.compareGroup(gid)
+}
+
+// compareGroup checks GetGroup on every engine against the model.
+func (h *harness) compareGroup(gid string) error {
+	infos := make([]rr.GroupInfo, len(h.targets))
+	errs := make([]error, len(h.targets))
+	for i, t := range h.targets {
+		infos[i], errs[i] = t.eng.GetGroup(h.ctx, gid)
 	}
+	o, want := h.model.GetGroup(gid)
+	h.expect("GetGroup "+gid, o, errs)
+	for i, t := range h.targets {
+		if errs[i] == nil && infos[i] != want {
+			h.fail("%s: GetGroup %q: got %+v, want %+v", t.backend, gid, infos[i], want)
+		}
+	}
+	return errs[0]
 }
 
 func (h *harness) track(d *decoder) {
 	msg := rr.Message{Conversation: d.conv(), ID: d.msgID()}
 	msg.Sender = h.sender(d.byte(), msg.Conversation)
-	h.logf("track %s id=%q sender=%q", fmtConv(msg.Conversation), msg.ID, msg.Sender)
-	err := h.eng.TrackMessage(h.ctx, msg)
-	o := h.model.Track(msg)
-	h.expect("TrackMessage", o, err)
-	if err == nil || d.i%4 == 0 {
+	h.cn.conv(msg.Conversation)
+	h.cn.msgID(msg.ID)
+	h.cn.user(msg.Sender)
+	if err := h.applyTrack(msg); err == nil || d.i%4 == 0 {
 		d.noteTrack(msg) // mostly messages that exist
 	}
 }
 
+func (h *harness) applyTrack(msg rr.Message) error {
+	h.logf("track %s id=%q sender=%q", fmtConv(msg.Conversation), msg.ID, msg.Sender)
+	errs := h.each(func(e *rr.Engine) error { return e.TrackMessage(h.ctx, msg) })
+	h.expect("TrackMessage", h.model.Track(msg), errs)
+	return errs[0]
+}
+
 func (h *harness) deleteMessage(d *decoder) {
 	ref, _ := d.message()
+	h.cn.message(ref)
+	h.applyDelete(ref)
+}
+
+func (h *harness) applyDelete(ref rr.MessageRef) error {
 	h.logf("delete %s id=%q", fmtConv(ref.Conversation), ref.ID)
-	h.expect("DeleteMessage", h.model.Delete(ref), h.eng.DeleteMessage(h.ctx, ref))
+	errs := h.each(func(e *rr.Engine) error { return e.DeleteMessage(h.ctx, ref) })
+	h.expect("DeleteMessage", h.model.Delete(ref), errs)
+	return errs[0]
 }
 
 func (h *harness) sweep() {
 	h.logf("sweep")
-	n, err := h.eng.Sweep(h.ctx)
-	if err != nil {
-		h.fail("Sweep: %v", err)
+	want := h.model.Sweep()
+	for _, t := range h.targets {
+		n, err := t.eng.Sweep(h.ctx)
+		if err != nil {
+			h.fail("%s: Sweep: %v", t.backend, err)
+		}
+		if n != want {
+			h.fail("%s: Sweep deleted %d messages, want %d", t.backend, n, want)
+		}
 	}
-	if want := h.model.Sweep(); n != want {
-		h.fail("Sweep deleted %d messages, want %d", n, want)
-	}
-	stat(fmt.Sprintf("sweep: deleted>0=%v", n > 0))
+	stat(fmt.Sprintf("sweep: deleted>0=%v", want > 0))
 }
 
 func (h *harness) setTypes(d *decoder) {
 	b := d.byte()
+	h.cn.raw(b)
 	var types []rr.GroupType
 	for t := rr.GroupWork; t <= rr.GroupAVChatRoom; t++ {
 		if b&(1<<(t-1)) != 0 {
@@ -724,55 +962,84 @@ func (h *harness) setTypes(d *decoder) {
 	if b >= 0xf0 {
 		types = append(types, rr.GroupType(b&0x7)) // 0, 6 or 7 are invalid
 	}
+	h.applyTypes(types)
+}
+
+func (h *harness) applyTypes(types []rr.GroupType) error {
 	h.logf("set-group-types %v", types)
-	h.expect("SetGroupTypes", h.model.SetTypes(types), h.eng.SetGroupTypes(types...))
+	errs := h.each(func(e *rr.Engine) error { return e.SetGroupTypes(types...) })
+	h.expect("SetGroupTypes", h.model.SetTypes(types), errs)
+	return errs[0]
 }
 
 func (h *harness) receipt(d *decoder) {
 	rb := d.byte()
-	refs := d.refs(maxMessages)
+	refs := d.refs(h.model.MaxMessages)
 	reader := h.reader(rb, refs)
+	h.cn.user(reader)
+	h.cn.refs(refs, h.model.MaxMessages)
+	h.applyReceipt(reader, refs)
+}
+
+func (h *harness) applyReceipt(reader string, refs []rr.MessageRef) ([]rr.ReceiptResult, error) {
 	h.logf("receipt reader=%q %s", reader, fmtRefs(refs))
-	res, err := h.eng.SendMessageReadReceipt(h.ctx, reader, refs)
+	results := make([][]rr.ReceiptResult, len(h.targets))
+	errs := make([]error, len(h.targets))
+	for i, t := range h.targets {
+		results[i], errs[i] = t.eng.SendMessageReadReceipt(h.ctx, reader, refs)
+	}
 	o, want, wantEvents := h.model.Receipt(reader, refs)
-	h.expect("SendMessageReadReceipt", o, err)
-	batches := h.takeBatches()
+	h.expect("SendMessageReadReceipt", o, errs)
+	for i, t := range h.targets {
+		h.checkReceipt(t, i == 0, results[i], errs[i], want, wantEvents)
+	}
+	return results[0], errs[0]
+}
+
+// checkReceipt compares one engine's answer to a receipt call, and the
+// events it emitted, with the model's.
+func (h *harness) checkReceipt(t *target, first bool, res []rr.ReceiptResult, err error, want []Result, wantEvents []rr.ReceiptEvent) {
+	batches := t.takeBatches()
 	if err != nil {
 		if len(res) != 0 || len(batches) != 0 {
-			h.fail("failed SendMessageReadReceipt returned results %+v, events %+v", res, batches)
+			h.fail("%s: failed SendMessageReadReceipt returned results %+v, events %+v", t.backend, res, batches)
 		}
 		return
 	}
-	var sum []string
-	for _, r := range res {
-		switch {
-		case r.Err != nil:
-			sum = append(sum, kindName(r.Err))
-		case r.Recorded:
-			sum = append(sum, "recorded")
-		default:
-			sum = append(sum, "already")
+	if first {
+		var sum []string
+		for _, r := range res {
+			switch {
+			case r.Err != nil:
+				sum = append(sum, kindName(r.Err))
+			case r.Recorded:
+				sum = append(sum, "recorded")
+			default:
+				sum = append(sum, "already")
+			}
 		}
+		h.trace[len(h.trace)-1] += " " + strings.Join(sum, ",")
 	}
-	h.trace[len(h.trace)-1] += " " + strings.Join(sum, ",")
 	if len(res) != len(want) {
-		h.fail("SendMessageReadReceipt: %d results for %d messages", len(res), len(want))
+		h.fail("%s: SendMessageReadReceipt: %d results for %d messages", t.backend, len(res), len(want))
 	}
 	for i := range res {
 		g, w := res[i], want[i]
-		stat(fmt.Sprintf("receipt result: recorded=%v %s", g.Recorded, kindName(g.Err)))
+		if first {
+			stat(fmt.Sprintf("receipt result: recorded=%v %s", g.Recorded, kindName(g.Err)))
+		}
 		if g.MessageID != w.MessageID || g.Recorded != w.Recorded || !SameKind(g.Err, w.Err) {
-			h.fail("SendMessageReadReceipt result %d: got {%s recorded=%v err=%v}, want {%s recorded=%v err=%s}",
-				i, g.MessageID, g.Recorded, g.Err, w.MessageID, w.Recorded, kindName(w.Err))
+			h.fail("%s: SendMessageReadReceipt result %d: got {%s recorded=%v err=%v}, want {%s recorded=%v err=%s}",
+				t.backend, i, g.MessageID, g.Recorded, g.Err, w.MessageID, w.Recorded, kindName(w.Err))
 		}
 	}
 	switch {
 	case len(wantEvents) == 0 && len(batches) != 0:
-		h.fail("SendMessageReadReceipt recorded nothing but emitted %+v", batches)
+		h.fail("%s: SendMessageReadReceipt recorded nothing but emitted %+v", t.backend, batches)
 	case len(wantEvents) > 0 && len(batches) != 1:
-		h.fail("SendMessageReadReceipt emitted %d batches, want 1: %+v; want %+v", len(batches), batches, wantEvents)
+		h.fail("%s: SendMessageReadReceipt emitted %d batches, want 1: %+v; want %+v", t.backend, len(batches), batches, wantEvents)
 	case len(wantEvents) > 0 && !slices.Equal(batches[0], wantEvents):
-		h.fail("SendMessageReadReceipt events:\n got %+v\nwant %+v", batches[0], wantEvents)
+		h.fail("%s: SendMessageReadReceipt events:\n got %+v\nwant %+v", t.backend, batches[0], wantEvents)
 	}
 }
 
@@ -808,7 +1075,7 @@ func (h *harness) reader(b byte, refs []rr.MessageRef) string {
 
 func (h *harness) counts(d *decoder) {
 	cb := d.byte()
-	refs := d.refs(maxQuery)
+	refs := d.refs(h.model.MaxQuery)
 	sender := ""
 	for _, m := range d.recent {
 		if len(refs) > 0 && m.Ref() == refs[0] {
@@ -816,22 +1083,37 @@ func (h *harness) counts(d *decoder) {
 		}
 	}
 	caller := callerFrom(cb, sender)
+	h.cn.caller(caller)
+	h.cn.refs(refs, h.model.MaxQuery)
 	h.logf("counts caller=%+v %s", caller, fmtRefs(refs))
-	infos, err := h.eng.GetMessageReadReceiptList(h.ctx, caller, refs)
-	o, want := h.model.Counts(caller, refs)
-	h.expect("GetMessageReadReceiptList", o, err)
-	if err != nil {
-		if len(infos) != 0 {
-			h.fail("failed GetMessageReadReceiptList returned %+v", infos)
-		}
-		return
-	}
-	h.compareInfos(infos, want)
+	h.compareCounts("GetMessageReadReceiptList", caller, refs)
 }
 
-func (h *harness) compareInfos(got, want []rr.ReceiptInfo) {
+// compareCounts runs GetMessageReadReceiptList on every engine and compares
+// the answers with the model's.
+func (h *harness) compareCounts(what string, caller rr.Caller, refs []rr.MessageRef) ([]rr.ReceiptInfo, error) {
+	infos := make([][]rr.ReceiptInfo, len(h.targets))
+	errs := make([]error, len(h.targets))
+	for i, t := range h.targets {
+		infos[i], errs[i] = t.eng.GetMessageReadReceiptList(h.ctx, caller, refs)
+	}
+	o, want := h.model.Counts(caller, refs)
+	h.expect(what, o, errs)
+	for i, t := range h.targets {
+		if errs[i] != nil {
+			if len(infos[i]) != 0 {
+				h.fail("%s: failed GetMessageReadReceiptList returned %+v", t.backend, infos[i])
+			}
+			continue
+		}
+		h.compareInfos(t, infos[i], want)
+	}
+	return infos[0], errs[0]
+}
+
+func (h *harness) compareInfos(t *target, got, want []rr.ReceiptInfo) {
 	if len(got) != len(want) {
-		h.fail("GetMessageReadReceiptList: %d infos for %d messages", len(got), len(want))
+		h.fail("%s: GetMessageReadReceiptList: %d infos for %d messages", t.backend, len(got), len(want))
 	}
 	for i := range got {
 		g, w := got[i], want[i]
@@ -839,14 +1121,15 @@ func (h *harness) compareInfos(got, want []rr.ReceiptInfo) {
 		ge, we := g.Err, w.Err
 		g.Err, w.Err = nil, nil
 		if g != w || !SameKind(ge, we) {
-			h.fail("GetMessageReadReceiptList info %d: got %+v err=%v, want %+v err=%s", i, g, ge, w, kindName(we))
+			h.fail("%s: GetMessageReadReceiptList info %d: got %+v err=%v, want %+v err=%s", t.backend, i, g, ge, w, kindName(we))
 		}
 	}
 }
 
 // page runs one member page: a fresh one, the continuation of the last
 // walk, or one with a cursor from elsewhere (another message or filter,
-// garbled).
+// garbled). Each engine gets its own cursors: every engine keys its cursors
+// with its own secret.
 func (h *harness) page(d *decoder) {
 	cb := d.byte()
 	ref, sender := d.message()
@@ -860,11 +1143,19 @@ func (h *harness) page(d *decoder) {
 	}
 	switch c := d.byte(); {
 	case c >= 250:
-		req.Count = []int{0, -1, maxPage + 1, 1000, 0, maxPage + 1}[c-250]
+		req.Count = []int{0, -1, h.model.MaxPage + 1, 1000, 0, h.model.MaxPage + 1}[c-250]
 	default:
-		req.Count = 1 + int(c)%maxPage
+		req.Count = 1 + int(c)%h.model.MaxPage
 	}
-	switch k := d.byte() % 8; {
+	h.cn.caller(caller)
+	h.cn.message(ref)
+	h.cn.filter(req.Filter)
+	h.cn.count(req.Count, h.model.MaxPage)
+	// cursor gives each target's cursor for the request.
+	cursor := func(t *target) string { return "" }
+	k := d.byte() % 8
+	h.cn.raw(k)
+	switch {
 	case k < 3:
 	case k < 6:
 		if h.lastReq != nil {
@@ -873,36 +1164,64 @@ func (h *harness) page(d *decoder) {
 			if k != 5 {
 				caller = h.lastCall
 			}
+			cursor = func(t *target) string { return t.next }
 		}
 	case k == 6:
-		if pick := int(d.byte()); len(h.cursors) > 0 {
-			req.Cursor = h.cursors[pick%len(h.cursors)]
+		pick := int(d.byte())
+		h.cn.raw(byte(pick))
+		if len(h.targets[0].cursors) > 0 {
+			cursor = func(t *target) string { return t.cursors[pick%len(t.cursors)] }
 		}
 	default:
-		req.Cursor = garble(h.cursors, d.byte())
+		b := d.byte()
+		h.cn.raw(b)
+		cursor = func(t *target) string { return garble(t.cursors, b) }
 	}
-	h.logf("page caller=%+v %s id=%q filter=%d count=%d cursor=%q", caller, fmtConv(req.Message.Conversation), req.Message.ID, req.Filter, req.Count, req.Cursor)
-	p, err := h.eng.GetGroupMessageReadMemberList(h.ctx, caller, req)
-	exp := h.model.Page(caller, req)
-	h.expect("GetGroupMessageReadMemberList", exp.Outcome, err)
-	if err != nil {
+	h.logf("page caller=%+v %s id=%q filter=%d count=%d cursor=%q", caller, fmtConv(req.Message.Conversation), req.Message.ID, req.Filter, req.Count, cursor(h.targets[0]))
+	reqs := make([]rr.MemberListRequest, len(h.targets))
+	pages := make([]rr.MemberPage, len(h.targets))
+	errs := make([]error, len(h.targets))
+	exps := make([]PageExpect, len(h.targets))
+	for i, t := range h.targets {
+		reqs[i] = req
+		reqs[i].Cursor = cursor(t)
+		pages[i], errs[i] = t.eng.GetGroupMessageReadMemberList(h.ctx, caller, reqs[i])
+		exps[i] = h.model.Page(caller, reqs[i])
+	}
+	outcomes := make([]Outcome, len(h.targets))
+	for i := range h.targets {
+		outcomes[i] = exps[i].Outcome
+	}
+	h.expectEach("GetGroupMessageReadMemberList", outcomes, errs)
+	if errs[0] != nil {
 		return
 	}
-	cand := h.matchPage(p, req, exp)
 	h.lastReq = nil
-	if !p.IsCompleted {
-		h.model.NoteCursor(p.Cursor, req, exp.Msg, cand)
-		h.addCursor(p.Cursor)
+	var first PageCand
+	for i, t := range h.targets {
+		cand := h.matchPage(t, pages[i], reqs[i], exps[i])
+		if i == 0 {
+			first = cand
+		} else if !slices.Equal(cand.Users, first.Users) || cand.Completed != first.Completed {
+			h.fail("GetGroupMessageReadMemberList: %s listed %q completed=%v, %s listed %q completed=%v",
+				h.targets[0].backend, first.Users, first.Completed, t.backend, cand.Users, cand.Completed)
+		}
+		if !pages[i].IsCompleted {
+			h.model.NoteCursor(pages[i].Cursor, reqs[i], exps[i].Msg, cand)
+			t.addCursor(pages[i].Cursor)
+			t.next = pages[i].Cursor
+		}
+	}
+	if !pages[0].IsCompleted {
 		next := req
-		next.Cursor = p.Cursor
 		h.lastReq, h.lastCall = &next, caller
 	}
 }
 
-func (h *harness) addCursor(c string) {
-	h.cursors = append(h.cursors, c)
-	if len(h.cursors) > 32 {
-		h.cursors = h.cursors[1:]
+func (t *target) addCursor(c string) {
+	t.cursors = append(t.cursors, c)
+	if len(t.cursors) > 32 && !t.keepCursors {
+		t.cursors = t.cursors[1:]
 	}
 }
 
@@ -930,13 +1249,13 @@ func garble(pool []string, b byte) string {
 
 // matchPage checks a page against the model's candidates and returns the one
 // it matched.
-func (h *harness) matchPage(p rr.MemberPage, req rr.MemberListRequest, exp PageExpect) PageCand {
+func (h *harness) matchPage(t *target, p rr.MemberPage, req rr.MemberListRequest, exp PageExpect) PageCand {
 	list, other := p.ReadUserIDList, p.UnreadUserIDList
 	if req.Filter == rr.FilterUnread {
 		list, other = other, list
 	}
 	if p.MessageID != req.Message.ID || len(other) != 0 || p.IsCompleted != (p.Cursor == "") {
-		h.fail("GetGroupMessageReadMemberList: malformed page %+v", p)
+		h.fail("%s: GetGroupMessageReadMemberList: malformed page %+v", t.backend, p)
 	}
 	if list == nil {
 		list = []string{}
@@ -947,58 +1266,89 @@ func (h *harness) matchPage(p rr.MemberPage, req rr.MemberListRequest, exp PageE
 			return c
 		}
 	}
-	h.fail("GetGroupMessageReadMemberList: got page %q completed=%v, want one of %+v", list, p.IsCompleted, exp.Cands)
+	h.fail("%s: GetGroupMessageReadMemberList: got page %q completed=%v, want one of %+v", t.backend, list, p.IsCompleted, exp.Cands)
 	return PageCand{}
 }
 
-// fullCheck compares the whole state: the engine's invariants, switches,
-// groups, the counts of every message of every conversation, and a full
-// walk of both member lists of every live group message.
+// fullCheck compares the whole state of every engine with the model's: the
+// engine's invariants, switches, groups, the counts of every message of
+// every conversation, and a full walk of both member lists of every live
+// group message.
 func (h *harness) fullCheck(smallPages bool) {
 	h.checking = true
 	defer func() { h.checking = false }()
 	m := h.model
-	if err := h.eng.Check(h.ctx); err != nil {
-		h.fail("Check: %v", err)
-	}
-	if h.eng.FeatureEnabled() != m.Enabled {
-		h.fail("FeatureEnabled %v, want %v", h.eng.FeatureEnabled(), m.Enabled)
-	}
-	got := h.eng.GroupTypes()
-	slices.Sort(got)
-	got = slices.Compact(got) // SetGroupTypes(t, t) is allowed to keep both
-	if !slices.Equal(got, m.TypeList()) {
-		h.fail("GroupTypes %v, want %v", got, m.TypeList())
-	}
-	for _, gid := range groupIDs {
-		info, err := h.eng.GetGroup(h.ctx, gid)
-		o, want := m.GetGroup(gid)
-		h.expect("GetGroup "+gid, o, err)
-		if err == nil && info != want {
-			h.fail("GetGroup %q: got %+v, want %+v", gid, info, want)
+	for _, t := range h.targets {
+		if err := t.eng.Check(h.ctx); err != nil {
+			h.fail("%s: Check: %v", t.backend, err)
 		}
+		if t.eng.FeatureEnabled() != m.Enabled {
+			h.fail("%s: FeatureEnabled %v, want %v", t.backend, t.eng.FeatureEnabled(), m.Enabled)
+		}
+		got := t.eng.GroupTypes()
+		slices.Sort(got)
+		got = slices.Compact(got) // SetGroupTypes(t, t) is allowed to keep both
+		if !slices.Equal(got, m.TypeList()) {
+			h.fail("%s: GroupTypes %v, want %v", t.backend, got, m.TypeList())
+		}
+	}
+	// The pool's groups, and any other group the model knows.
+	gids := slices.Clone(groupIDs)
+	for gid := range m.Groups {
+		if !slices.Contains(gids, gid) {
+			gids = append(gids, gid)
+		}
+	}
+	for _, gid := range gids {
+		h.compareGroup(gid)
 	}
 	// Counts and member lists need the feature on; switching it on and off
 	// again must change nothing.
 	if !m.Enabled {
-		h.eng.SetFeatureEnabled(true)
+		for _, t := range h.targets {
+			t.eng.SetFeatureEnabled(true)
+		}
 		m.SetEnabled(true)
 		defer func() {
-			h.eng.SetFeatureEnabled(false)
+			for _, t := range h.targets {
+				if t.eng != nil {
+					t.eng.SetFeatureEnabled(false)
+				}
+			}
 			m.SetEnabled(false)
 		}()
 	}
-	for _, conv := range convPool() {
-		refs := make([]rr.MessageRef, len(msgIDs))
-		for i, id := range msgIDs {
-			refs[i] = rr.MessageRef{Conversation: conv, ID: id}
-		}
-		infos, err := h.eng.GetMessageReadReceiptList(h.ctx, rr.AsAdmin(), refs)
-		o, want := m.Counts(rr.AsAdmin(), refs)
-		h.expect("full check: GetMessageReadReceiptList "+conv.String(), o, err)
-		h.compareInfos(infos, want)
+	// Every message ID of the pool in every conversation of the pool, then
+	// the messages the model holds elsewhere (IDs or conversations outside
+	// the pools).
+	convIDs := map[rr.Conversation][]string{}
+	var convs []rr.Conversation
+	for _, c := range convPool() {
+		convs = append(convs, c)
+		convIDs[c] = slices.Clone(msgIDs)
 	}
-	count := maxPage
+	for _, msg := range m.LiveMessages() {
+		c := msg.Key.Conv
+		if _, ok := convIDs[c]; !ok {
+			convs = append(convs, c)
+		}
+		if !slices.Contains(convIDs[c], msg.Key.ID) {
+			convIDs[c] = append(convIDs[c], msg.Key.ID)
+		}
+	}
+	for _, conv := range convs {
+		ids := convIDs[conv]
+		for len(ids) > 0 {
+			n := min(len(ids), m.MaxQuery)
+			refs := make([]rr.MessageRef, n)
+			for i, id := range ids[:n] {
+				refs[i] = rr.MessageRef{Conversation: conv, ID: id}
+			}
+			ids = ids[n:]
+			h.compareCounts("full check: GetMessageReadReceiptList "+conv.String(), rr.AsAdmin(), refs)
+		}
+	}
+	count := m.MaxPage
 	if smallPages {
 		count = 1
 	}
@@ -1007,14 +1357,16 @@ func (h *harness) fullCheck(smallPages bool) {
 			continue
 		}
 		for _, f := range []rr.MemberFilter{rr.FilterRead, rr.FilterUnread} {
-			h.walk(msg, f, count)
+			for _, t := range h.targets {
+				h.walk(t, msg, f, count)
+			}
 		}
 	}
 }
 
 // walk pages through one member list as an administrator and compares it
 // with the model's, page by page.
-func (h *harness) walk(msg *Msg, f rr.MemberFilter, count int) {
+func (h *harness) walk(t *target, msg *Msg, f rr.MemberFilter, count int) {
 	var want []string
 	for _, r := range h.model.MemberList(msg, f) {
 		want = append(want, r.User)
@@ -1023,11 +1375,11 @@ func (h *harness) walk(msg *Msg, f rr.MemberFilter, count int) {
 	done := 0
 	for pages := 0; ; pages++ {
 		if pages > len(want)+1 {
-			h.fail("walk %s filter=%d: does not end", msg.Key, f)
+			h.fail("%s: walk %s filter=%d: does not end", t.backend, msg.Key, f)
 		}
-		p, err := h.eng.GetGroupMessageReadMemberList(h.ctx, rr.AsAdmin(), req)
+		p, err := t.eng.GetGroupMessageReadMemberList(h.ctx, rr.AsAdmin(), req)
 		if err != nil {
-			h.fail("walk %s filter=%d cursor=%q: %v", msg.Key, f, req.Cursor, err)
+			h.fail("%s: walk %s filter=%d cursor=%q: %v", t.backend, msg.Key, f, req.Cursor, err)
 		}
 		n := min(count, len(want)-done)
 		cand := PageCand{Users: want[done : done+n], Completed: len(want)-done <= count}
@@ -1038,13 +1390,13 @@ func (h *harness) walk(msg *Msg, f rr.MemberFilter, count int) {
 			list := h.model.MemberList(msg, f)
 			cand.After, cand.Next = list[done+n-1].Index, list[done+n].Index
 		}
-		h.matchPage(p, req, PageExpect{Cands: []PageCand{cand}})
+		h.matchPage(t, p, req, PageExpect{Cands: []PageCand{cand}})
 		done += n
 		if p.IsCompleted {
 			return
 		}
 		h.model.NoteCursor(p.Cursor, req, msg, cand)
-		h.addCursor(p.Cursor)
+		t.addCursor(p.Cursor)
 		req.Cursor = p.Cursor
 	}
 }
