@@ -80,7 +80,9 @@
 // guarantee for latency: the last acknowledged writes may then be lost in a
 // crash, though never applied in part. Reopening the engine on the same
 // directory gives back every group, message, count, member list and
-// cursor.
+// cursor. A sweep deletes each expired message in a write of its own, so
+// one cut short by a crash has deleted some and not others; the next sweep
+// goes on with the rest.
 //
 // # Caveats
 //
