@@ -1,7 +1,7 @@
 # Entry points for the usual jobs. CI runs .ci/run.
 GO ?= go
 
-.PHONY: all test race short fuzz bench lint staticcheck cover quickstart ci
+.PHONY: all test race short fuzz bench compare serve e2e loadbench lint staticcheck cover quickstart ci
 
 all: lint test
 
@@ -14,11 +14,23 @@ race:           ## every test under the race detector
 short:          ## the quick subset
 	$(GO) test -short ./...
 
-fuzz:           ## model-based fuzzing of the engine (FUZZTIME=5m)
-	$(GO) test -run XXX -fuzz FuzzEngine -fuzztime $${FUZZTIME:-1m} ./fuzz/
+fuzz:           ## every fuzz target in turn (FUZZTIME=10m each; default 60s)
+	bash fuzz/run $${FUZZTIME:-60s}
 
 bench:          ## benchmarks; see bench/BENCHMARKS.md for how results are recorded
 	$(GO) test -run XXX -bench . -benchmem ./bench/ ./store/...
+
+compare:        ## the engine against Redis, PostgreSQL, a map, Pebble key-per-receipt (QUICK=-quick: < 5 min)
+	bash bench/run $(QUICK)
+
+serve:          ## the server and its demo page on http://127.0.0.1:8080/
+	$(GO) run ./cmd/readreceiptd
+
+e2e:            ## the demo page's end-to-end test in headless Chromium (SHOTS=dir keeps screenshots)
+	READRECEIPTD_SCREENSHOTS=$(SHOTS) $(GO) test -count=1 -run E2E -v ./cmd/readreceiptd/
+
+loadbench:      ## HTTP load and event-latency figures of the server
+	$(GO) test -run '^$$' -bench 'BenchmarkLoad|BenchmarkEventDelivery' -benchtime 2s ./cmd/readreceiptd/
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
