@@ -130,6 +130,12 @@ func TestEventsReachSenderConnections(t *testing.T) {
 	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c2")), nil)
 	wantEvent(t, a2, eventJSON{UserID: "bob", MessageID: "c2", ReadCount: 1, UnreadCount: 0, IsPeerRead: true})
 
+	// The server counts an event once its write returns, which may be
+	// after the client has read it: wait (boundedly) for the count.
+	deadline := time.Now().Add(2 * time.Second)
+	for value(f.s.metrics.eventsSent) < 8 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	if got := value(f.s.metrics.eventsSent); got != 8 {
 		t.Errorf("events_sent = %v, want 8", got)
 	}
