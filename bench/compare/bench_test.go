@@ -441,10 +441,9 @@ func benchW3(b *testing.B, s System, n int, unread bool) {
 // --- W4: footprint of many messages in a 200-member group, half read
 
 type w4Fx struct {
-	s          System
-	msgs       []string
-	disk, mem  float64 // bytes per message; disk < 0: not durable
-	firstCount Count
+	s         System
+	msgs      []string
+	disk, mem float64 // bytes per message; disk < 0: not durable
 }
 
 var (
