@@ -20,8 +20,7 @@ type Map struct {
 	groups  map[string]*mapGroup
 	msgs    map[string]*mapMsg             // key gid + "\x00" + msgID
 	readers map[string]map[string]struct{} // same key: the readers
-	subs    map[string]map[int]func(Event)
-	nextSub int
+	subs    subRegistry
 }
 
 type mapGroup struct {
@@ -56,7 +55,6 @@ func NewMap() *Map {
 		groups:  map[string]*mapGroup{},
 		msgs:    map[string]*mapMsg{},
 		readers: map[string]map[string]struct{}{},
-		subs:    map[string]map[int]func(Event){},
 	}
 }
 
@@ -153,6 +151,7 @@ func (m *mapMember) recipientAt(v uint64) bool {
 // Receipts implements System.
 func (s *Map) Receipts(_ context.Context, gid, reader string, msgIDs []string) (int, error) {
 	var evs []Event
+	fns := s.subs.list(gid)
 	s.mu.Lock()
 	g, ok := s.groups[gid]
 	if !ok {
@@ -173,13 +172,9 @@ func (s *Map) Receipts(_ context.Context, gid, reader string, msgIDs []string) (
 		}
 		rs[reader] = struct{}{}
 		n++
-		if len(s.subs[gid]) > 0 {
+		if len(fns) > 0 {
 			evs = append(evs, Event{MsgID: id, Reader: reader, Read: len(rs), Unread: m.recipients - len(rs)})
 		}
-	}
-	var fns []func(Event)
-	for _, fn := range s.subs[gid] {
-		fns = append(fns, fn)
 	}
 	s.mu.Unlock()
 	for _, ev := range evs {
@@ -259,19 +254,7 @@ func (s *Map) Page(_ context.Context, gid, msgID string, unread bool, cursor str
 // Subscribe implements Notifier: fn is called on the goroutine that
 // recorded the receipt, after the lock is released.
 func (s *Map) Subscribe(_ context.Context, gid string, fn func(Event)) (func(), error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := s.nextSub
-	s.nextSub++
-	if s.subs[gid] == nil {
-		s.subs[gid] = map[int]func(Event){}
-	}
-	s.subs[gid][id] = fn
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.subs[gid], id)
-	}, nil
+	return s.subs.add(gid, fn), nil
 }
 
 // Delete implements Deleter.

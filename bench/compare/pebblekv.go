@@ -41,9 +41,7 @@ type PebbleKV struct {
 	mu sync.RWMutex // guards db against Reopen
 	db *pebble.DB
 
-	subMu   sync.Mutex
-	subs    map[string]map[int]func(Event)
-	nextSub int
+	subs subRegistry
 }
 
 var (
@@ -59,7 +57,7 @@ var (
 // NewPebbleKV opens (creating if needed) the database in dir, with sync
 // writes on.
 func NewPebbleKV(dir string) (*PebbleKV, error) {
-	s := &PebbleKV{dir: dir, seed: maphash.MakeSeed(), subs: map[string]map[int]func(Event){}}
+	s := &PebbleKV{dir: dir, seed: maphash.MakeSeed()}
 	s.wo.Store(pebble.Sync)
 	if err := s.open(); err != nil {
 		return nil, err
@@ -367,12 +365,7 @@ func (s *PebbleKV) Load(ctx context.Context, gid, msgID string, readers []string
 }
 
 func (s *PebbleKV) notify(gid, reader string, ids []string) {
-	s.subMu.Lock()
-	var fns []func(Event)
-	for _, fn := range s.subs[gid] {
-		fns = append(fns, fn)
-	}
-	s.subMu.Unlock()
+	fns := s.subs.list(gid)
 	if len(fns) == 0 {
 		return
 	}
@@ -485,19 +478,7 @@ func (s *PebbleKV) Page(_ context.Context, gid, msgID string, unread bool, curso
 // Subscribe implements Notifier: fn runs on the goroutine that recorded the
 // receipt, after its batch is committed.
 func (s *PebbleKV) Subscribe(_ context.Context, gid string, fn func(Event)) (func(), error) {
-	s.subMu.Lock()
-	defer s.subMu.Unlock()
-	id := s.nextSub
-	s.nextSub++
-	if s.subs[gid] == nil {
-		s.subs[gid] = map[int]func(Event){}
-	}
-	s.subs[gid][id] = fn
-	return func() {
-		s.subMu.Lock()
-		defer s.subMu.Unlock()
-		delete(s.subs[gid], id)
-	}, nil
+	return s.subs.add(gid, fn), nil
 }
 
 // Delete implements Deleter.
