@@ -101,9 +101,3 @@ func (m *valueMerger) Finish(includesBase bool) ([]byte, io.Closer, error) {
 	out = append(out, poisonPrefix...)
 	return append(out, m.bad...), nil, nil
 }
-
-// checkOperand reports whether v is a well-formed merge operand on its own,
-// so that Write can reject a malformed operand before it reaches the
-// database. Operands of different kinds can only be caught when the key is
-// read (see poisonPrefix).
-func checkOperand(v []byte) error { return store.CheckOperand(v) }

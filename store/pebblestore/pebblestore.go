@@ -284,7 +284,7 @@ func (s *Store) Write(ctx context.Context, b *store.Batch, opts store.WriteOptio
 			}
 			err = pb.DeleteRange(op.Key, op.Value, nil)
 		case store.OpMerge:
-			if err = checkOperand(op.Value); err != nil {
+			if err = store.CheckOperand(op.Value); err != nil {
 				return fmt.Errorf("pebblestore: merge into %q: %w", op.Key, err)
 			}
 			err = pb.Merge(op.Key, op.Value, nil)
