@@ -41,7 +41,8 @@ type msgEntry struct {
 	unread chunkSet
 
 	// collapsing is set while collapse waits for pending receipts to end and
-	// writes; cond (on mu) wakes the collapse and the receipts waiting for it.
+	// writes; cond (on mu) wakes the collapse and the receipts waiting for
+	// it or for a pending receipt to end.
 	collapsing bool
 	cond       *sync.Cond
 }
@@ -77,8 +78,8 @@ func (s *chunkSet) set(hi uint16, bm *roaring.Bitmap) {
 	*s = append(*s, chunkBitmap{hi, bm})
 }
 
-// waitCollapse waits on m's condition; the caller holds m.mu.
-func (m *msgEntry) waitCollapse() {
+// wait waits on m's condition; the caller holds m.mu.
+func (m *msgEntry) wait() {
 	if m.cond == nil {
 		m.cond = sync.NewCond(&m.mu)
 	}
@@ -91,9 +92,16 @@ func (m *msgEntry) unmark(idx uint32) {
 	if len(m.pending) == 0 {
 		m.pending = nil // an emptied map keeps its buckets; most messages are idle
 	}
-	if m.collapsing && m.cond != nil {
-		m.cond.Broadcast()
+	if m.cond != nil {
+		m.cond.Broadcast() // a collapse, or a receipt of the same reader, may wait
 	}
+}
+
+// isPending reports whether a receipt of reader idx is being written; the
+// caller holds m.mu.
+func (m *msgEntry) isPending(idx uint32) bool {
+	_, ok := m.pending[idx]
+	return ok
 }
 
 // c2cReader is the pending mark of a C2C message's only recipient.
@@ -130,9 +138,6 @@ func (m *msgEntry) addReader(idx uint32) {
 }
 
 func (m *msgEntry) hasReader(idx uint32) bool {
-	if _, ok := m.pending[idx]; ok {
-		return true
-	}
 	bm := m.chunks.get(chunkOf(idx))
 	return bm != nil && bm.Contains(idx)
 }

@@ -222,10 +222,16 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 }
 
 // markPending marks reader idx pending on every message of items that may
-// take its receipt and has not yet, and returns those items. A message
-// being collapsed takes no new marks: then the call gives back the marks it
-// made, waits for the collapse to end and starts again, so that it never
-// waits while holding marks (a collapse waits for marks to go).
+// take its receipt and has not yet, and returns those items.
+//
+// A receipt of the same reader already pending in another call is not yet
+// durable: answering "already recorded" now would acknowledge a write that
+// may still fail or be lost in a crash. So, like a message being collapsed
+// (which takes no new marks), it makes the call give back the marks it
+// made, wait until that message is free again and start over: then the
+// receipt is either committed (already recorded, and durable) or gone (the
+// call marks and writes it itself). A call never waits while holding marks,
+// so two calls never wait for each other.
 func (e *Engine) markPending(items []receiptItem, idx uint32, isGroup bool) []*receiptItem {
 	pending := make([]*receiptItem, 0, len(items))
 	for {
@@ -238,7 +244,7 @@ func (e *Engine) markPending(items []receiptItem, idx uint32, isGroup bool) []*r
 			}
 			m := it.m
 			m.mu.Lock()
-			if m.collapsing {
+			if m.collapsing || m.isPending(idx) {
 				m.mu.Unlock()
 				busy = m
 				break
@@ -261,8 +267,8 @@ func (e *Engine) markPending(items []receiptItem, idx uint32, isGroup bool) []*r
 			it.m.mu.Unlock()
 		}
 		busy.mu.Lock()
-		for busy.collapsing {
-			busy.waitCollapse()
+		for busy.collapsing || busy.isPending(idx) {
+			busy.wait()
 		}
 		busy.mu.Unlock()
 	}
@@ -298,7 +304,7 @@ func (e *Engine) collapse(ctx context.Context, m *msgEntry) {
 		}
 	}()
 	for len(m.pending) > 0 {
-		m.waitCollapse()
+		m.wait()
 	}
 	if !m.exists {
 		return
