@@ -55,7 +55,7 @@ func chunkCacheKey(gid string, inc uint64, hi uint16, version uint64) []byte {
 
 // memberChunk returns chunk hi of group gid's membership as it was at
 // version. The bitmap is shared: callers must not modify it.
-func (e *Engine) memberChunk(ctx context.Context, gid string, inc uint64, hi uint16, version uint64) (*roaring.Bitmap, error) {
+func (e *embedded) memberChunk(ctx context.Context, gid string, inc uint64, hi uint16, version uint64) (*roaring.Bitmap, error) {
 	qk := chunkCacheKey(gid, inc, hi, version)
 	if bm, ok := e.chunks.get(qk); ok {
 		return bm, nil
@@ -89,7 +89,7 @@ func (e *Engine) memberChunk(ctx context.Context, gid string, inc uint64, hi uin
 
 // latestChunk returns a private copy of the newest chunk hi of group gid and
 // the version it was written at (0 if there is none).
-func (e *Engine) latestChunk(ctx context.Context, gid string, hi uint16) (*roaring.Bitmap, uint64, error) {
+func (e *embedded) latestChunk(ctx context.Context, gid string, hi uint16) (*roaring.Bitmap, uint64, error) {
 	var version uint64
 	var val []byte
 	prefix := appendU16(groupKey(gid, groupChunk), hi)
@@ -111,23 +111,13 @@ func (e *Engine) latestChunk(ctx context.Context, gid string, hi uint16) (*roari
 	return bm, version, nil
 }
 
-// wasMember reports whether member idx of a group belonged to it at
-// version.
-func (e *Engine) wasMember(ctx context.Context, gid string, inc uint64, idx uint32, version uint64) (bool, error) {
-	bm, err := e.memberChunk(ctx, gid, inc, chunkOf(idx), version)
-	if err != nil {
-		return false, err
-	}
-	return bm.Contains(idx), nil
-}
-
 // ensureReaders loads the reader chunks his of message entry m that are not
 // loaded yet. It reads the store without holding m.mu and installs only the
 // chunks still missing afterwards: the engine changes a loaded chunk in
 // place after every receipt it commits, and never commits a receipt to a
 // chunk that is not loaded, so a chunk read from the store before it was
 // loaded is never older than what it would replace.
-func (e *Engine) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16) error {
+func (e *embedded) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16) error {
 	m.mu.Lock()
 	var keys [][]byte
 	var want []uint16

@@ -34,6 +34,10 @@ func (e *Engine) Check(ctx context.Context) error {
 		return err
 	}
 	defer e.leave()
+	return e.be.check(ctx)
+}
+
+func (e *embedded) check(ctx context.Context) error {
 	for i := range e.convLocks {
 		e.convLocks[i].Lock()
 	}
@@ -80,7 +84,7 @@ type checkMsg struct {
 }
 
 type checker struct {
-	e       *Engine
+	e       *embedded
 	groups  map[string]*checkGroup
 	msgs    map[string]*checkMsg // by message prefix
 	times   [][]byte

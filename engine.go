@@ -25,12 +25,11 @@ const schemaVersion = 2
 // other's membership changes and deletions.
 const convLockStripes = 256
 
-// Engine is a read-receipt engine over one Store. It is safe for concurrent
-// use by many goroutines. Open one with Open or OpenDir and Close it when
-// done.
+// Engine is a read-receipt engine over one backend: a Store (Open, OpenDir)
+// or Redis (OpenRedis). It is safe for concurrent use by many goroutines.
+// Close it when done.
 type Engine struct {
-	st      store.Store
-	ownsSt  bool
+	be      backend
 	cfg     config
 	secret  []byte
 	macs    macPool // of HMACs keyed with secret
@@ -40,6 +39,21 @@ type Engine struct {
 	// life is held for reading by every call and for writing by Close.
 	life   sync.RWMutex
 	closed bool
+
+	subs subscribers
+
+	stopSweep chan struct{}
+	sweepDone chan struct{}
+}
+
+// embedded is the backend over a store.Store: roaring bitmaps in ordered
+// keys (keys.go), with the per-message state mirrored in memory. It assumes
+// it is the only writer of its store.
+type embedded struct {
+	*Engine // the engine's configuration and decisions
+
+	st     store.Store
+	ownsSt bool
 
 	// convLocks serialise, per conversation, the calls that remove or
 	// reshape state (membership changes, DeleteMessage, DismissGroup,
@@ -53,25 +67,50 @@ type Engine struct {
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
 	groups  *lru[*groupRecord]    // group ID -> its record; never modified
 	names   *lru[*nameBlock]      // (group, incarnation, block) -> user IDs
-	subs    subscribers
-
-	stopSweep chan struct{}
-	sweepDone chan struct{}
 }
 
-// Open returns an engine over st. The engine does not close st; the caller
-// does, after Engine.Close. A store holds one engine's state: open at most
-// one engine on it at a time.
-func Open(st store.Store, opts ...Option) (*Engine, error) {
+var _ backend = (*embedded)(nil)
+
+// newEngine applies opts and returns an engine without a backend.
+func newEngine(opts []Option) (*Engine, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
 	}
-	e := &Engine{
+	e := &Engine{cfg: cfg}
+	e.enabled.Store(cfg.enabled)
+	types := slices.Clone(cfg.groupTypes)
+	slices.Sort(types)
+	types = slices.Compact(types)
+	e.types.Store(&types)
+	return e, nil
+}
+
+// start attaches be and starts the sweeper.
+func (e *Engine) start(be backend) {
+	e.be = be
+	e.secret = be.cursorSecret()
+	if e.cfg.retention > 0 && e.cfg.sweepInterval > 0 {
+		e.stopSweep = make(chan struct{})
+		e.sweepDone = make(chan struct{})
+		go e.sweepLoop()
+	}
+}
+
+// Open returns an engine over st. The engine does not close st; the caller
+// does, after Engine.Close. A store holds one engine's state: open at most
+// one engine on it at a time.
+func Open(st store.Store, opts ...Option) (*Engine, error) {
+	e, err := newEngine(opts)
+	if err != nil {
+		return nil, err
+	}
+	cfg := e.cfg
+	b := &embedded{
+		Engine:  e,
 		st:      st,
-		cfg:     cfg,
 		entries: newEntryTable(cfg.cacheBytes * 6 / 16),
 		chunks:  newLRU[*roaring.Bitmap](cfg.cacheBytes / 16),
 		blobs:   newLRU[*roaring.Bitmap](cfg.cacheBytes / 4),
@@ -79,24 +118,16 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 		groups:  newLRU[*groupRecord](cfg.cacheBytes / 16),
 		names:   newLRU[*nameBlock](cfg.cacheBytes * 2 / 16),
 	}
-	e.enabled.Store(cfg.enabled)
-	types := slices.Clone(cfg.groupTypes)
-	slices.Sort(types)
-	types = slices.Compact(types)
-	e.types.Store(&types)
-	if err := e.init(context.Background()); err != nil {
+	if err := b.init(context.Background()); err != nil {
 		return nil, err
 	}
-	if cfg.retention > 0 && cfg.sweepInterval > 0 {
-		e.stopSweep = make(chan struct{})
-		e.sweepDone = make(chan struct{})
-		go e.sweepLoop()
-	}
+	e.start(b)
 	return e, nil
 }
 
 // OpenDir opens (creating if needed) a Pebble store in dir and an engine
-// over it. Close closes both.
+// over it. Close closes both. Pebble locks the directory: a second engine
+// on the same directory is refused.
 func OpenDir(dir string, opts ...Option) (*Engine, error) {
 	st, err := pebblestore.Open(dir, nil)
 	if err != nil {
@@ -107,12 +138,12 @@ func OpenDir(dir string, opts ...Option) (*Engine, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	e.ownsSt = true
+	e.be.(*embedded).ownsSt = true
 	return e, nil
 }
 
 // init checks the schema version and loads (or creates) the cursor secret.
-func (e *Engine) init(ctx context.Context) error {
+func (e *embedded) init(ctx context.Context) error {
 	vals, err := e.st.Get(ctx, [][]byte{keySchemaVersion, keySecret})
 	if err != nil {
 		return internalErr("open", err)
@@ -136,6 +167,15 @@ func (e *Engine) init(ctx context.Context) error {
 	return internalErr("open", e.st.Write(ctx, &b, store.WriteOptions{Sync: true}))
 }
 
+func (e *embedded) cursorSecret() []byte { return e.secret }
+
+func (e *embedded) close() error {
+	if e.ownsSt {
+		return e.st.Close()
+	}
+	return nil
+}
+
 // Close stops the sweeper, waits for calls in progress, and closes the
 // store if the engine opened it (OpenDir). Calls made after Close return
 // ErrClosed. Close is idempotent.
@@ -151,10 +191,7 @@ func (e *Engine) Close() error {
 		close(e.stopSweep)
 		<-e.sweepDone
 	}
-	if e.ownsSt {
-		return e.st.Close()
-	}
-	return nil
+	return e.be.close()
 }
 
 // enter registers a call; it fails once the engine is closed.
@@ -213,7 +250,7 @@ func (e *Engine) groupTypeEnabled(t GroupType) bool {
 var lockSeed = maphash.MakeSeed()
 
 // convLock returns the lock of a conversation, by its encoded key.
-func (e *Engine) convLock(conv []byte) *sync.RWMutex {
+func (e *embedded) convLock(conv []byte) *sync.RWMutex {
 	return &e.convLocks[maphash.Bytes(lockSeed, conv)%convLockStripes]
 }
 
@@ -235,7 +272,7 @@ func (e *Engine) expiredAt(trackedAt, now int64) bool {
 	return e.cfg.retention > 0 && now-trackedAt >= int64(e.cfg.retention)
 }
 
-func (e *Engine) writeOpts() store.WriteOptions { return store.WriteOptions{Sync: e.cfg.sync} }
+func (e *embedded) writeOpts() store.WriteOptions { return store.WriteOptions{Sync: e.cfg.sync} }
 
 // Retention returns the configured retention; zero means forever.
 func (e *Engine) Retention() time.Duration { return e.cfg.retention }

@@ -52,6 +52,10 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer e.leave()
+	return e.be.sweep(ctx)
+}
+
+func (e *embedded) sweep(ctx context.Context) (int, error) {
 	deleted := 0
 	if e.cfg.retention > 0 {
 		cutoff := e.now() - int64(e.cfg.retention) // tracked at or before: expired
@@ -77,7 +81,7 @@ func (e *Engine) Sweep(ctx context.Context) (int, error) {
 
 // sweepStep deletes the expired messages of up to sweepSlice expiry keys
 // from start on, and returns where the next step starts (nil when done).
-func (e *Engine) sweepStep(ctx context.Context, start, end []byte) (int, []byte, error) {
+func (e *embedded) sweepStep(ctx context.Context, start, end []byte) (int, []byte, error) {
 	type expiring struct {
 		conv      Conversation
 		ids       []string
@@ -123,7 +127,7 @@ func (e *Engine) sweepStep(ctx context.Context, start, end []byte) (int, []byte,
 	return deleted, next, nil
 }
 
-func (e *Engine) expireMessages(ctx context.Context, conv Conversation, ids []string, trackedAt []int64) (int, error) {
+func (e *embedded) expireMessages(ctx context.Context, conv Conversation, ids []string, trackedAt []int64) (int, error) {
 	lock := e.convLock(convKey(conv))
 	lock.Lock()
 	defer lock.Unlock()
@@ -132,7 +136,7 @@ func (e *Engine) expireMessages(ctx context.Context, conv Conversation, ids []st
 
 // collectGarbage runs gcGroup for every group marked since (the marks are
 // stored, so a restart loses none).
-func (e *Engine) collectGarbage(ctx context.Context) error {
+func (e *embedded) collectGarbage(ctx context.Context) error {
 	var groups []string
 	err := e.st.Scan(ctx, keyGCPrefix, prefixEnd(keyGCPrefix), func(k, _ []byte) bool {
 		groups = append(groups, string(k[len(keyGCPrefix):]))
@@ -152,7 +156,7 @@ func (e *Engine) collectGarbage(ctx context.Context) error {
 // gcGroup deletes the membership chunks of group gid that no live message
 // needs: for each chunk position, every version older than the one in force
 // at the oldest live message (or, with none, at the current version).
-func (e *Engine) gcGroup(ctx context.Context, gid string) error {
+func (e *embedded) gcGroup(ctx context.Context, gid string) error {
 	lock := e.convLock(convKey(Group(gid)))
 	lock.Lock()
 	defer lock.Unlock()

@@ -27,7 +27,7 @@ type GroupInfo struct {
 // group. The caller holds the group's conversation lock, for reading or
 // writing: the record cached here is only replaced under the write lock
 // (groupCall).
-func (e *Engine) loadGroup(ctx context.Context, gid string) (*groupRecord, error) {
+func (e *embedded) loadGroup(ctx context.Context, gid string) (*groupRecord, error) {
 	key := []byte(gid)
 	if g, ok := e.groups.get(key); ok {
 		cp := *g
@@ -51,7 +51,7 @@ func (e *Engine) loadGroup(ctx context.Context, gid string) (*groupRecord, error
 
 // existingGroup is loadGroup for a group that must exist: a missing group
 // is ErrGroupNotFound.
-func (e *Engine) existingGroup(ctx context.Context, gid string) (*groupRecord, error) {
+func (e *embedded) existingGroup(ctx context.Context, gid string) (*groupRecord, error) {
 	g, err := e.loadGroup(ctx, gid)
 	if err == nil && g == nil {
 		err = errorf(ErrGroupNotFound, "%q", gid)
@@ -65,7 +65,7 @@ func memberCacheKey(gid string, inc uint64, uid string) []byte {
 }
 
 // memberIndex returns the member index user uid has (or had) in a group.
-func (e *Engine) memberIndex(ctx context.Context, gid string, inc uint64, uid string) (uint32, bool, error) {
+func (e *embedded) memberIndex(ctx context.Context, gid string, inc uint64, uid string) (uint32, bool, error) {
 	ck := memberCacheKey(gid, inc, uid)
 	if idx, ok := e.indexes.get(ck); ok {
 		return idx, true, nil
@@ -121,7 +121,7 @@ func nameCacheKey(gid string, inc uint64, block uint32) []byte {
 
 // loadNameBlock reads the user IDs of one block of member indexes with one
 // seek, and caches them.
-func (e *Engine) loadNameBlock(ctx context.Context, gid string, inc uint64, block uint32) (*nameBlock, error) {
+func (e *embedded) loadNameBlock(ctx context.Context, gid string, inc uint64, block uint32) (*nameBlock, error) {
 	first := block * nameBlockSize
 	last := first + (nameBlockSize - 1)
 	var data []byte
@@ -150,7 +150,7 @@ func (e *Engine) loadNameBlock(ctx context.Context, gid string, inc uint64, bloc
 // idxs must be ascending, as member pages are. User IDs are cached by
 // blocks of consecutive indexes (nameBlock): a page of a group's members
 // then costs a few cache lookups, and a cold page one seek per block.
-func (e *Engine) userIDs(ctx context.Context, gid string, inc uint64, idxs []uint32) ([]string, error) {
+func (e *embedded) userIDs(ctx context.Context, gid string, inc uint64, idxs []uint32) ([]string, error) {
 	out := make([]string, len(idxs))
 	var nb *nameBlock
 	cur := uint32(math.MaxUint32)
@@ -204,8 +204,8 @@ func (e *Engine) checkMembers(members []string) ([]string, error) {
 	return out, nil
 }
 
-// groupCall runs fn for group gid under its conversation's write lock.
-func (e *Engine) groupCall(gid string, fn func(lockedGroup string) error) error {
+// groupCall runs fn, a membership call on group gid, once gid is valid.
+func (e *Engine) groupCall(gid string, fn func() error) error {
 	if err := e.enter(); err != nil {
 		return err
 	}
@@ -213,6 +213,11 @@ func (e *Engine) groupCall(gid string, fn func(lockedGroup string) error) error 
 	if err := validID("group ID", gid, e.cfg.maxIDLength); err != nil {
 		return err
 	}
+	return fn()
+}
+
+// groupCall runs fn for group gid under its conversation's write lock.
+func (e *embedded) groupCall(gid string, fn func(lockedGroup string) error) error {
 	lock := e.convLock(convKey(Group(gid)))
 	lock.Lock()
 	defer lock.Unlock()
@@ -237,6 +242,10 @@ func (e *Engine) CreateGroup(ctx context.Context, gid string, typ GroupType, mem
 	if uint64(len(members)) >= math.MaxUint32 {
 		return errorf(ErrInvalidParameter, "%d members in one group", len(members))
 	}
+	return e.groupCall(gid, func() error { return e.be.createGroup(ctx, gid, typ, members) })
+}
+
+func (e *embedded) createGroup(ctx context.Context, gid string, typ GroupType, members []string) error {
 	return e.groupCall(gid, func(gid string) error {
 		g, err := e.loadGroup(ctx, gid)
 		if err != nil {
@@ -301,6 +310,10 @@ func (e *Engine) changeMembers(ctx context.Context, gid string, members []string
 	if err != nil {
 		return err
 	}
+	return e.groupCall(gid, func() error { return e.be.changeMembers(ctx, gid, members, add) })
+}
+
+func (e *embedded) changeMembers(ctx context.Context, gid string, members []string, add bool) error {
 	return e.groupCall(gid, func(gid string) error {
 		g, err := e.existingGroup(ctx, gid)
 		if err != nil {
@@ -394,7 +407,7 @@ func (e *Engine) changeMembers(ctx context.Context, gid string, members []string
 
 // versionUsed reports whether a live message of group gid was tracked at a
 // membership version in [from, to].
-func (e *Engine) versionUsed(ctx context.Context, gid string, from, to uint64) (bool, error) {
+func (e *embedded) versionUsed(ctx context.Context, gid string, from, to uint64) (bool, error) {
 	prefix := groupKey(gid, groupVersion)
 	used := false
 	err := e.st.Scan(ctx, appendU64(slices.Clone(prefix), from), versionBound(prefix, to), func(k, v []byte) bool {
@@ -419,6 +432,10 @@ func versionBound(prefix []byte, to uint64) []byte {
 // all its messages, which answer ErrReceiptNotFound from then on. A group
 // created later with the same ID starts afresh.
 func (e *Engine) DismissGroup(ctx context.Context, gid string) error {
+	return e.groupCall(gid, func() error { return e.be.dismissGroup(ctx, gid) })
+}
+
+func (e *embedded) dismissGroup(ctx context.Context, gid string) error {
 	return e.groupCall(gid, func(gid string) error {
 		if _, err := e.existingGroup(ctx, gid); err != nil {
 			return err
@@ -477,6 +494,10 @@ func (e *Engine) GetGroup(ctx context.Context, gid string) (GroupInfo, error) {
 	if err := validID("group ID", gid, e.cfg.maxIDLength); err != nil {
 		return GroupInfo{}, err
 	}
+	return e.be.getGroup(ctx, gid)
+}
+
+func (e *embedded) getGroup(ctx context.Context, gid string) (GroupInfo, error) {
 	lock := e.convLock(convKey(Group(gid)))
 	lock.RLock()
 	defer lock.RUnlock()

@@ -64,25 +64,14 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 		return MemberPage{}, err
 	}
 	defer e.leave()
-	if err := e.validCaller(caller); err != nil {
-		return MemberPage{}, err
-	}
-	conv, err := e.validRefs([]MessageRef{req.Message}, 1)
+	conv, err := e.pageRequest(caller, req)
 	if err != nil {
 		return MemberPage{}, err
 	}
-	if conv.Type != ConversationGroup {
-		return MemberPage{}, errorf(ErrInvalidParameter, "member lists are for group messages")
-	}
-	if req.Filter != FilterRead && req.Filter != FilterUnread {
-		return MemberPage{}, errorf(ErrInvalidParameter, "unknown filter %d", req.Filter)
-	}
-	if req.Count <= 0 {
-		return MemberPage{}, errorf(ErrInvalidParameter, "count %d", req.Count)
-	}
-	if req.Count > e.cfg.maxPageSize {
-		return MemberPage{}, errorf(ErrPageTooLarge, "count %d, limit %d", req.Count, e.cfg.maxPageSize)
-	}
+	return e.be.page(ctx, caller, conv, req)
+}
+
+func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, req MemberListRequest) (MemberPage, error) {
 	gid := conv.GroupID
 	ck := convKey(conv)
 	lock := e.convLock(ck)
@@ -105,7 +94,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 	if err != nil {
 		return MemberPage{}, err
 	}
-	if err := e.authorize(ctx, caller, conv, g, meta); err != nil {
+	if err := e.authorize(ctx, e, caller, conv, &meta); err != nil {
 		return MemberPage{}, err
 	}
 	var pos uint32
@@ -198,7 +187,7 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 // nextReaderChunk returns the first chunk from hi to last that may hold
 // readers of message m: hi if it is loaded, else the next one stored (every
 // committed receipt is stored).
-func (e *Engine) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16) (uint16, bool, error) {
+func (e *embedded) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16) (uint16, bool, error) {
 	m.mu.Lock()
 	loaded := m.chunks.get(hi) != nil
 	m.mu.Unlock()

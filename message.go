@@ -143,7 +143,7 @@ func (m *msgEntry) hasReader(idx uint32) bool {
 }
 
 // releaseAll unpins entries.
-func (e *Engine) releaseAll(ms []*msgEntry) {
+func (e *embedded) releaseAll(ms []*msgEntry) {
 	for _, m := range ms {
 		e.entries.release(m)
 	}
@@ -156,7 +156,7 @@ func (e *Engine) releaseAll(ms []*msgEntry) {
 // when it is tracked, costs one lookup. Like ensureReaders it reads without
 // holding the entries' locks and fills only entries still unloaded
 // afterwards.
-func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
+func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	var keys [][]byte
 	var want []*msgEntry
 	for _, m := range ms {
@@ -233,16 +233,13 @@ func (e *Engine) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 // not deleted, not expired, and in the current incarnation of its group (g
 // is nil for a C2C message; for a group message, g is nil when the group is
 // gone). The caller holds m.mu.
-func (e *Engine) liveMeta(m *msgEntry, isGroup bool, g *groupRecord, now int64) (messageRecord, error) {
-	switch {
-	case !m.exists:
-		return messageRecord{}, ErrReceiptNotFound
-	case e.expiredAt(m.meta.TrackedAt, now):
-		return messageRecord{}, errorf(ErrReceiptNotFound, "expired")
-	case isGroup && g == nil:
-		return messageRecord{}, errorf(ErrReceiptNotFound, "group dismissed")
-	case isGroup && g.Incarnation != m.meta.Incarnation:
-		return messageRecord{}, errorf(ErrReceiptNotFound, "group dismissed")
+func (e *embedded) liveMeta(m *msgEntry, isGroup bool, g *groupRecord, now int64) (messageRecord, error) {
+	var inc uint64
+	if g != nil {
+		inc = g.Incarnation
+	}
+	if err := e.liveErr(m.exists, &m.meta, isGroup, inc, now); err != nil {
+		return messageRecord{}, err
 	}
 	return m.meta, nil
 }
@@ -273,10 +270,15 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 		return err
 	}
 	conv := msg.Conversation
-	isGroup := conv.Type == ConversationGroup
-	if !isGroup && !conv.has(msg.Sender) {
+	if conv.Type == ConversationC2C && !conv.has(msg.Sender) {
 		return errorf(ErrInvalidParameter, "sender %q is not in %s", msg.Sender, conv)
 	}
+	return e.be.trackMessage(ctx, msg)
+}
+
+func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
+	conv := msg.Conversation
+	isGroup := conv.Type == ConversationGroup
 	ck := convKey(conv)
 	lock := e.convLock(ck)
 	lock.RLock()
@@ -299,7 +301,7 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 			return err
 		}
 		if known {
-			member, err := e.wasMember(ctx, conv.GroupID, g.Incarnation, idx, g.Version)
+			member, err := wasMember(ctx, e, conv.GroupID, g.Incarnation, idx, g.Version)
 			if err != nil {
 				return err
 			}
@@ -368,6 +370,10 @@ func (e *Engine) DeleteMessage(ctx context.Context, ref MessageRef) error {
 	if err := validID("message ID", ref.ID, e.cfg.maxIDLength); err != nil {
 		return err
 	}
+	return e.be.deleteMessage(ctx, ref)
+}
+
+func (e *embedded) deleteMessage(ctx context.Context, ref MessageRef) error {
 	ck := convKey(ref.Conversation)
 	lock := e.convLock(ck)
 	lock.Lock()
@@ -382,7 +388,7 @@ func (e *Engine) DeleteMessage(ctx context.Context, ref MessageRef) error {
 // expiry key of each given time is removed in any case. It returns how many
 // messages were deleted. When group messages go, the group is marked, in the
 // same batch, for the sweep to look for membership chunks nobody needs.
-func (e *Engine) deleteMessages(ctx context.Context, conv Conversation, ids []string, trackedAt []int64) (int, error) {
+func (e *embedded) deleteMessages(ctx context.Context, conv Conversation, ids []string, trackedAt []int64) (int, error) {
 	ck := convKey(conv)
 	isGroup := conv.Type == ConversationGroup
 	var g *groupRecord

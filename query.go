@@ -39,6 +39,11 @@ func (e *Engine) GetMessageReadReceiptList(ctx context.Context, caller Caller, m
 	if err != nil {
 		return nil, err
 	}
+	return e.be.counts(ctx, caller, conv, messages)
+}
+
+func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation, messages []MessageRef) ([]ReceiptInfo, error) {
+	var err error
 	isGroup := conv.Type == ConversationGroup
 	ck := convKey(conv)
 	lock := e.convLock(ck)
@@ -70,7 +75,7 @@ func (e *Engine) GetMessageReadReceiptList(ctx context.Context, caller Caller, m
 			missed = append(missed, i)
 			continue
 		}
-		e.receiptInfo(ctx, &out[i], caller, conv, g, meta, count, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, lerr)
 	}
 	if len(missed) == 0 {
 		return out, nil
@@ -89,24 +94,9 @@ func (e *Engine) GetMessageReadReceiptList(ctx context.Context, caller Caller, m
 		meta, lerr := e.liveMeta(m, isGroup, g, now)
 		count := m.count
 		m.mu.Unlock()
-		e.receiptInfo(ctx, &out[i], caller, conv, g, meta, count, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, lerr)
 	}
 	return out, nil
-}
-
-// receiptInfo fills in one message's read state from its meta and count,
-// or its error: lerr from liveMeta, or the caller's refusal.
-func (e *Engine) receiptInfo(ctx context.Context, info *ReceiptInfo, caller Caller, conv Conversation, g *groupRecord, meta messageRecord, count int64, lerr error) {
-	if lerr == nil {
-		lerr = e.authorize(ctx, caller, conv, g, meta)
-	}
-	if lerr != nil {
-		info.Err = lerr
-		return
-	}
-	info.ReadCount = int(count)
-	info.UnreadCount = int(int64(meta.Recipients) - count)
-	info.IsPeerRead = conv.Type == ConversationC2C && count > 0
 }
 
 func (e *Engine) validCaller(c Caller) error {
@@ -114,33 +104,4 @@ func (e *Engine) validCaller(c Caller) error {
 		return nil
 	}
 	return validID("caller", c.UserID, e.cfg.maxIDLength)
-}
-
-// authorize decides whether caller may read a message's receipts.
-func (e *Engine) authorize(ctx context.Context, caller Caller, conv Conversation, g *groupRecord, meta messageRecord) error {
-	if caller.Admin || caller.UserID == meta.Sender {
-		return nil
-	}
-	if e.cfg.access == AccessRecipients {
-		if conv.Type == ConversationC2C {
-			if conv.has(caller.UserID) {
-				return nil
-			}
-		} else {
-			idx, known, err := e.memberIndex(ctx, conv.GroupID, g.Incarnation, caller.UserID)
-			if err != nil {
-				return err
-			}
-			if known && idx < meta.EndIndex && idx != meta.SenderIndex {
-				member, err := e.wasMember(ctx, conv.GroupID, g.Incarnation, idx, meta.Version)
-				if err != nil {
-					return err
-				}
-				if member {
-					return nil
-				}
-			}
-		}
-	}
-	return errorf(ErrPermissionDenied, "%q may not read the receipts of this message", caller.UserID)
 }

@@ -45,14 +45,6 @@ func (e *Engine) SendMessageReadReceipt(ctx context.Context, reader string, mess
 	return results, err
 }
 
-// receiptItem is one distinct message of a receipt call.
-type receiptItem struct {
-	pos  int // position in the call
-	m    *msgEntry
-	meta messageRecord
-	ok   bool // the reader may send this receipt
-}
-
 func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
 	if err := validID("reader", reader, e.cfg.maxIDLength); err != nil {
 		return nil, nil, err
@@ -61,6 +53,19 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 	if err != nil {
 		return nil, nil, err
 	}
+	return e.be.receipts(ctx, conv, reader, refs)
+}
+
+// receiptItem is one distinct message of a receipt call.
+type receiptItem struct {
+	pos  int // position in the call
+	m    *msgEntry
+	meta messageRecord
+	ok   bool // the reader may send this receipt
+}
+
+func (e *embedded) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+	var err error
 	isGroup := conv.Type == ConversationGroup
 	ck := convKey(conv)
 	lock := e.convLock(ck)
@@ -123,31 +128,23 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 		it.meta, err = e.liveMeta(it.m, isGroup, g, now)
 		it.m.mu.Unlock()
 		res := &results[it.pos]
-		switch {
-		case err != nil:
+		if err != nil {
 			res.Err = err
-		case reader == it.meta.Sender:
-			res.Err = ErrOwnMessage
-		case !isGroup && !conv.has(reader):
-			res.Err = errorf(ErrNotRecipient, "%q is not in %s", reader, conv)
-		case isGroup && (!known || idx >= it.meta.EndIndex):
-			res.Err = errorf(ErrNotRecipient, "%q was not a member when the message was sent", reader)
-		default:
-			if isGroup {
-				member, err := e.wasMember(ctx, conv.GroupID, g.Incarnation, idx, it.meta.Version)
-				if err != nil {
-					return nil, nil, err
-				}
-				if !member {
-					res.Err = errorf(ErrNotRecipient, "%q was not a member when the message was sent", reader)
-					continue
-				}
-				if err := e.ensureReaders(ctx, it.m, chunkOf(idx)); err != nil {
-					return nil, nil, err
-				}
-			}
-			it.ok = true
+			continue
 		}
+		if err := admit(ctx, e, conv, reader, idx, known, &it.meta); err != nil {
+			if !perMessage(err) {
+				return nil, nil, err
+			}
+			res.Err = err
+			continue
+		}
+		if isGroup {
+			if err := e.ensureReaders(ctx, it.m, chunkOf(idx)); err != nil {
+				return nil, nil, err
+			}
+		}
+		it.ok = true
 	}
 
 	// Mark the new receipts pending, then write them in one batch.
@@ -232,7 +229,7 @@ func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []Message
 // receipt is either committed (already recorded, and durable) or gone (the
 // call marks and writes it itself). A call never waits while holding marks,
 // so two calls never wait for each other.
-func (e *Engine) markPending(items []receiptItem, idx uint32, isGroup bool) []*receiptItem {
+func (e *embedded) markPending(items []receiptItem, idx uint32, isGroup bool) []*receiptItem {
 	pending := make([]*receiptItem, 0, len(items))
 	for {
 		pending = pending[:0]
@@ -290,7 +287,7 @@ var collapseEvery = 1024
 // is then exactly what the store's deltas add up to. The write carries no
 // new information, so it is not synced, and if it fails the deltas simply
 // stay (the next receipt tries again).
-func (e *Engine) collapse(ctx context.Context, m *msgEntry) {
+func (e *embedded) collapse(ctx context.Context, m *msgEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.deltas < collapseEvery || m.collapsing || !m.exists {

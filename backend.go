@@ -1,0 +1,203 @@
+package readreceipt
+
+import (
+	"context"
+	"errors"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// Backends.
+//
+// The engine is split in two. The Engine itself decides: it validates
+// every call, applies the limits and the feature switch, decides who is a
+// recipient (admit) and who may read receipts (authorize), makes and checks
+// cursors, and delivers events. A backend keeps the state those decisions
+// are about: groups and their membership, messages, counts and readers.
+//
+// There are two backends:
+//   - embedded (Open, OpenDir): roaring bitmaps in a store.Store, Pebble by
+//     default, with the per-message state mirrored in memory (msgEntry).
+//     It assumes it is the only writer of its store.
+//   - redisBackend (OpenRedis): the same model in Redis, standalone or
+//     Cluster, every change an atomic server-side function on the slot of
+//     its conversation, so that any number of engines share one state. It
+//     caches only what never changes once written.
+//
+// Both are held to one contract: the scenario files and the fuzz model run
+// against each.
+type backend interface {
+	// cursorSecret returns the secret cursors are signed with, the same
+	// for every engine sharing the backend's state.
+	cursorSecret() []byte
+	// close releases the backend.
+	close() error
+
+	getGroup(ctx context.Context, gid string) (GroupInfo, error)
+	createGroup(ctx context.Context, gid string, typ GroupType, members []string) error
+	changeMembers(ctx context.Context, gid string, members []string, add bool) error
+	dismissGroup(ctx context.Context, gid string) error
+
+	trackMessage(ctx context.Context, msg Message) error
+	// receipts records reader's receipts for refs (validated, one
+	// conversation conv), returning each message's outcome and the
+	// events of the receipts it recorded, once they are durable.
+	receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error)
+	counts(ctx context.Context, caller Caller, conv Conversation, refs []MessageRef) ([]ReceiptInfo, error)
+	page(ctx context.Context, caller Caller, conv Conversation, req MemberListRequest) (MemberPage, error)
+	deleteMessage(ctx context.Context, ref MessageRef) error
+
+	// sweep reclaims expired state and returns how many messages it
+	// deleted.
+	sweep(ctx context.Context) (int, error)
+	// check verifies the backend's invariants (Engine.Check).
+	check(ctx context.Context) error
+}
+
+// membership answers the questions about a group's members that the
+// engine's decisions need. Both answers never change once given: a member
+// keeps its index for the group's life, and the membership at a version is
+// fixed. So every backend may cache them.
+type membership interface {
+	// memberIndex returns the index user uid has, or had, in incarnation
+	// inc of group gid, and whether it has one.
+	memberIndex(ctx context.Context, gid string, inc uint64, uid string) (uint32, bool, error)
+	// memberChunk returns chunk hi of the group's membership at version.
+	// The bitmap is shared: callers must not modify it.
+	memberChunk(ctx context.Context, gid string, inc uint64, hi uint16, version uint64) (*roaring.Bitmap, error)
+}
+
+// wasMember reports whether member idx of a group belonged to it at
+// version.
+func wasMember(ctx context.Context, mb membership, gid string, inc uint64, idx uint32, version uint64) (bool, error) {
+	bm, err := mb.memberChunk(ctx, gid, inc, chunkOf(idx), version)
+	if err != nil {
+		return false, err
+	}
+	return bm.Contains(idx), nil
+}
+
+// admit decides whether reader may send a receipt for a live message of
+// conv with meta: nil, or the per-message error (ErrOwnMessage,
+// ErrNotRecipient). For a group message, idx and known are the reader's
+// member index in the message's group incarnation.
+func admit(ctx context.Context, mb membership, conv Conversation, reader string, idx uint32, known bool, meta *messageRecord) error {
+	switch {
+	case reader == meta.Sender:
+		return ErrOwnMessage
+	case conv.Type == ConversationC2C:
+		if !conv.has(reader) {
+			return errorf(ErrNotRecipient, "%q is not in %s", reader, conv)
+		}
+		return nil
+	case !known || idx >= meta.EndIndex:
+		return errorf(ErrNotRecipient, "%q was not a member when the message was sent", reader)
+	}
+	member, err := wasMember(ctx, mb, conv.GroupID, meta.Incarnation, idx, meta.Version)
+	if err != nil {
+		return err
+	}
+	if !member {
+		return errorf(ErrNotRecipient, "%q was not a member when the message was sent", reader)
+	}
+	return nil
+}
+
+// liveErr says why a stored message has no receipt info, or nil if it
+// has: tracked (exists), not expired at now (a value of retentionNow), and
+// of the current incarnation of its group (groupInc; 0 when the group is
+// gone or for C2C, where it is not consulted).
+func (e *Engine) liveErr(exists bool, meta *messageRecord, isGroup bool, groupInc uint64, now int64) error {
+	switch {
+	case !exists:
+		return ErrReceiptNotFound
+	case e.expiredAt(meta.TrackedAt, now):
+		return errorf(ErrReceiptNotFound, "expired")
+	case isGroup && (groupInc == 0 || groupInc != meta.Incarnation):
+		return errorf(ErrReceiptNotFound, "group dismissed")
+	}
+	return nil
+}
+
+// receiptInfo fills in one message's read state from its meta and count,
+// or its error: lerr from liveErr, or the caller's refusal.
+func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptInfo, caller Caller, conv Conversation, meta *messageRecord, count int64, lerr error) {
+	if lerr == nil {
+		lerr = e.authorize(ctx, mb, caller, conv, meta)
+	}
+	if lerr != nil {
+		info.Err = lerr
+		return
+	}
+	info.ReadCount = int(count)
+	info.UnreadCount = int(int64(meta.Recipients) - count)
+	info.IsPeerRead = conv.Type == ConversationC2C && count > 0
+}
+
+// authorize decides whether caller may read a live message's receipts.
+func (e *Engine) authorize(ctx context.Context, mb membership, caller Caller, conv Conversation, meta *messageRecord) error {
+	if caller.Admin || caller.UserID == meta.Sender {
+		return nil
+	}
+	if e.cfg.access == AccessRecipients {
+		if conv.Type == ConversationC2C {
+			if conv.has(caller.UserID) {
+				return nil
+			}
+		} else {
+			idx, known, err := mb.memberIndex(ctx, conv.GroupID, meta.Incarnation, caller.UserID)
+			if err != nil {
+				return err
+			}
+			if known && idx < meta.EndIndex && idx != meta.SenderIndex {
+				member, err := wasMember(ctx, mb, conv.GroupID, meta.Incarnation, idx, meta.Version)
+				if err != nil {
+					return err
+				}
+				if member {
+					return nil
+				}
+			}
+		}
+	}
+	return errorf(ErrPermissionDenied, "%q may not read the receipts of this message", caller.UserID)
+}
+
+// pageRequest validates a member-page request and returns its
+// conversation.
+func (e *Engine) pageRequest(caller Caller, req MemberListRequest) (Conversation, error) {
+	if err := e.validCaller(caller); err != nil {
+		return Conversation{}, err
+	}
+	conv, err := e.validRefs([]MessageRef{req.Message}, 1)
+	if err != nil {
+		return Conversation{}, err
+	}
+	if conv.Type != ConversationGroup {
+		return Conversation{}, errorf(ErrInvalidParameter, "member lists are for group messages")
+	}
+	if req.Filter != FilterRead && req.Filter != FilterUnread {
+		return Conversation{}, errorf(ErrInvalidParameter, "unknown filter %d", req.Filter)
+	}
+	if req.Count <= 0 {
+		return Conversation{}, errorf(ErrInvalidParameter, "count %d", req.Count)
+	}
+	if req.Count > e.cfg.maxPageSize {
+		return Conversation{}, errorf(ErrPageTooLarge, "count %d, limit %d", req.Count, e.cfg.maxPageSize)
+	}
+	return conv, nil
+}
+
+// perMessage reports whether err is the outcome of one message of a call
+// (reported in its result) rather than a failure of the whole call.
+func perMessage(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case CodeOwnMessage, CodeNotRecipient, CodeReceiptNotFound, CodePermissionDenied:
+		return true
+	}
+	return false
+}
