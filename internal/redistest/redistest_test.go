@@ -13,9 +13,14 @@ import (
 	"time"
 )
 
-// alive reports whether a process with this PID exists (and has not been
-// reaped).
+// alive reports whether a process with this PID exists and is not a
+// zombie: a killed orphan may wait a while for a reaper.
 func alive(pid int) bool {
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// pid (comm) state ...: the state follows the last ')'.
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+		return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
+	}
 	return syscall.Kill(pid, 0) == nil
 }
 
@@ -327,6 +332,9 @@ func TestParseClusterNodes(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: TestClusterFailover starts and checks a cluster too")
+	}
 	start := time.Now()
 	c := StartCluster(t, 3, 1)
 	t.Logf("3 masters + 3 replicas ready in %v", time.Since(start).Round(time.Millisecond))
