@@ -1,0 +1,9 @@
+//go:build !linux
+
+package redistest
+
+import "syscall"
+
+// sysProcAttr: outside Linux there is no parent-death signal; the cleanups
+// registered with testing.TB are what stops the servers.
+func sysProcAttr() *syscall.SysProcAttr { return nil }
