@@ -104,17 +104,20 @@ func admit(ctx context.Context, mb membership, conv Conversation, reader string,
 }
 
 // liveErr says why a stored message has no receipt info, or nil if it
-// has: tracked (exists), not expired at now (a value of retentionNow), and
-// of the current incarnation of its group (groupInc; 0 when the group is
-// gone or for C2C, where it is not consulted).
+// has: its group exists (groupInc is the current incarnation of a group
+// message's group, 0 when there is none; it is not consulted for C2C), it
+// was tracked (exists) in that incarnation, and it has not expired at now
+// (a value of retentionNow). Every backend reports the same for the same
+// state: a message of a group that is gone, or of an earlier incarnation of
+// it, is as untracked as one that never was.
 func (e *Engine) liveErr(exists bool, meta *messageRecord, isGroup bool, groupInc uint64, now int64) error {
 	switch {
-	case !exists:
+	case isGroup && groupInc == 0:
+		return errorf(ErrReceiptNotFound, "group not found")
+	case !exists || isGroup && groupInc != meta.Incarnation:
 		return ErrReceiptNotFound
 	case e.expiredAt(meta.TrackedAt, now):
 		return errorf(ErrReceiptNotFound, "expired")
-	case isGroup && (groupInc == 0 || groupInc != meta.Incarnation):
-		return errorf(ErrReceiptNotFound, "group dismissed")
 	}
 	return nil
 }

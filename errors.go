@@ -71,6 +71,7 @@ const (
 	CodeAlreadyTracked     = 91007
 	CodeGroupTypeDisabled  = 91008
 	CodeClosed             = 91009
+	CodeUnavailable        = 91010
 )
 
 // Sentinel errors. Compare with errors.Is.
@@ -142,6 +143,13 @@ var (
 	// ErrGroupTypeDisabled is returned by TrackMessage for a group whose type
 	// does not support read receipts (see WithGroupTypes).
 	ErrGroupTypeDisabled = newSentinel(CodeGroupTypeDisabled, 0, "read receipts are not enabled for this group type")
+
+	// ErrUnavailable is returned, on the Redis backend, when Redis cannot be
+	// reached, is failing over, or no replica acknowledged a write in time.
+	// The call may or may not have been applied; it is safe to retry
+	// (receipts are idempotent), and calls succeed again by themselves once
+	// Redis is back. Servers answer it with HTTP 503.
+	ErrUnavailable = newSentinel(CodeUnavailable, 0, "state backend unavailable, retry")
 
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = newSentinel(CodeClosed, 0, "engine closed")

@@ -31,7 +31,7 @@ type ReceiptEvent struct {
 	Reader string
 }
 
-func newEvent(conv Conversation, m *msgEntry, meta messageRecord, reader, msgID string, count int64) ReceiptEvent {
+func newEvent(conv Conversation, meta messageRecord, reader, msgID string, count int64) ReceiptEvent {
 	ev := ReceiptEvent{
 		Sender:       meta.Sender,
 		Conversation: conv,

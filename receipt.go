@@ -212,7 +212,7 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 			it.m.mu.Lock()
 			count := it.m.count
 			it.m.mu.Unlock()
-			events = append(events, newEvent(conv, it.m, it.meta, reader, refs[it.pos].ID, count))
+			events = append(events, newEvent(conv, it.meta, reader, refs[it.pos].ID, count))
 		}
 	}
 	return results, events, nil

@@ -1,0 +1,902 @@
+package readreceipt
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// The Redis backend.
+//
+// Every key of a conversation shares its hash tag, so that all of them live
+// on one slot and every change is one atomic function call there (the
+// functions are in redis.lua, loaded on every master). With base =
+// <prefix>{<tag>}, where the tag is g<len>:<group> or c<len>:<a><len>:<b>:
+//
+//	base G                 hash: the group record (t type, i incarnation, v version,
+//	                       n next index, m members, c created, lv version of the
+//	                       newest message, s state: c creating, d dismissing)
+//	base U                 hash: user -> member index
+//	base I                 hash: member index -> user
+//	base C<hi>             sorted set of the versions chunk hi was written at
+//	base C<hi>:<version>   membership chunk hi at version: a bitmap, bit i = index hi*65536+i
+//	base X                 set of the group's message IDs
+//	base M<len>:<id>       hash: a message (h meta, n read count, t C2C read time)
+//	base R<len>:<id>:<hi>  bitmap: the message's readers in chunk hi
+//	<prefix>secret         the cursor secret
+//
+// Message keys expire with the retention (by Redis's clock); an engine
+// judges expiry by its own clock, so a message past retention answers
+// ErrReceiptNotFound whether or not Redis has dropped it yet.
+//
+// The engine caches only what never changes once written: member indexes
+// and membership chunks by (group, incarnation, version).
+
+//go:embed redis.lua
+var redisLibrary string
+
+// redisLibraryName is the name redis.lua declares.
+const redisLibraryName = "readreceipt_v1"
+
+// RedisOptions configures OpenRedis.
+type RedisOptions struct {
+	// Client is the connection to Redis: a *redis.Client for a standalone
+	// server or a *redis.ClusterClient for a cluster (redis.NewUniversalClient
+	// gives either). Required. The engine does not close it.
+	Client redis.UniversalClient
+	// Prefix starts every key the engine writes; engines that share one
+	// state use the same. It must not contain '{' or '}'. Default "rr:".
+	Prefix string
+	// NoWait turns off waiting for replicas: by default a write succeeds
+	// only once it reached at least one replica of its master (WAIT), where
+	// the master has one.
+	NoWait bool
+	// WaitTimeout bounds the wait for a replica; past it the call fails
+	// with ErrUnavailable. Default one second.
+	WaitTimeout time.Duration
+}
+
+// redisCreateSlice is how many members one call of a group's creation
+// writes, so that creating a huge group never blocks a shard for long.
+const redisCreateSlice = 10_000
+
+// redisDismissSlice is about how many messages one call of a dismissal
+// deletes.
+const redisDismissSlice = 1_000
+
+// OpenRedis returns an engine whose state lives in Redis, standalone or
+// Cluster. Any number of engines, on any number of hosts, may open the same
+// Redis with the same Prefix: they share one state and give the same
+// answers. It loads the engine's Redis functions on every master.
+func OpenRedis(ctx context.Context, ro RedisOptions, opts ...Option) (*Engine, error) {
+	if ro.Client == nil {
+		return nil, errorf(ErrInvalidParameter, "no Redis client")
+	}
+	if ro.Prefix == "" {
+		ro.Prefix = "rr:"
+	}
+	if strings.ContainsAny(ro.Prefix, "{}") {
+		return nil, errorf(ErrInvalidParameter, "Redis prefix %q has a brace", ro.Prefix)
+	}
+	if ro.WaitTimeout <= 0 {
+		ro.WaitTimeout = time.Second
+	}
+	e, err := newEngine(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &redisBackend{
+		Engine:   e,
+		c:        ro.Client,
+		p:        ro.Prefix,
+		noWait:   ro.NoWait,
+		waitFor:  ro.WaitTimeout,
+		chunks:   newLRU[*roaring.Bitmap](e.cfg.cacheBytes / 2),
+		indexes:  newLRU[uint32](e.cfg.cacheBytes / 4),
+		replicas: map[string]replicaCount{},
+	}
+	if err := b.loadFunctions(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.loadSecret(ctx); err != nil {
+		return nil, err
+	}
+	e.start(b)
+	return e, nil
+}
+
+type redisBackend struct {
+	*Engine
+	c       redis.UniversalClient
+	p       string
+	noWait  bool
+	waitFor time.Duration
+	secret  []byte
+
+	chunks  *lru[*roaring.Bitmap] // (group, incarnation, hi, version) -> membership chunk
+	indexes *lru[uint32]          // (group, incarnation, user) -> member index
+
+	mu       sync.Mutex
+	replicas map[string]replicaCount // master address -> its connected replicas
+}
+
+type replicaCount struct {
+	n    int
+	when time.Time
+}
+
+var _ backend = (*redisBackend)(nil)
+
+func (b *redisBackend) cursorSecret() []byte { return b.secret }
+func (b *redisBackend) close() error         { return nil }
+
+func (b *redisBackend) loadFunctions(ctx context.Context) error {
+	load := func(ctx context.Context, c *redis.Client) error {
+		return c.FunctionLoadReplace(ctx, redisLibrary).Err()
+	}
+	var err error
+	if cc, ok := b.c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, load)
+	} else if c, ok := b.c.(*redis.Client); ok {
+		err = load(ctx, c)
+	} else {
+		err = b.c.FunctionLoadReplace(ctx, redisLibrary).Err()
+	}
+	return b.fail("load functions", err)
+}
+
+func (b *redisBackend) loadSecret(ctx context.Context) error {
+	key := b.p + "secret"
+	s := make([]byte, 32)
+	if _, err := rand.Read(s); err != nil {
+		return internalErr("cursor secret", err)
+	}
+	if err := b.c.SetNX(ctx, key, s, 0).Err(); err != nil {
+		return b.fail("cursor secret", err)
+	}
+	v, err := b.c.Get(ctx, key).Bytes()
+	if err != nil {
+		return b.fail("cursor secret", err)
+	}
+	if len(v) != 32 {
+		return errorf(ErrInternal, "Redis key %q holds no cursor secret", key)
+	}
+	b.secret = v
+	return nil
+}
+
+// tag returns the hash tag of a conversation: readable, and telling any
+// two conversations apart.
+func redisTag(c Conversation) string {
+	if c.Type == ConversationGroup {
+		return "g" + strconv.Itoa(len(c.GroupID)) + ":" + c.GroupID
+	}
+	a, u := c.canonicalUsers()
+	return "c" + strconv.Itoa(len(a)) + ":" + a + strconv.Itoa(len(u)) + ":" + u
+}
+
+func (b *redisBackend) base(c Conversation) string { return b.p + "{" + redisTag(c) + "}" }
+
+func redisLP(s string) string { return strconv.Itoa(len(s)) + ":" + s }
+
+// ErrUnavailable-class failures: Redis could not be reached, or is failing
+// over. A call that fails so may or may not have been applied; receipts
+// and membership calls can be retried.
+func isUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, redis.ErrClosed) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	msg := err.Error()
+	for _, p := range []string{"CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "LOADING", "MASTERDOWN", "READONLY", "NOREPLICAS", "connection refused", "connection reset", "EOF", "i/o timeout", "broken pipe", "pool timeout"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// fail turns a Redis failure into an engine error.
+func (b *redisBackend) fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	if isUnavailable(err) {
+		if cc, ok := b.c.(*redis.ClusterClient); ok {
+			cc.ReloadState(context.Background())
+		}
+		return &Error{Code: CodeUnavailable, Message: ErrUnavailable.Message + ": " + op, err: err}
+	}
+	return internalErr(op, err)
+}
+
+// node returns the client of the master that holds key.
+func (b *redisBackend) node(ctx context.Context, key string) (*redis.Client, error) {
+	switch c := b.c.(type) {
+	case *redis.ClusterClient:
+		return c.MasterForKey(ctx, key)
+	case *redis.Client:
+		return c, nil
+	}
+	return nil, fmt.Errorf("unsupported Redis client %T", b.c)
+}
+
+// replicasOf returns how many replicas the master behind c has connected,
+// as last seen (at most a second ago).
+func (b *redisBackend) replicasOf(ctx context.Context, c *redis.Client) int {
+	addr := c.Options().Addr
+	b.mu.Lock()
+	rc, ok := b.replicas[addr]
+	b.mu.Unlock()
+	if ok && time.Since(rc.when) < time.Second {
+		return rc.n
+	}
+	n := 0
+	if info, err := c.Info(ctx, "replication").Result(); err == nil {
+		for _, line := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+				n, _ = strconv.Atoi(v)
+			}
+		}
+	} else if ok {
+		n = rc.n
+	}
+	b.mu.Lock()
+	b.replicas[addr] = replicaCount{n: n, when: time.Now()}
+	b.mu.Unlock()
+	return n
+}
+
+// call runs function fn on the slot of base. A write (write set) returns
+// only once it reached a replica of its master, where the master has one
+// (WAIT on the connection that carried it); if none acknowledges in time,
+// the call fails with ErrUnavailable.
+func (b *redisBackend) call(ctx context.Context, op, fn, base string, write bool, args ...any) (any, error) {
+	for attempt := 0; ; attempt++ {
+		v, err := b.callOnce(ctx, fn, base, write, args)
+		if err != nil && attempt == 0 && strings.Contains(err.Error(), "Function not found") {
+			if lerr := b.loadFunctions(ctx); lerr == nil {
+				continue
+			}
+		}
+		if err != nil && !errors.Is(err, redis.Nil) {
+			var re redis.Error
+			if errors.As(err, &re) && !isUnavailable(err) {
+				return nil, err // a reply of the function's own: the caller reads it
+			}
+			return nil, b.fail(op, err)
+		}
+		return v, nil
+	}
+}
+
+func (b *redisBackend) callOnce(ctx context.Context, fn, base string, write bool, args []any) (any, error) {
+	c, err := b.node(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	wait := write && !b.noWait && b.replicasOf(ctx, c) > 0
+	if !wait {
+		v, err := c.FCall(ctx, fn, []string{base}, args...).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		return v, err
+	}
+	var fc *redis.Cmd
+	var wc *redis.Cmd
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		fc = p.FCall(ctx, fn, []string{base}, args...)
+		wc = p.Do(ctx, "WAIT", 1, b.waitFor.Milliseconds())
+		return nil
+	})
+	v, ferr := fc.Result()
+	if ferr != nil && !errors.Is(ferr, redis.Nil) {
+		return nil, ferr
+	}
+	acked, werr := wc.Int64()
+	if werr != nil {
+		return nil, werr
+	}
+	if acked < 1 {
+		b.mu.Lock()
+		delete(b.replicas, c.Options().Addr)
+		b.mu.Unlock()
+		return nil, &Error{Code: CodeUnavailable, Message: ErrUnavailable.Message + ": no replica acknowledged the write in " + b.waitFor.String()}
+	}
+	return v, nil
+}
+
+// replyIs reports whether err is the function's error reply code.
+func replyIs(err error, code string) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(strings.TrimPrefix(re.Error(), "ERR "), code)
+}
+
+// Groups.
+
+func (b *redisBackend) groupRecord(ctx context.Context, gid string) (*groupRecord, error) {
+	vals, err := b.c.HMGet(ctx, b.base(Group(gid))+"G", "t", "i", "v", "n", "m", "c", "s").Result()
+	if err != nil {
+		return nil, b.fail("read group", err)
+	}
+	if vals[1] == nil || vals[6] != nil {
+		return nil, nil
+	}
+	num := func(i int) uint64 {
+		s, _ := vals[i].(string)
+		n, _ := strconv.ParseUint(s, 10, 64)
+		return n
+	}
+	g := &groupRecord{Type: GroupType(num(0)), Incarnation: num(1), Version: num(2), NextIndex: uint32(num(3)), Members: uint32(num(4)), CreatedAt: int64(num(5))}
+	return g, nil
+}
+
+func (b *redisBackend) getGroup(ctx context.Context, gid string) (GroupInfo, error) {
+	g, err := b.groupRecord(ctx, gid)
+	if err != nil {
+		return GroupInfo{}, err
+	}
+	if g == nil {
+		return GroupInfo{}, errorf(ErrGroupNotFound, "%q", gid)
+	}
+	return GroupInfo{ID: gid, Type: g.Type, Members: int(g.Members), Version: g.Version}, nil
+}
+
+func (b *redisBackend) createGroup(ctx context.Context, gid string, typ GroupType, members []string) error {
+	base := b.base(Group(gid))
+	var incb [8]byte
+	if _, err := rand.Read(incb[:]); err != nil {
+		return internalErr("create group", err)
+	}
+	// 52 bits, so that the functions' numbers (doubles) hold it exactly.
+	inc := strconv.FormatUint(binary.BigEndian.Uint64(incb[:])>>12|1, 10)
+	first := members[:min(len(members), redisCreateSlice)]
+	args := []any{int(typ), inc, b.now(), len(members)}
+	for _, u := range first {
+		args = append(args, u)
+	}
+	for tries := 0; ; tries++ {
+		_, err := b.call(ctx, "create group", "rr_create", base, true, args...)
+		if err == nil {
+			break
+		}
+		if !replyIs(err, "EXISTS") {
+			return b.fail("create group", err)
+		}
+		// A group being dismissed is finished first; any other is in use.
+		s, serr := b.c.HGet(ctx, base+"G", "s").Result()
+		if serr != nil && !errors.Is(serr, redis.Nil) {
+			return b.fail("create group", serr)
+		}
+		if s != "d" || tries > 0 {
+			return errorf(ErrGroupExists, "%q", gid)
+		}
+		if err := b.dismissSlices(ctx, base); err != nil {
+			return err
+		}
+	}
+	for rest := members[len(first):]; len(rest) > 0; {
+		slice := rest[:min(len(rest), redisCreateSlice)]
+		rest = rest[len(slice):]
+		args := []any{inc}
+		for _, u := range slice {
+			args = append(args, u)
+		}
+		if _, err := b.call(ctx, "create group", "rr_create_more", base, true, args...); err != nil {
+			return b.fail("create group", err)
+		}
+	}
+	_, err := b.call(ctx, "create group", "rr_create_done", base, true, inc)
+	return b.fail("create group", err)
+}
+
+func (b *redisBackend) changeMembers(ctx context.Context, gid string, members []string, add bool) error {
+	flag := "0"
+	if add {
+		flag = "1"
+	}
+	args := []any{flag, b.cfg.retention.Milliseconds()}
+	for _, u := range members {
+		args = append(args, u)
+	}
+	_, err := b.call(ctx, "change members", "rr_members", b.base(Group(gid)), true, args...)
+	switch {
+	case replyIs(err, "NOGROUP"):
+		return errorf(ErrGroupNotFound, "%q", gid)
+	case replyIs(err, "FULL"):
+		return errorf(ErrInvalidParameter, "group %q has used every member index", gid)
+	}
+	return b.fail("change members", err)
+}
+
+func (b *redisBackend) dismissGroup(ctx context.Context, gid string) error {
+	base := b.base(Group(gid))
+	g, err := b.groupRecord(ctx, gid)
+	if err != nil {
+		return err
+	}
+	if g == nil {
+		// Not found, unless a dismissal or creation was cut short: finish it.
+		s, err := b.c.HGet(ctx, base+"G", "s").Result()
+		if errors.Is(err, redis.Nil) {
+			return errorf(ErrGroupNotFound, "%q", gid)
+		}
+		if err != nil {
+			return b.fail("dismiss group", err)
+		}
+		if s != "d" && s != "c" {
+			return errorf(ErrGroupNotFound, "%q", gid)
+		}
+	}
+	return b.dismissSlices(ctx, base)
+}
+
+// dismissSlices deletes a group in slices, hiding it at the first.
+func (b *redisBackend) dismissSlices(ctx context.Context, base string) error {
+	for {
+		v, err := b.call(ctx, "dismiss group", "rr_dismiss", base, true, redisDismissSlice)
+		if replyIs(err, "NOGROUP") {
+			return nil
+		}
+		if err != nil {
+			return b.fail("dismiss group", err)
+		}
+		if n, _ := v.(int64); n == 1 {
+			return nil
+		}
+	}
+}
+
+// Membership (cached: it never changes once written).
+
+func (b *redisBackend) memberIndex(ctx context.Context, gid string, inc uint64, uid string) (uint32, bool, error) {
+	ck := memberCacheKey(gid, inc, uid)
+	if idx, ok := b.indexes.get(ck); ok {
+		return idx, true, nil
+	}
+	v, err := b.call(ctx, "read member", "rr_index", b.base(Group(gid)), false, strconv.FormatUint(inc, 10), uid)
+	if replyIs(err, "GONE") {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, b.fail("read member", err)
+	}
+	n, ok := v.(int64)
+	if !ok {
+		return 0, false, nil
+	}
+	b.indexes.add(ck, uint32(n), int64(len(ck))+48)
+	return uint32(n), true, nil
+}
+
+func (b *redisBackend) memberChunk(ctx context.Context, gid string, inc uint64, hi uint16, version uint64) (*roaring.Bitmap, error) {
+	qk := chunkCacheKey(gid, inc, hi, version)
+	if bm, ok := b.chunks.get(qk); ok {
+		return bm, nil
+	}
+	v, err := b.call(ctx, "read membership", "rr_chunk", b.base(Group(gid)), false, strconv.FormatUint(inc, 10), int(hi), version)
+	if replyIs(err, "GONE") {
+		return emptyChunk, nil // another incarnation: nobody's a member of this one now
+	}
+	if err != nil {
+		return nil, b.fail("read membership", err)
+	}
+	s, _ := v.(string)
+	bm := bitsToBitmap(s, uint32(hi)<<chunkBits)
+	b.chunks.add(qk, bm, bitmapBytes(bm))
+	return bm, nil
+}
+
+// bitsToBitmap converts a Redis bitmap (bit 0 is the high bit of byte 0)
+// of members from base on.
+func bitsToBitmap(s string, base uint32) *roaring.Bitmap {
+	bm := roaring.New()
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		for c != 0 {
+			j := 7 - bitsLen8(c)
+			bm.Add(base + uint32(i)*8 + uint32(j))
+			c &^= 0x80 >> j
+		}
+	}
+	return bm
+}
+
+// bitsLen8 returns the index (0 = lowest) of the highest set bit of c.
+func bitsLen8(c byte) int {
+	n := 0
+	for c > 1 {
+		c >>= 1
+		n++
+	}
+	return n
+}
+
+// Messages.
+
+// decodeRedisMeta reads a meta record as redis.lua packs it.
+func decodeRedisMeta(h string) (messageRecord, error) {
+	var m messageRecord
+	if len(h) < 44 {
+		return m, errBadRecord
+	}
+	u32 := func(i int) uint32 { return binary.BigEndian.Uint32([]byte(h[i : i+4])) }
+	u64 := func(i int) uint64 { return binary.BigEndian.Uint64([]byte(h[i : i+8])) }
+	m.Nonce = u32(0)
+	m.EndIndex = u32(4)
+	m.SenderIndex = u32(8)
+	m.Recipients = u32(12)
+	m.TrackedAt = int64(u64(16))*1e9 + int64(u32(24))
+	m.Incarnation = u64(28)
+	m.Version = u64(36)
+	m.Sender = h[44:]
+	return m, nil
+}
+
+func nonceBytes(n uint32) string {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], n)
+	return string(b[:])
+}
+
+// cutoff returns the expiry cutoff (tracked at or before it: expired) as
+// seconds and nanoseconds, or -1, 0 when nothing expires.
+func (b *redisBackend) cutoff(now int64) (int64, int64) {
+	if b.cfg.retention <= 0 {
+		return -1, 0
+	}
+	c := now - int64(b.cfg.retention)
+	return c / 1e9, c % 1e9
+}
+
+func (b *redisBackend) trackMessage(ctx context.Context, msg Message) error {
+	conv := msg.Conversation
+	isGroup := conv.Type == ConversationGroup
+	now := b.now()
+	mask := 0
+	for _, t := range *b.types.Load() {
+		mask |= 1 << t
+	}
+	var nb [4]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return internalErr("track message", err)
+	}
+	csec, cnsec := b.cutoff(now)
+	g := "0"
+	if isGroup {
+		g = "1"
+	}
+	v, err := b.call(ctx, "track message", "rr_track", b.base(conv), true,
+		msg.ID, msg.Sender, now/1e9, now%1e9, binary.BigEndian.Uint32(nb[:]), b.cfg.retention.Milliseconds(), mask, csec, cnsec, g)
+	if replyIs(err, "NOGROUP") {
+		return errorf(ErrGroupNotFound, "%q", conv.GroupID)
+	}
+	if err != nil {
+		return b.fail("track message", err)
+	}
+	r, _ := v.([]any)
+	if len(r) != 2 {
+		return internalErr("track message", fmt.Errorf("unexpected reply %v", v))
+	}
+	switch r[0] {
+	case "OK", "SAME":
+		return nil
+	case "OTHER":
+		return errorf(ErrAlreadyTracked, "message %q is tracked with sender %q", msg.ID, r[1])
+	case "TYPE":
+		t, _ := r[1].(int64)
+		return errorf(ErrGroupTypeDisabled, "group %q is %s", conv.GroupID, GroupType(t))
+	}
+	return internalErr("track message", fmt.Errorf("unexpected reply %v", v))
+}
+
+// redisMsg is one message as rr_load returns it.
+type redisMsg struct {
+	exists bool
+	meta   messageRecord
+	count  int64
+	readAt int64 // C2C: when the peer's receipt was recorded (ns)
+}
+
+// load returns the current incarnation of a group conversation's group (0
+// if none) and the messages ids.
+func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string) (uint64, []redisMsg, error) {
+	g := "0"
+	if conv.Type == ConversationGroup {
+		g = "1"
+	}
+	args := make([]any, 0, 1+len(ids))
+	args = append(args, g)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	v, err := b.call(ctx, "read messages", "rr_load", b.base(conv), false, args...)
+	if err != nil {
+		return 0, nil, b.fail("read messages", err)
+	}
+	r, _ := v.([]any)
+	if len(r) != 1+3*len(ids) {
+		return 0, nil, internalErr("read messages", fmt.Errorf("unexpected reply of %d items", len(r)))
+	}
+	var inc uint64
+	if s, ok := r[0].(string); ok {
+		inc, _ = strconv.ParseUint(s, 10, 64)
+	}
+	out := make([]redisMsg, len(ids))
+	for i := range ids {
+		h, ok := r[1+3*i].(string)
+		if !ok {
+			continue
+		}
+		m, err := decodeRedisMeta(h)
+		if err != nil {
+			return 0, nil, internalErr("decode message", err)
+		}
+		out[i] = redisMsg{exists: true, meta: m}
+		out[i].count, _ = r[2+3*i].(int64)
+		if t, ok := r[3+3*i].(string); ok {
+			out[i].readAt, _ = strconv.ParseInt(t, 10, 64)
+		}
+	}
+	return inc, out, nil
+}
+
+func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+	isGroup := conv.Type == ConversationGroup
+	results := make([]ReceiptResult, len(refs))
+	// Distinct messages, in order of first mention.
+	ids := make([]string, 0, len(refs))
+	first := make(map[string]int, len(refs))
+	for i, r := range refs {
+		results[i].MessageID = r.ID
+		if _, ok := first[r.ID]; !ok {
+			first[r.ID] = len(ids)
+			ids = append(ids, r.ID)
+		}
+	}
+	outcome := make([]ReceiptResult, len(ids))
+	var events []ReceiptEvent
+	// A message tracked anew or gone between the read and the write is
+	// read again; twice is plenty (each retry needs a concurrent change).
+	todo := make([]int, len(ids))
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; len(todo) > 0; attempt++ {
+		want := make([]string, len(todo))
+		for j, i := range todo {
+			want[j] = ids[i]
+		}
+		inc, msgs, err := b.load(ctx, conv, want)
+		if err != nil {
+			return nil, nil, err
+		}
+		now := b.retentionNow()
+		var idx uint32
+		var known bool
+		if isGroup && inc != 0 {
+			if idx, known, err = b.memberIndex(ctx, conv.GroupID, inc, reader); err != nil {
+				return nil, nil, err
+			}
+		}
+		admitted := make([]int, 0, len(todo)) // positions in todo
+		for j, i := range todo {
+			m := &msgs[j]
+			outcome[i] = ReceiptResult{MessageID: ids[i]}
+			if err := b.liveErr(m.exists, &m.meta, isGroup, inc, now); err != nil {
+				outcome[i].Err = err
+				continue
+			}
+			if err := admit(ctx, b, conv, reader, idx, known, &m.meta); err != nil {
+				if !perMessage(err) {
+					return nil, nil, err
+				}
+				outcome[i].Err = err
+				continue
+			}
+			admitted = append(admitted, j)
+		}
+		if len(admitted) == 0 {
+			break
+		}
+		args := make([]any, 0, 4+2*len(admitted))
+		if isGroup {
+			args = append(args, "1", strconv.FormatUint(inc, 10), idx)
+		} else {
+			args = append(args, "0", "0", 0)
+		}
+		args = append(args, b.now())
+		for _, j := range admitted {
+			args = append(args, want[j], nonceBytes(msgs[j].meta.Nonce))
+		}
+		v, err := b.call(ctx, "record receipts", "rr_receipt", b.base(conv), true, args...)
+		if err != nil {
+			return nil, nil, b.fail("record receipts", err)
+		}
+		r, _ := v.([]any)
+		if len(r) != 2*len(admitted) {
+			return nil, nil, internalErr("record receipts", fmt.Errorf("unexpected reply of %d items", len(r)))
+		}
+		var retry []int
+		for k, j := range admitted {
+			i := todo[j]
+			status, _ := r[2*k].(int64)
+			count, _ := r[2*k+1].(int64)
+			switch status {
+			case 1:
+				outcome[i].Recorded = true
+				m := &msgs[j]
+				events = append(events, newEvent(conv, m.meta, reader, ids[i], count))
+			case 0:
+			default:
+				if attempt < 2 {
+					retry = append(retry, i)
+				} else {
+					outcome[i].Err = ErrReceiptNotFound
+				}
+			}
+		}
+		todo = retry
+	}
+	// Repeated mentions take the first one's error; only the first is
+	// reported recorded.
+	seen := make(map[string]bool, len(ids))
+	for i, r := range refs {
+		o := outcome[first[r.ID]]
+		results[i].Recorded = o.Recorded && !seen[r.ID]
+		results[i].Err = o.Err
+		seen[r.ID] = true
+	}
+	return results, events, nil
+}
+
+func (b *redisBackend) counts(ctx context.Context, caller Caller, conv Conversation, refs []MessageRef) ([]ReceiptInfo, error) {
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.ID
+	}
+	inc, msgs, err := b.load(ctx, conv, ids)
+	if err != nil {
+		return nil, err
+	}
+	now := b.retentionNow()
+	out := make([]ReceiptInfo, len(refs))
+	for i := range refs {
+		m := &msgs[i]
+		out[i].MessageID = ids[i]
+		lerr := b.liveErr(m.exists, &m.meta, conv.Type == ConversationGroup, inc, now)
+		b.receiptInfo(ctx, b, &out[i], caller, conv, &m.meta, m.count, lerr)
+		if out[i].Err != nil && !perMessage(out[i].Err) {
+			return nil, out[i].Err
+		}
+	}
+	return out, nil
+}
+
+func (b *redisBackend) page(ctx context.Context, caller Caller, conv Conversation, req MemberListRequest) (MemberPage, error) {
+	gid := conv.GroupID
+	inc, msgs, err := b.load(ctx, conv, []string{req.Message.ID})
+	if err != nil {
+		return MemberPage{}, err
+	}
+	m := &msgs[0]
+	if err := b.liveErr(m.exists, &m.meta, true, inc, b.retentionNow()); err != nil {
+		return MemberPage{}, err
+	}
+	meta := m.meta
+	if err := b.authorize(ctx, b, caller, conv, &meta); err != nil {
+		return MemberPage{}, err
+	}
+	prefix := messagePrefix(convKey(conv), req.Message.ID)
+	var pos uint32
+	if req.Cursor != "" {
+		if pos, err = b.decodeCursor(req.Cursor, prefix, &meta, req.Filter); err != nil {
+			return MemberPage{}, err
+		}
+	}
+	base := b.base(conv)
+	incs := strconv.FormatUint(inc, 10)
+	nonce := nonceBytes(meta.Nonce)
+	want := req.Count + 1
+	idxs := make([]uint32, 0, want)
+	last, some := lastChunk(meta.EndIndex)
+	for hi := int(chunkOf(pos)); some && pos < meta.EndIndex && hi <= int(last) && len(idxs) < want; hi++ {
+		stop := hi
+		if req.Filter == FilterRead {
+			stop = int(last) // skip chunks nobody has read
+		}
+		v, err := b.call(ctx, "read readers", "rr_readers", base, false, incs, req.Message.ID, nonce, hi, stop)
+		if replyIs(err, "GONE") {
+			return MemberPage{}, ErrReceiptNotFound
+		}
+		if err != nil {
+			return MemberPage{}, b.fail("read readers", err)
+		}
+		r, _ := v.([]any)
+		readers := roaring.New()
+		if len(r) == 2 {
+			at, _ := r[0].(int64)
+			s, _ := r[1].(string)
+			if req.Filter == FilterRead {
+				hi = int(at)
+			}
+			if int(at) == hi {
+				readers = bitsToBitmap(s, uint32(hi)<<chunkBits)
+			}
+		} else if req.Filter == FilterRead {
+			break
+		}
+		set := readers
+		if req.Filter == FilterUnread {
+			snap, err := b.memberChunk(ctx, gid, inc, uint16(hi), meta.Version)
+			if err != nil {
+				return MemberPage{}, err
+			}
+			set = roaring.AndNot(snap, readers)
+			set.Remove(meta.SenderIndex)
+		}
+		it := set.Iterator()
+		it.AdvanceIfNeeded(pos)
+		for it.HasNext() && len(idxs) < want {
+			idxs = append(idxs, it.Next())
+		}
+	}
+	page := MemberPage{MessageID: req.Message.ID, IsCompleted: len(idxs) <= req.Count}
+	if !page.IsCompleted {
+		page.Cursor = b.encodeCursor(prefix, &meta, req.Filter, idxs[req.Count])
+		idxs = idxs[:req.Count]
+	}
+	users := make([]string, len(idxs))
+	if len(idxs) > 0 {
+		fields := make([]string, len(idxs))
+		for i, idx := range idxs {
+			fields[i] = strconv.FormatUint(uint64(idx), 10)
+		}
+		vals, err := b.c.HMGet(ctx, base+"I", fields...).Result()
+		if err != nil {
+			return MemberPage{}, b.fail("read members", err)
+		}
+		for i, v := range vals {
+			s, ok := v.(string)
+			if !ok {
+				return MemberPage{}, internalErr("read members", fmt.Errorf("member index %d of group %q has no user", idxs[i], gid))
+			}
+			users[i] = s
+		}
+	}
+	if req.Filter == FilterRead {
+		page.ReadUserIDList = users
+	} else {
+		page.UnreadUserIDList = users
+	}
+	return page, nil
+}
+
+func (b *redisBackend) deleteMessage(ctx context.Context, ref MessageRef) error {
+	_, err := b.call(ctx, "delete message", "rr_delete", b.base(ref.Conversation), true, ref.ID)
+	return b.fail("delete message", err)
+}
+
+// sweep deletes nothing: Redis drops expired messages itself (their keys
+// expire with the retention), and expiry is judged by the engine's clock
+// before that.
+func (b *redisBackend) sweep(ctx context.Context) (int, error) { return 0, nil }

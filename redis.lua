@@ -1,0 +1,388 @@
+#!lua name=readreceipt_v1
+
+-- The readreceipt engine's functions, loaded on every master. Each runs
+-- atomically on the slot of one conversation: KEYS[1] is the
+-- conversation's base key, <prefix>{<tag>}, and every key a function
+-- touches is the base key plus a suffix (redis.go gives the layout).
+-- Engines call them through FCALL; none reads the clock (the engine's
+-- clock decides expiry) or draws random numbers (the engine does).
+
+local CHUNK = 65536
+local NOINDEX = 4294967295
+
+local function lp(s) return #s .. ':' .. s end
+
+-- The meta record of a message, as redis.go decodes it: nonce, end index,
+-- sender index, recipients (4 bytes each), tracked-at seconds (8),
+-- nanoseconds (4), incarnation (8), version (8), then the sender.
+local function pack_meta(nonce, endi, sidx, recips, sec, nsec, inc, ver, sender)
+  return struct.pack('>I4I4I4I4I8I4I8I8', nonce, endi, sidx, recips, sec, nsec, inc, ver) .. sender
+end
+
+local function meta_end(h) return (struct.unpack('>I4', h, 5)) end
+local function meta_inc(h) return (struct.unpack('>I8', h, 29)) end
+local function meta_sender(h) return string.sub(h, 45) end
+local function meta_time(h)
+  local sec, nsec = struct.unpack('>I8I4', h, 17)
+  return sec, nsec
+end
+
+-- last_chunk returns the highest chunk that can hold an index below e, or
+-- -1 when e is 0.
+local function last_chunk(e)
+  if e == 0 then return -1 end
+  return math.floor((e - 1) / CHUNK)
+end
+
+local function msg_key(base, id) return base .. 'M' .. lp(id) end
+local function readers_key(base, id, hi) return base .. 'R' .. lp(id) .. ':' .. hi end
+local function chunk_versions(base, hi) return base .. 'C' .. hi end
+local function chunk_key(base, hi, ver) return base .. 'C' .. hi .. ':' .. ver end
+
+-- The newest version of chunk hi written at or before ver, or nil.
+local function chunk_in_force(base, hi, ver)
+  local r = redis.call('ZREVRANGEBYSCORE', chunk_versions(base, hi), ver, '-inf', 'LIMIT', 0, 1)
+  return r[1]
+end
+
+-- The group record; nil if there is no usable group (none, or being
+-- created or dismissed).
+local function group(base)
+  local g = redis.call('HMGET', base .. 'G', 't', 'i', 'v', 'n', 'm', 's', 'lv', 'c')
+  if not g[2] or g[6] then return nil end
+  return {t = tonumber(g[1]), i = g[2], v = tonumber(g[3]), n = tonumber(g[4]), m = tonumber(g[5]), lv = tonumber(g[7] or '0'), c = g[8]}
+end
+
+local function delete_message(base, id, h)
+  local last = last_chunk(meta_end(h))
+  if meta_inc(h) == 0 then last = -1 end
+  for hi = 0, last do redis.call('UNLINK', readers_key(base, id, hi)) end
+  redis.call('UNLINK', msg_key(base, id))
+  redis.call('SREM', base .. 'X', id)
+end
+
+-- expired(h, csec, cnsec): tracked at or before the cutoff.
+local function expired(h, csec, cnsec)
+  if csec < 0 then return false end
+  local sec, nsec = meta_time(h)
+  return sec < csec or (sec == csec and nsec <= cnsec)
+end
+
+-- create(base; type, inc, now, total, users...): the first slice of a new
+-- group's members. The group stays hidden (state 'c') until create_done.
+redis.register_function('rr_create', function(keys, args)
+  local base = keys[1]
+  local gk = base .. 'G'
+  if redis.call('EXISTS', gk) == 1 then return redis.error_reply('EXISTS') end
+  local total = tonumber(args[4])
+  local n = 0
+  for i = 5, #args do
+    local idx = n
+    redis.call('HSET', base .. 'U', args[i], idx)
+    redis.call('HSET', base .. 'I', idx, args[i])
+    n = n + 1
+  end
+  redis.call('HSET', gk, 't', args[1], 'i', args[2], 'v', 1, 'n', total, 'm', total, 'c', args[3], 'lv', 0, 'f', n, 's', 'c')
+  return n
+end)
+
+-- create_more(base; inc, users...): the next slice of a group being
+-- created, whose first unassigned index is in field f.
+redis.register_function('rr_create_more', function(keys, args)
+  local base = keys[1]
+  local gk = base .. 'G'
+  local g = redis.call('HMGET', gk, 'i', 's', 'f')
+  if g[1] ~= args[1] or g[2] ~= 'c' then return redis.error_reply('NOGROUP') end
+  local n = tonumber(g[3])
+  for i = 2, #args do
+    redis.call('HSET', base .. 'U', args[i], n)
+    redis.call('HSET', base .. 'I', n, args[i])
+    n = n + 1
+  end
+  redis.call('HSET', gk, 'f', n)
+  return n
+end)
+
+-- create_done(base; inc): writes the first membership chunks of a group
+-- whose members are 0..n-1 and makes it visible.
+redis.register_function('rr_create_done', function(keys, args)
+  local base = keys[1]
+  local gk = base .. 'G'
+  local g = redis.call('HMGET', gk, 'i', 'n', 'f')
+  if g[1] ~= args[1] then return redis.error_reply('NOGROUP') end
+  local n = tonumber(g[2])
+  if tonumber(g[3]) ~= n then return redis.error_reply('INCOMPLETE') end
+  for hi = 0, last_chunk(n) do
+    local cnt = math.min(CHUNK, n - hi * CHUNK)
+    local bits = string.rep('\255', math.floor(cnt / 8))
+    local rest = cnt % 8
+    if rest > 0 then bits = bits .. string.char(256 - 2 ^ (8 - rest)) end
+    redis.call('SET', chunk_key(base, hi, 1), bits)
+    redis.call('ZADD', chunk_versions(base, hi), 1, 1)
+  end
+  redis.call('HDEL', gk, 'f', 's')
+  return n
+end)
+
+-- members(base; add, retention ms, users...): adds (add = 1) or removes
+-- members. A membership change writes the changed chunks under a new
+-- version; a superseded chunk no message was tracked with is dropped, the
+-- others expire with the retention (or stay, with retention 0).
+redis.register_function('rr_members', function(keys, args)
+  local base = keys[1]
+  local gk = base .. 'G'
+  local g = group(base)
+  if not g then return redis.error_reply('NOGROUP') end
+  local add = args[1] == '1'
+  local retention = tonumber(args[2])
+  local nv = g.v + 1
+  local next = g.n
+  local byhi, his = {}, {}
+  for i = 3, #args do
+    local u = args[i]
+    local idx = redis.call('HGET', base .. 'U', u)
+    if idx then
+      idx = tonumber(idx)
+    elseif add then
+      if next >= NOINDEX then return redis.error_reply('FULL') end
+      idx = next
+      next = next + 1
+      redis.call('HSET', base .. 'U', u, idx)
+      redis.call('HSET', base .. 'I', idx, u)
+    end
+    if idx then
+      local hi = math.floor(idx / CHUNK)
+      if not byhi[hi] then byhi[hi] = {}; his[#his + 1] = hi end
+      local l = byhi[hi]
+      l[#l + 1] = idx - hi * CHUNK
+    end
+  end
+  local delta = 0
+  local bit = add and 1 or 0
+  for _, hi in ipairs(his) do
+    local w = chunk_in_force(base, hi, g.v)
+    local src = w and chunk_key(base, hi, w)
+    local dst = chunk_key(base, hi, nv)
+    if src then redis.call('COPY', src, dst) end
+    local d = 0
+    for _, off in ipairs(byhi[hi]) do
+      local old = redis.call('SETBIT', dst, off, bit)
+      if add and old == 0 then d = d + 1 elseif not add and old == 1 then d = d - 1 end
+    end
+    if d == 0 then
+      redis.call('DEL', dst)
+    else
+      delta = delta + d
+      redis.call('ZADD', chunk_versions(base, hi), nv, nv)
+      if src then
+        if g.lv < tonumber(w) then
+          redis.call('UNLINK', src)
+          redis.call('ZREM', chunk_versions(base, hi), w)
+        elseif retention > 0 then
+          redis.call('PEXPIRE', src, retention)
+        end
+      end
+    end
+  end
+  if delta ~= 0 then
+    redis.call('HSET', gk, 'v', nv, 'm', g.m + delta, 'n', next)
+  elseif next ~= g.n then
+    redis.call('HSET', gk, 'n', next)
+  end
+  return delta
+end)
+
+-- dismiss(base; limit): deletes up to about limit keys of a group, hiding
+-- it first; returns 1 when the group is gone, 0 when more remains.
+redis.register_function('rr_dismiss', function(keys, args)
+  local base = keys[1]
+  local gk = base .. 'G'
+  local g = redis.call('HMGET', gk, 'n', 's')
+  if not g[1] then return redis.error_reply('NOGROUP') end
+  local limit = tonumber(args[1])
+  if g[2] ~= 'd' then redis.call('HSET', gk, 's', 'd') end
+  local done = 0
+  local ids = redis.call('SRANDMEMBER', base .. 'X', limit)
+  for _, id in ipairs(ids) do
+    local h = redis.call('HGET', msg_key(base, id), 'h')
+    if h then delete_message(base, id, h) else redis.call('SREM', base .. 'X', id) end
+    done = done + 1
+  end
+  if done >= limit then return 0 end
+  for hi = 0, last_chunk(tonumber(g[1])) do
+    local vk = chunk_versions(base, hi)
+    for _, v in ipairs(redis.call('ZRANGE', vk, 0, -1)) do
+      redis.call('UNLINK', chunk_key(base, hi, v))
+    end
+    redis.call('UNLINK', vk)
+  end
+  redis.call('UNLINK', base .. 'U', base .. 'I', base .. 'X', gk)
+  return 1
+end)
+
+-- track(base; id, sender, sec, nsec, nonce, retention ms, group types
+-- mask, cutoff sec, cutoff nsec, group): registers a message. A message
+-- tracked before with the same sender answers {'SAME', meta}; with
+-- another, {'OTHER', sender}; an expired one, or one of an earlier
+-- incarnation of the group, is replaced.
+redis.register_function('rr_track', function(keys, args)
+  local base = keys[1]
+  local id, sender = args[1], args[2]
+  local sec, nsec, nonce = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
+  local retention = tonumber(args[6])
+  local mask = tonumber(args[7])
+  local csec, cnsec = tonumber(args[8]), tonumber(args[9])
+  local isgroup = args[10] == '1'
+  local g
+  if isgroup then
+    g = group(base)
+    if not g then return redis.error_reply('NOGROUP') end
+    if bit.band(mask, bit.lshift(1, g.t)) == 0 then return {'TYPE', g.t} end
+  end
+  local mk = msg_key(base, id)
+  local old = redis.call('HGET', mk, 'h')
+  if old then
+    local live = not expired(old, csec, cnsec) and (not isgroup or meta_inc(old) == tonumber(g.i))
+    if live then
+      if meta_sender(old) == sender then return {'SAME', old} end
+      return {'OTHER', meta_sender(old)}
+    end
+    delete_message(base, id, old)
+  end
+  local h
+  if isgroup then
+    local sidx, recips = NOINDEX, g.m
+    local idx = redis.call('HGET', base .. 'U', sender)
+    if idx then
+      idx = tonumber(idx)
+      local hi = math.floor(idx / CHUNK)
+      local w = chunk_in_force(base, hi, g.v)
+      if w and redis.call('GETBIT', chunk_key(base, hi, w), idx - hi * CHUNK) == 1 then
+        sidx, recips = idx, recips - 1
+      end
+    end
+    h = pack_meta(nonce, g.n, sidx, recips, sec, nsec, tonumber(g.i), g.v, sender)
+    redis.call('SADD', base .. 'X', id)
+    if g.lv ~= g.v then redis.call('HSET', base .. 'G', 'lv', g.v) end
+  else
+    h = pack_meta(nonce, 0, NOINDEX, 1, sec, nsec, 0, 0, sender)
+  end
+  redis.call('HSET', mk, 'h', h, 'n', 0)
+  if retention > 0 then redis.call('PEXPIRE', mk, retention) end
+  return {'OK', h}
+end)
+
+-- load(base; group, ids...): the group's incarnation (or false) and each
+-- message's meta and count (false where there is none).
+redis.register_function('rr_load', function(keys, args)
+  local base = keys[1]
+  local out = {false}
+  if args[1] == '1' then
+    local g = group(base)
+    if g then out[1] = g.i end
+  end
+  for i = 2, #args do
+    local r = redis.call('HMGET', msg_key(base, args[i]), 'h', 'n', 't')
+    out[#out + 1] = r[1] or false
+    out[#out + 1] = tonumber(r[2] or '0')
+    out[#out + 1] = r[3] or false
+  end
+  return out
+end)
+
+-- receipt(base; group, inc, reader index, now ns, then per message: id,
+-- nonce): records one reader's receipts. Per message: 1 and the count for
+-- a new receipt, 0 and the count for one already recorded, -1 and 0 when
+-- the message is gone or is not the one the engine admitted (a newer
+-- tracking, another incarnation).
+redis.register_function('rr_receipt', function(keys, args)
+  local base = keys[1]
+  local isgroup = args[1] == '1'
+  local out = {}
+  if isgroup then
+    local g = group(base)
+    if not g or g.i ~= args[2] then
+      for i = 5, #args, 2 do out[#out + 1] = -1; out[#out + 1] = 0 end
+      return out
+    end
+  end
+  local idx = tonumber(args[3])
+  local hi = math.floor(idx / CHUNK)
+  local off = idx - hi * CHUNK
+  for i = 5, #args, 2 do
+    local id, nonce = args[i], args[i + 1]
+    local mk = msg_key(base, id)
+    local h = redis.call('HGET', mk, 'h')
+    if not h or string.sub(h, 1, 4) ~= nonce then
+      out[#out + 1] = -1; out[#out + 1] = 0
+    elseif isgroup then
+      local rk = readers_key(base, id, hi)
+      local fresh = redis.call('EXISTS', rk) == 0
+      if redis.call('SETBIT', rk, off, 1) == 0 then
+        if fresh then
+          local ttl = redis.call('PTTL', mk)
+          if ttl > 0 then redis.call('PEXPIRE', rk, ttl) end
+        end
+        out[#out + 1] = 1; out[#out + 1] = redis.call('HINCRBY', mk, 'n', 1)
+      else
+        out[#out + 1] = 0; out[#out + 1] = tonumber(redis.call('HGET', mk, 'n'))
+      end
+    else
+      if redis.call('HGET', mk, 'n') == '0' then
+        redis.call('HSET', mk, 'n', 1, 't', args[4])
+        out[#out + 1] = 1; out[#out + 1] = 1
+      else
+        out[#out + 1] = 0; out[#out + 1] = 1
+      end
+    end
+  end
+  return out
+end)
+
+-- readers(base; inc, id, nonce, hi, last): the first chunk of readers of a
+-- group message at or after hi, up to last: {hi, bitmap}, {-1} when there
+-- is none, or an error reply GONE when the message is not the one given.
+redis.register_function('rr_readers', function(keys, args)
+  local base = keys[1]
+  local g = group(base)
+  if not g or g.i ~= args[1] then return redis.error_reply('GONE') end
+  local id = args[2]
+  local h = redis.call('HGET', msg_key(base, id), 'h')
+  if not h or string.sub(h, 1, 4) ~= args[3] then return redis.error_reply('GONE') end
+  for hi = tonumber(args[4]), tonumber(args[5]) do
+    local v = redis.call('GET', readers_key(base, id, hi))
+    if v then return {hi, v} end
+  end
+  return {-1}
+end)
+
+-- chunk(base; inc, hi, version): chunk hi of the group's membership at
+-- version ('' when empty), or an error reply GONE for another incarnation.
+redis.register_function('rr_chunk', function(keys, args)
+  local base = keys[1]
+  local gi = redis.call('HGET', base .. 'G', 'i')
+  if gi ~= args[1] then return redis.error_reply('GONE') end
+  local w = chunk_in_force(base, tonumber(args[2]), tonumber(args[3]))
+  if not w then return '' end
+  return redis.call('GET', chunk_key(base, tonumber(args[2]), w)) or ''
+end)
+
+-- index(base; inc, user): the user's member index, false if none, or an
+-- error reply GONE for another incarnation.
+redis.register_function('rr_index', function(keys, args)
+  local base = keys[1]
+  local gi = redis.call('HGET', base .. 'G', 'i')
+  if gi ~= args[1] then return redis.error_reply('GONE') end
+  local idx = redis.call('HGET', base .. 'U', args[2])
+  if not idx then return false end
+  return tonumber(idx)
+end)
+
+-- delete(base; id): deletes a message's state; 1 if there was any.
+redis.register_function('rr_delete', function(keys, args)
+  local base = keys[1]
+  local h = redis.call('HGET', msg_key(base, args[1]), 'h')
+  if not h then return 0 end
+  delete_message(base, args[1], h)
+  return 1
+end)

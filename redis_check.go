@@ -1,0 +1,294 @@
+package readreceipt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// check verifies, for Engine.Check, the invariants of everything the
+// engine's prefix holds in Redis: the same ones as the embedded backend's
+// (see Engine.Check), on the Redis layout (redis.go). It reads every key,
+// takes no lock and expects no writes meanwhile: it is for tests.
+func (b *redisBackend) check(ctx context.Context) error {
+	keys, err := b.allKeys(ctx)
+	if err != nil {
+		return err
+	}
+	c := redisChecker{b: b, ctx: ctx}
+	bases := map[string]map[string]bool{} // base -> suffixes
+	for _, k := range keys {
+		if k == b.p+"secret" {
+			continue
+		}
+		base, suffix, ok := splitRedisKey(b.p, k)
+		if !ok {
+			c.errorf("key %q is not the engine's", k)
+			continue
+		}
+		if bases[base] == nil {
+			bases[base] = map[string]bool{}
+		}
+		bases[base][suffix] = true
+	}
+	names := make([]string, 0, len(bases))
+	for base := range bases {
+		names = append(names, base)
+	}
+	sort.Strings(names)
+	for _, base := range names {
+		c.conversation(base, bases[base])
+		if len(c.errs) > 10 {
+			break
+		}
+	}
+	if len(c.errs) > 0 {
+		return errorf(ErrInternal, "check: %s", strings.Join(c.errs, "; "))
+	}
+	return nil
+}
+
+// allKeys returns every key under the engine's prefix, from every master.
+func (b *redisBackend) allKeys(ctx context.Context) ([]string, error) {
+	var mu sync.Mutex
+	var out []string
+	scan := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, redisGlob(b.p)+"*", 1000).Iterator()
+		for it.Next(ctx) {
+			mu.Lock()
+			out = append(out, it.Val())
+			mu.Unlock()
+		}
+		return it.Err()
+	}
+	var err error
+	switch c := b.c.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	default:
+		err = fmt.Errorf("unsupported Redis client %T", b.c)
+	}
+	if err != nil {
+		return nil, b.fail("check", err)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// redisGlob escapes s for a SCAN pattern.
+func redisGlob(s string) string {
+	var sb strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			sb.WriteByte('\\')
+		}
+		sb.WriteRune(r)
+	}
+	return sb.String()
+}
+
+// splitRedisKey splits a key into its conversation base (through the hash
+// tag's closing brace, found by reading the tag's lengths) and the rest.
+func splitRedisKey(prefix, k string) (base, suffix string, ok bool) {
+	rest, ok := strings.CutPrefix(k, prefix+"{")
+	if !ok || len(rest) < 2 {
+		return "", "", false
+	}
+	kind, rest := rest[0], rest[1:]
+	n := 1
+	if kind == 'c' {
+		n = 2
+	} else if kind != 'g' {
+		return "", "", false
+	}
+	for range n {
+		l, r, ok := strings.Cut(rest, ":")
+		size, err := strconv.Atoi(l)
+		if !ok || err != nil || size < 0 || size > len(r) {
+			return "", "", false
+		}
+		rest = r[size:]
+	}
+	suffix, ok = strings.CutPrefix(rest, "}")
+	if !ok {
+		return "", "", false
+	}
+	return k[:len(k)-len(suffix)], suffix, true
+}
+
+type redisChecker struct {
+	b    *redisBackend
+	ctx  context.Context
+	errs []string
+}
+
+func (c *redisChecker) errorf(format string, args ...any) {
+	c.errs = append(c.errs, fmt.Sprintf(format, args...))
+}
+
+// bitmapOf reads a Redis bitmap key as a set of member indexes from base.
+func (c *redisChecker) bitmapOf(key string, base uint32) *roaring.Bitmap {
+	s, err := c.b.c.Get(c.ctx, key).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		c.errorf("read %q: %v", key, err)
+	}
+	return bitsToBitmap(s, base)
+}
+
+func (c *redisChecker) conversation(base string, suffixes map[string]bool) {
+	ctx, r := c.ctx, c.b.c
+	isGroup := strings.HasPrefix(base[len(c.b.p)+1:], "g")
+	var g *groupRecord
+	var users map[string]string
+	chunkAt := func(hi uint16, version uint64) *roaring.Bitmap {
+		vs, err := r.ZRevRangeByScore(ctx, base+"C"+strconv.Itoa(int(hi)), &redis.ZRangeBy{Max: strconv.FormatUint(version, 10), Min: "-inf", Count: 1}).Result()
+		if err != nil || len(vs) == 0 {
+			return roaring.New()
+		}
+		return c.bitmapOf(base+"C"+strconv.Itoa(int(hi))+":"+vs[0], uint32(hi)<<chunkBits)
+	}
+	if isGroup && suffixes["G"] {
+		vals, err := r.HGetAll(ctx, base+"G").Result()
+		if err != nil {
+			c.errorf("%s: %v", base, err)
+			return
+		}
+		if s := vals["s"]; s != "" {
+			c.errorf("%s: group left in state %q", base, s)
+			return
+		}
+		num := func(f string) uint64 { n, _ := strconv.ParseUint(vals[f], 10, 64); return n }
+		g = &groupRecord{Type: GroupType(num("t")), Incarnation: num("i"), Version: num("v"), NextIndex: uint32(num("n")), Members: uint32(num("m"))}
+		users, _ = r.HGetAll(ctx, base+"U").Result()
+		names, _ := r.HGetAll(ctx, base+"I").Result()
+		if len(users) != len(names) || uint32(len(users)) != g.NextIndex {
+			c.errorf("%s: %d users, %d indexes, next index %d", base, len(users), len(names), g.NextIndex)
+		}
+		for u, idx := range users {
+			if names[idx] != u {
+				c.errorf("%s: user %q has index %s, which names %q", base, u, idx, names[idx])
+			}
+		}
+		var members uint64
+		if last, ok := lastChunk(g.NextIndex); ok {
+			for hi := 0; hi <= int(last); hi++ {
+				members += chunkAt(uint16(hi), g.Version).GetCardinality()
+			}
+		}
+		if members != uint64(g.Members) {
+			c.errorf("%s: %d members counted, %d recorded", base, members, g.Members)
+		}
+	}
+	listed := map[string]bool{}
+	if isGroup {
+		ids, _ := r.SMembers(ctx, base+"X").Result()
+		for _, id := range ids {
+			listed[id] = true
+		}
+	}
+	readerKeys := map[string][]string{} // message suffix -> its reader chunk suffixes
+	for s := range suffixes {
+		if strings.HasPrefix(s, "R") {
+			id, _, ok := cutLP(s[1:])
+			if !ok {
+				c.errorf("%s: bad key suffix %q", base, s)
+				continue
+			}
+			readerKeys["M"+redisLP(id)] = append(readerKeys["M"+redisLP(id)], s)
+		}
+	}
+	for s := range suffixes {
+		switch {
+		case s == "G" || s == "U" || s == "I" || s == "X" || strings.HasPrefix(s, "C"):
+			if !isGroup || g == nil {
+				c.errorf("%s: group key %q without a group", base, s)
+			}
+		case strings.HasPrefix(s, "R"):
+			if !suffixes["M"+s[1:strings.LastIndexByte(s, ':')]] {
+				c.errorf("%s: readers %q of no message", base, s)
+			}
+		case strings.HasPrefix(s, "M"):
+			c.message(base, s, g, listed, readerKeys[s], chunkAt)
+		default:
+			c.errorf("%s: unknown key suffix %q", base, s)
+		}
+	}
+}
+
+// cutLP reads "<len>:<s>" from the front of v.
+func cutLP(v string) (string, string, bool) {
+	l, r, ok := strings.Cut(v, ":")
+	n, err := strconv.Atoi(l)
+	if !ok || err != nil || n < 0 || n > len(r) {
+		return "", "", false
+	}
+	return r[:n], r[n:], true
+}
+
+func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string]bool, readers []string, chunkAt func(uint16, uint64) *roaring.Bitmap) {
+	ctx, r := c.ctx, c.b.c
+	id, rest, ok := cutLP(s[1:])
+	if !ok || rest != "" {
+		c.errorf("%s: bad key suffix %q", base, s)
+		return
+	}
+	vals, err := r.HGetAll(ctx, base+s).Result()
+	if err != nil {
+		c.errorf("%s: %v", base+s, err)
+		return
+	}
+	meta, err := decodeRedisMeta(vals["h"])
+	if err != nil {
+		c.errorf("%s: bad meta", base+s)
+		return
+	}
+	count, _ := strconv.ParseInt(vals["n"], 10, 64)
+	isGroup := strings.HasPrefix(base[len(c.b.p)+1:], "g")
+	if !isGroup {
+		if count != 0 && count != 1 || meta.Recipients != 1 || len(readers) != 0 {
+			c.errorf("%s: C2C message with count %d, %d recipients, %d reader keys", base+s, count, meta.Recipients, len(readers))
+		}
+		return
+	}
+	if g == nil || g.Incarnation != meta.Incarnation {
+		c.errorf("%s: message of a group that is gone", base+s)
+		return
+	}
+	if !listed[id] {
+		c.errorf("%s: message not in the group's list", base+s)
+	}
+	got := roaring.New()
+	for _, rs := range readers {
+		hi, err := strconv.Atoi(rs[strings.LastIndexByte(rs, ':')+1:])
+		if err != nil {
+			c.errorf("%s: bad key suffix %q", base, rs)
+			continue
+		}
+		got.Or(c.bitmapOf(base+rs, uint32(hi)<<chunkBits))
+	}
+	if int64(got.GetCardinality()) != count {
+		c.errorf("%s: %d readers, count %d", base+s, got.GetCardinality(), count)
+	}
+	recipients := roaring.New()
+	if last, ok := lastChunk(meta.EndIndex); ok {
+		for hi := 0; hi <= int(last); hi++ {
+			recipients.Or(chunkAt(uint16(hi), meta.Version))
+		}
+	}
+	recipients.Remove(meta.SenderIndex)
+	if uint64(meta.Recipients) != recipients.GetCardinality() {
+		c.errorf("%s: %d recipients recorded, %d in its membership", base+s, meta.Recipients, recipients.GetCardinality())
+	}
+	if !roaring.AndNot(got, recipients).IsEmpty() {
+		c.errorf("%s: readers %v are not recipients", base+s, roaring.AndNot(got, recipients).ToArray())
+	}
+}
