@@ -38,15 +38,24 @@ func TestScenarios(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios: %v", err)
 	}
-	for _, backend := range []string{"mem", "pebble", "redis"} {
+	for _, backend := range []string{"mem", "pebble", "redis", "redis-cluster"} {
 		t.Run(backend, func(t *testing.T) {
-			var rds *redistest.Server
-			if backend == "redis" {
-				rds = redistest.Start(t)
+			var newClient func() redis.UniversalClient
+			switch backend {
+			case "redis":
+				srv := redistest.Start(t)
+				newClient = func() redis.UniversalClient { return redis.NewClient(&redis.Options{Addr: srv.Addr}) }
+			case "redis-cluster":
+				// Three masters with a replica each: every write waits
+				// for its replica.
+				cl := redistest.StartCluster(t, 3, 1)
+				newClient = func() redis.UniversalClient {
+					return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+				}
 			}
 			for i, f := range files {
 				t.Run(filepath.Base(f), func(t *testing.T) {
-					h := &harness{backend: backend, dir: t.TempDir(), redis: rds, prefix: fmt.Sprintf("s%d", i)}
+					h := &harness{backend: backend, dir: t.TempDir(), newClient: newClient, prefix: fmt.Sprintf("s%d", i)}
 					defer h.closeAll(t)
 					datadriven.RunTest(t, f, func(t *testing.T, d *datadriven.TestData) string {
 						out := h.run(t, d)
@@ -70,12 +79,13 @@ type harness struct {
 	mem     *memstore.Store
 	st      store.Store
 	eng     *readreceipt.Engine
-	redis   *redistest.Server
-	rc      *redis.Client
-	prefix  string // of the scenario; each "open" adds a number
-	opened  int
-	opts    []readreceipt.Option
-	clock   time.Time
+	// newClient connects to the Redis of a Redis backend.
+	newClient func() redis.UniversalClient
+	rc        redis.UniversalClient
+	prefix    string // of the scenario; each "open" adds a number
+	opened    int
+	opts      []readreceipt.Option
+	clock     time.Time
 
 	mu      sync.Mutex
 	events  []readreceipt.ReceiptEvent
@@ -108,9 +118,9 @@ func (h *harness) openStore(t *testing.T) {
 func (h *harness) openEngine(t *testing.T) {
 	var eng *readreceipt.Engine
 	var err error
-	if h.backend == "redis" {
+	if h.newClient != nil {
 		if h.rc == nil {
-			h.rc = redis.NewClient(&redis.Options{Addr: h.redis.Addr})
+			h.rc = h.newClient()
 		}
 		eng, err = readreceipt.OpenRedis(context.Background(),
 			readreceipt.RedisOptions{Client: h.rc, Prefix: fmt.Sprintf("%s.%d:", h.prefix, h.opened)}, h.opts...)
@@ -244,7 +254,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		return result(h.eng.DeleteMessage(ctx, readreceipt.MessageRef{Conversation: conversation(t, d), ID: arg(t, d, "id")}))
 	case "sweep":
 		n, err := h.eng.Sweep(ctx)
-		if h.backend == "redis" {
+		if h.newClient != nil {
 			if n != 0 || err != nil {
 				t.Errorf("%s: Sweep on Redis: %d, %v; want 0, nil", d.Pos, n, err)
 			}
@@ -255,7 +265,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return fmt.Sprintf("deleted %d", n)
 	case "keys":
-		if h.backend == "redis" {
+		if h.newClient != nil {
 			return d.Expected // see TestScenarios
 		}
 		return h.keys(ctx, t)
