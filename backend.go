@@ -47,6 +47,12 @@ type backend interface {
 	page(ctx context.Context, caller Caller, conv Conversation, req MemberListRequest) (MemberPage, error)
 	deleteMessage(ctx context.Context, ref MessageRef) error
 
+	// announce passes the events of receipts this engine recorded, already
+	// delivered to its own subscribers, to the other engines sharing the
+	// state; listen makes this engine deliver theirs to its subscribers.
+	announce(events []ReceiptEvent)
+	listen()
+
 	// sweep reclaims expired state and returns how many messages it
 	// deleted.
 	sweep(ctx context.Context) (int, error)

@@ -169,6 +169,10 @@ func (e *embedded) init(ctx context.Context) error {
 
 func (e *embedded) cursorSecret() []byte { return e.secret }
 
+// announce and listen have nothing to do: no other engine shares the store.
+func (e *embedded) announce([]ReceiptEvent) {}
+func (e *embedded) listen()                 {}
+
 func (e *embedded) close() error {
 	if e.ownsSt {
 		return e.st.Close()

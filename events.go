@@ -60,7 +60,9 @@ func newEvent(conv Conversation, meta messageRecord, reader, msgID string, count
 // never decrease. Calls already in progress when fn subscribes may not
 // reach it. The returned function unsubscribes fn.
 func (e *Engine) Subscribe(fn func(events []ReceiptEvent)) (unsubscribe func()) {
-	return e.subs.add(fn)
+	unsubscribe = e.subs.add(fn)
+	e.be.listen()
+	return unsubscribe
 }
 
 type subscribers struct {

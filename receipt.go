@@ -38,10 +38,11 @@ func (e *Engine) SendMessageReadReceipt(ctx context.Context, reader string, mess
 		return nil, err
 	}
 	results, events, err := e.sendReceipts(ctx, reader, messages)
-	e.leave()
 	if len(events) > 0 {
 		e.subs.publish(events)
+		e.be.announce(events)
 	}
+	e.leave()
 	return results, err
 }
 

@@ -112,6 +112,7 @@ func OpenRedis(ctx context.Context, ro RedisOptions, opts ...Option) (*Engine, e
 	if err := b.loadSecret(ctx); err != nil {
 		return nil, err
 	}
+	b.events = newRedisEvents(b)
 	e.start(b)
 	return e, nil
 }
@@ -123,6 +124,7 @@ type redisBackend struct {
 	noWait  bool
 	waitFor time.Duration
 	secret  []byte
+	events  *redisEvents
 
 	chunks  *lru[*roaring.Bitmap] // (group, incarnation, hi, version) -> membership chunk
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
@@ -139,7 +141,10 @@ type replicaCount struct {
 var _ backend = (*redisBackend)(nil)
 
 func (b *redisBackend) cursorSecret() []byte { return b.secret }
-func (b *redisBackend) close() error         { return nil }
+func (b *redisBackend) close() error         { b.events.close(); return nil }
+
+func (b *redisBackend) announce(events []ReceiptEvent) { b.events.publish(events) }
+func (b *redisBackend) listen()                        { b.events.listen() }
 
 func (b *redisBackend) loadFunctions(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {

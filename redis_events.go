@@ -1,0 +1,162 @@
+package readreceipt
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"hash/fnv"
+	"strconv"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Events across hosts.
+//
+// An engine on Redis delivers the events of the receipts it records to its
+// own subscribers as the embedded one does (on the receipt call's
+// goroutine, once the receipts are durable), and then publishes them on
+// Redis, so that the engines of other hosts deliver them to theirs: a
+// sender connected to host A learns of a receipt recorded through host B.
+// The channels are sharded pub/sub channels (SPUBLISH), one of
+// redisEventChannels by a hash of the sender, so that the traffic spreads
+// over the masters; every engine with subscribers listens on all of them
+// and skips what it published itself.
+//
+// Delivery to other hosts is at most once: Redis pub/sub keeps nothing for
+// a listener that is not connected, so events published while an engine's
+// subscription is cut (a failover of the channel's master, a network
+// failure) are lost, and so are events beyond the publish queue when Redis
+// cannot keep up. Clients refresh counts after a reconnect.
+
+// redisEventChannels is the number of event channels.
+const redisEventChannels = 16
+
+// redisPublishQueue bounds the event batches waiting to be published.
+const redisPublishQueue = 4096
+
+type redisEvents struct {
+	b      *redisBackend
+	origin string // this engine's ID, to skip its own events
+
+	queue chan redisEventBatch
+	stop  chan struct{}
+	done  sync.WaitGroup
+
+	mu        sync.Mutex
+	listening bool
+	subs      []*redis.PubSub
+}
+
+type redisEventBatch struct {
+	channel string
+	payload []byte
+}
+
+type redisEventMessage struct {
+	Origin string         `json:"o"`
+	Events []ReceiptEvent `json:"e"`
+}
+
+func newRedisEvents(b *redisBackend) *redisEvents {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	ev := &redisEvents{b: b, origin: hex.EncodeToString(id[:]), queue: make(chan redisEventBatch, redisPublishQueue), stop: make(chan struct{})}
+	ev.done.Add(1)
+	go ev.publisher()
+	return ev
+}
+
+func (ev *redisEvents) channel(k int) string {
+	return ev.b.p + "ev{" + strconv.Itoa(k) + "}"
+}
+
+func senderChannel(sender string) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(sender))
+	return int(h.Sum32() % redisEventChannels)
+}
+
+// publish queues events for the other engines, by channel; a full queue
+// drops them (delivery is at most once).
+func (ev *redisEvents) publish(events []ReceiptEvent) {
+	byChannel := map[int][]ReceiptEvent{}
+	for _, e := range events {
+		k := senderChannel(e.Sender)
+		byChannel[k] = append(byChannel[k], e)
+	}
+	for k, evs := range byChannel {
+		payload, err := json.Marshal(redisEventMessage{Origin: ev.origin, Events: evs})
+		if err != nil {
+			continue
+		}
+		select {
+		case ev.queue <- redisEventBatch{channel: ev.channel(k), payload: payload}:
+		default:
+		}
+	}
+}
+
+func (ev *redisEvents) publisher() {
+	defer ev.done.Done()
+	ctx := context.Background()
+	for {
+		select {
+		case <-ev.stop:
+			return
+		case m := <-ev.queue:
+			_ = ev.b.c.SPublish(ctx, m.channel, m.payload).Err()
+		}
+	}
+}
+
+// listen subscribes to every event channel, once.
+func (ev *redisEvents) listen() {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if ev.listening {
+		return
+	}
+	ev.listening = true
+	ctx := context.Background()
+	var groups [][]string
+	if _, ok := ev.b.c.(*redis.ClusterClient); ok {
+		for k := range redisEventChannels {
+			groups = append(groups, []string{ev.channel(k)}) // one slot per subscription
+		}
+	} else {
+		var all []string
+		for k := range redisEventChannels {
+			all = append(all, ev.channel(k))
+		}
+		groups = [][]string{all}
+	}
+	for _, chans := range groups {
+		ps := ev.b.c.SSubscribe(ctx, chans...)
+		ev.subs = append(ev.subs, ps)
+		ev.done.Add(1)
+		go ev.receive(ps)
+	}
+}
+
+func (ev *redisEvents) receive(ps *redis.PubSub) {
+	defer ev.done.Done()
+	for m := range ps.Channel() {
+		var msg redisEventMessage
+		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil || msg.Origin == ev.origin || len(msg.Events) == 0 {
+			continue
+		}
+		ev.b.subs.publish(msg.Events)
+	}
+}
+
+func (ev *redisEvents) close() {
+	close(ev.stop)
+	ev.mu.Lock()
+	for _, ps := range ev.subs {
+		_ = ps.Close()
+	}
+	ev.mu.Unlock()
+	ev.done.Wait()
+}

@@ -1,0 +1,211 @@
+package readreceipt_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/readreceipt/readreceipt"
+	"github.com/readreceipt/readreceipt/internal/redistest"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+// openRedisEngine opens an engine on c under prefix, checked and closed
+// when the test ends.
+func openRedisEngine(t *testing.T, c redis.UniversalClient, prefix string, opts ...readreceipt.Option) *readreceipt.Engine {
+	t.Helper()
+	e, err := readreceipt.OpenRedis(context.Background(), readreceipt.RedisOptions{Client: c, Prefix: prefix}, append([]readreceipt.Option{readreceipt.WithSweepInterval(0)}, opts...)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { closeChecked(t, e) })
+	return e
+}
+
+// TestRedisEnginesShareState runs two engines, as two hosts would, on one
+// Redis Cluster (three masters, a replica each): whichever engine a call
+// goes through, each receipt is recorded once, counts are exact, pages and
+// cursors are the same, membership indexes never collide, and the sender's
+// engine gets the event of a receipt recorded through the other.
+func TestRedisEnginesShareState(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, 1)
+	ctx := context.Background()
+	newClient := func() redis.UniversalClient {
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a := openRedisEngine(t, newClient(), "share:")
+	b := openRedisEngine(t, newClient(), "share:")
+	hosts := []*readreceipt.Engine{a, b}
+
+	var mu sync.Mutex
+	var gotA []readreceipt.ReceiptEvent
+	a.Subscribe(func(evs []readreceipt.ReceiptEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		gotA = append(gotA, evs...)
+	})
+
+	readers := userList("r", 20)
+	require.NoError(t, a.CreateGroup(ctx, "team", readreceipt.GroupWork, append([]string{"s"}, readers[:10]...)))
+	// Members added through both hosts at once get distinct indexes.
+	var wg sync.WaitGroup
+	for i, e := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			require.NoError(t, e.AddGroupMembers(ctx, "team", readers[10+5*i:15+5*i]))
+		}()
+	}
+	wg.Wait()
+	g, err := b.GetGroup(ctx, "team")
+	require.NoError(t, err)
+	require.Equal(t, 21, g.Members)
+
+	msg := readreceipt.Message{Conversation: readreceipt.Group("team"), ID: "m1", Sender: "s"}
+	require.NoError(t, a.TrackMessage(ctx, msg))
+	require.NoError(t, b.TrackMessage(ctx, msg)) // the same sender again: a no-op
+	refs := []readreceipt.MessageRef{msg.Ref()}
+
+	// Every reader sends its receipt through both hosts at once: exactly
+	// one of the two records it.
+	recorded := make([]int, len(readers))
+	for i, r := range readers {
+		for _, e := range hosts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				res, err := e.SendMessageReadReceipt(ctx, r, refs)
+				require.NoError(t, err)
+				require.NoError(t, res[0].Err)
+				if res[0].Recorded {
+					mu.Lock()
+					recorded[i]++
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for i, n := range recorded {
+		require.Equal(t, 1, n, "receipt of %s recorded %d times", readers[i], n)
+	}
+	for _, e := range hosts {
+		infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("s"), refs)
+		require.NoError(t, err)
+		require.Equal(t, 20, infos[0].ReadCount)
+		require.Equal(t, 0, infos[0].UnreadCount)
+	}
+
+	// Pages are the same from both hosts, and a cursor made on one works on
+	// the other.
+	walk := func(first, next *readreceipt.Engine) []string {
+		var out []string
+		req := readreceipt.MemberListRequest{Message: msg.Ref(), Filter: readreceipt.FilterRead, Count: 3}
+		for i := 0; ; i++ {
+			e := first
+			if i%2 == 1 {
+				e = next
+			}
+			p, err := e.GetGroupMessageReadMemberList(ctx, readreceipt.AsUser("s"), req)
+			require.NoError(t, err)
+			out = append(out, p.ReadUserIDList...)
+			if p.IsCompleted {
+				return out
+			}
+			req.Cursor = p.Cursor
+		}
+	}
+	wantReaders := append(readers[:10:10], readers[10:]...)
+	require.ElementsMatch(t, wantReaders, walk(a, b))
+	require.Equal(t, walk(a, b), walk(b, a))
+
+	// A C2C receipt sent through both hosts is counted once.
+	c2c := readreceipt.Message{Conversation: readreceipt.C2C("s", "p"), ID: "c1", Sender: "s"}
+	require.NoError(t, b.TrackMessage(ctx, c2c))
+	n := 0
+	for _, e := range hosts {
+		res, err := e.SendMessageReadReceipt(ctx, "p", []readreceipt.MessageRef{c2c.Ref()})
+		require.NoError(t, err)
+		if res[0].Recorded {
+			n++
+		}
+	}
+	require.Equal(t, 1, n)
+
+	// The sender's host got an event for every receipt, including those
+	// recorded through the other host, and none twice.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := len(gotA)
+		mu.Unlock()
+		if got >= 21 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var names []string
+	for _, ev := range gotA {
+		require.Equal(t, "s", ev.Sender)
+		names = append(names, ev.MessageID+"/"+ev.Reader)
+	}
+	slices.Sort(names)
+	var want []string
+	for _, r := range readers {
+		want = append(want, "m1/"+r)
+	}
+	want = append(want, "c1/p")
+	slices.Sort(want)
+	require.Equal(t, want, names)
+}
+
+// TestRedisExpiry shows how the Redis backend reclaims expired state: the
+// keys of a message expire with the retention, by Redis's clock, while the
+// engine answers by its own clock (ErrReceiptNotFound once past retention).
+func TestRedisExpiry(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	const retention = 1500 * time.Millisecond
+	e := openRedisEngine(t, c, "exp:", readreceipt.WithRetention(retention))
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "r"}))
+	msg := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "s"}
+	require.NoError(t, e.TrackMessage(ctx, msg))
+	res, err := e.SendMessageReadReceipt(ctx, "r", []readreceipt.MessageRef{msg.Ref()})
+	require.NoError(t, err)
+	require.True(t, res[0].Recorded)
+
+	keys, err := c.Keys(ctx, "exp:*").Result()
+	require.NoError(t, err)
+	var msgKeys []string
+	for _, k := range keys {
+		if strings.Contains(k, "}M") || strings.Contains(k, "}R") {
+			msgKeys = append(msgKeys, k)
+			ttl, err := c.PTTL(ctx, k).Result()
+			require.NoError(t, err)
+			require.True(t, ttl > 0 && ttl <= retention, "%s: TTL %v", k, ttl)
+		}
+	}
+	require.Len(t, msgKeys, 2, "the message and its readers: %v", keys)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := c.Exists(ctx, msgKeys...).Result()
+		require.NoError(t, err)
+		if n == 0 {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "message keys still there: %v", msgKeys)
+		time.Sleep(100 * time.Millisecond)
+	}
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsAdmin(), []readreceipt.MessageRef{msg.Ref()})
+	require.NoError(t, err)
+	require.ErrorIs(t, infos[0].Err, readreceipt.ErrReceiptNotFound)
+}
