@@ -4,8 +4,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/readreceipt/readreceipt/internal/redistest"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -215,6 +221,12 @@ func fuzzOnDisk() bool { return os.Getenv("READRECEIPT_FUZZ_PEBBLE_FS") == "disk
 // dir is nil, on an in-memory file system of its own.
 func specs(which string, dir func() string) []targetSpec {
 	var out []targetSpec
+	if which == "redis" || which == "mem+redis" {
+		if which == "mem+redis" {
+			out = append(out, targetSpec{backend: "mem"})
+		}
+		return append(out, targetSpec{backend: "redis", redis: fuzzRedis.client(), prefix: fuzzRedis.prefix()})
+	}
 	if which == "both" || which == "mem" {
 		out = append(out, targetSpec{backend: "mem"})
 	}
@@ -226,7 +238,7 @@ func specs(which string, dir func() string) []targetSpec {
 		}
 	}
 	if len(out) == 0 {
-		panic(fmt.Sprintf("unknown backend %q: want both, mem or pebble", which))
+		panic(fmt.Sprintf("unknown backend %q: want both, mem, pebble, redis or mem+redis", which))
 	}
 	return out
 }
@@ -262,6 +274,9 @@ func FuzzEngine(f *testing.F) {
 		f.Add(s)
 	}
 	which, memFS := backends(), !fuzzOnDisk()
+	if strings.Contains(which, "redis") {
+		fuzzRedis.start(f)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		runHistory(t, which, memFS, data)
 	})
@@ -270,8 +285,12 @@ func FuzzEngine(f *testing.F) {
 // TestSeeds runs the seed histories on both stores in lockstep, and on each
 // store alone.
 func TestSeeds(t *testing.T) {
+	fuzzRedis.start(t)
 	for i, s := range seeds {
-		for _, which := range []string{"both", "mem", "pebble"} {
+		for _, which := range []string{"both", "mem", "pebble", "mem+redis"} {
+			if which == "mem+redis" && !fuzzRedis.available() {
+				continue
+			}
 			t.Run(fmt.Sprintf("%d/%s", i, which), func(t *testing.T) {
 				runHistory(t, which, false, s)
 			})
@@ -286,21 +305,25 @@ func TestSeeds(t *testing.T) {
 // READRECEIPT_FUZZ_RUNS=n runs n memory histories (and n/25 lockstep ones)
 // instead, for a longer soak.
 func TestEngineMatchesModel(t *testing.T) {
-	memRuns, bothRuns := 1000, 40
+	memRuns, bothRuns, redisRuns := 1000, 40, 60
 	switch {
 	case testing.Short():
-		memRuns, bothRuns = 100, 6
+		memRuns, bothRuns, redisRuns = 100, 6, 10
 	case raceEnabled:
-		memRuns, bothRuns = 300, 12
+		memRuns, bothRuns, redisRuns = 300, 12, 20
 	}
 	if n, err := strconv.Atoi(os.Getenv("READRECEIPT_FUZZ_RUNS")); err == nil {
-		memRuns, bothRuns = n, max(1, n/25) // a longer soak
+		memRuns, bothRuns, redisRuns = n, max(1, n/25), max(1, n/15) // a longer soak
 	}
+	fuzzRedis.start(t)
 	for _, c := range []struct {
 		which string
 		runs  int
-	}{{"mem", memRuns}, {"both", bothRuns}} {
+	}{{"mem", memRuns}, {"both", bothRuns}, {"mem+redis", redisRuns}} {
 		t.Run(c.which, func(t *testing.T) {
+			if c.which == "mem+redis" && !fuzzRedis.available() {
+				t.Skip(redistest.NotFoundMessage)
+			}
 			for seed := range c.runs {
 				data := randomHistory(uint64(seed))
 				r := tryHistory(t, c.which, data)
@@ -334,4 +357,57 @@ func randomHistory(seed uint64) []byte {
 		}
 	}
 	return data
+}
+
+// fuzzRedis is the Redis server the Redis targets of one top-level test
+// (or fuzz run) share, each history under a key prefix of its own.
+var fuzzRedis redisFixture
+
+type redisFixture struct {
+	mu   sync.Mutex
+	srv  *redistest.Server
+	c    redis.UniversalClient
+	next int
+}
+
+// start starts the server for tb's lifetime, unless Redis tests are off
+// or there is no redis-server (then available reports false).
+func (f *redisFixture) start(tb testing.TB) {
+	if _, err := exec.LookPath("redis-server"); err != nil || os.Getenv(redistest.EnvVar) == "off" {
+		return
+	}
+	srv := redistest.Start(tb, redistest.AppendFsync("no"))
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	f.mu.Lock()
+	f.srv, f.c = srv, c
+	f.mu.Unlock()
+	tb.Cleanup(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		_ = f.c.Close()
+		f.srv, f.c = nil, nil
+	})
+}
+
+func (f *redisFixture) available() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.c != nil
+}
+
+func (f *redisFixture) client() redis.UniversalClient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.c == nil {
+		panic("fuzz: no Redis server: set READRECEIPT_FUZZ_BACKEND to mem, pebble or both, or install redis-server")
+	}
+	return f.c
+}
+
+// prefix returns a key prefix no other history of this process uses.
+func (f *redisFixture) prefix() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next++
+	return fmt.Sprintf("h%d:", f.next)
 }

@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/readreceipt/readreceipt/store/pebblestore"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/redis/go-redis/v9"
 )
 
 // Engine limits used by every history: small, so that histories hit them.
@@ -259,9 +261,13 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // targetSpec says which store one engine under test runs on.
 type targetSpec struct {
-	backend string // "mem" or "pebble"
+	backend string // "mem", "pebble" or "redis"
 	dir     string // the Pebble directory
 	fs      vfs.FS // the Pebble file system; nil: the operating system's
+	// redis and prefix are the Redis server and key prefix of a Redis
+	// target.
+	redis  redis.UniversalClient
+	prefix string
 }
 
 // target is one engine under test, over its own store. Every target of a
@@ -376,6 +382,8 @@ func (h *harness) open(t *target) {
 			h.fail("open pebble: %v", err)
 		}
 		t.eng, err = rr.Open(t.pst, h.options()...)
+	case "redis":
+		t.eng, err = rr.OpenRedis(h.ctx, rr.RedisOptions{Client: t.redis, Prefix: t.prefix}, h.options()...)
 	default:
 		h.fail("unknown backend %q", t.backend)
 	}
@@ -602,7 +610,7 @@ func (h *harness) finish() {
 	h.fullCheck(false)
 	reopened := false
 	for _, t := range h.targets {
-		if t.backend == "pebble" {
+		if t.backend == "pebble" || t.backend == "redis" {
 			h.close(t)
 			h.open(t)
 			reopened = true
@@ -643,6 +651,12 @@ func (h *harness) drain() {
 		}
 	}
 	h.expectKeys("after deleting every message and sweeping", h.replayGroups())
+	h.expectRedisKeys("after deleting every message", func(k string) bool {
+		// Membership stays; superseded snapshots that messages were
+		// tracked with stay until they expire (or the group goes).
+		return strings.Contains(k, "}G") || strings.Contains(k, "}U") || strings.Contains(k, "}I") ||
+			strings.Contains(k, "}C") || strings.Contains(k, "}X") || strings.HasSuffix(k, ":secret")
+	})
 
 	gids := slices.Sorted(maps.Keys(m.Groups))
 	for _, gid := range gids {
@@ -655,12 +669,65 @@ func (h *harness) drain() {
 		}
 	}
 	h.expectKeys("after dismissing every group", baselineKeys(h.tb))
+	h.expectRedisKeys("after dismissing every group", func(k string) bool { return strings.HasSuffix(k, ":secret") })
+}
+
+// redisExpired reports whether key is a message key (meta or readers) of a
+// message past retention by the engine's clock, which Redis drops by
+// itself, at the retention by its own clock: it must have a TTL.
+func (h *harness) redisExpired(t *target, key string) bool {
+	i := strings.LastIndex(key, "}")
+	if i < 0 || i+1 >= len(key) || key[i+1] != 'M' && key[i+1] != 'R' {
+		return false
+	}
+	mk := key
+	if key[i+1] == 'R' {
+		mk = key[:i+1] + "M" + key[i+2:strings.LastIndexByte(key, ':')]
+	}
+	if ttl, err := t.redis.PTTL(h.ctx, key).Result(); err != nil || ttl <= 0 {
+		return false
+	}
+	meta, err := t.redis.HGet(h.ctx, mk, "h").Result()
+	if err != nil || len(meta) < 28 {
+		return false
+	}
+	// The tracking time: seconds at bytes 16-23, nanoseconds at 24-27
+	// (redis.lua's pack_meta).
+	sec := int64(binary.BigEndian.Uint64([]byte(meta[16:24])))
+	nsec := int64(binary.BigEndian.Uint32([]byte(meta[24:28])))
+	retention := h.model.Retention
+	return retention > 0 && h.clock.Load()-(sec*1e9+nsec) >= int64(retention)
+}
+
+// expectRedisKeys checks every Redis engine's invariants and that every key
+// under its prefix is one that may stay.
+func (h *harness) expectRedisKeys(when string, mayStay func(key string) bool) {
+	for _, t := range h.targets {
+		if t.backend != "redis" {
+			continue
+		}
+		if err := t.eng.Check(h.ctx); err != nil {
+			h.fail("%s: drain: Check %s: %v", t.backend, when, err)
+		}
+		keys, err := t.redis.Keys(h.ctx, t.prefix+"*").Result()
+		if err != nil {
+			h.fail("%s: drain: keys: %v", t.backend, err)
+		}
+		for _, k := range keys {
+			if !mayStay(k) && !h.redisExpired(t, k) {
+				h.fail("%s: drain: %s Redis holds %q (all: %q)", t.backend, when, k, keys)
+			}
+		}
+	}
 }
 
 // expectKeys checks every engine's invariants and the number of keys in its
 // store.
 func (h *harness) expectKeys(when string, want int) {
 	for _, t := range h.targets {
+		if t.backend == "redis" {
+			continue // see expectRedisKeys
+		}
 		if err := t.eng.Check(h.ctx); err != nil {
 			h.fail("%s: drain: Check %s: %v", t.backend, when, err)
 		}
@@ -939,6 +1006,15 @@ func (h *harness) sweep() {
 		n, err := t.eng.Sweep(h.ctx)
 		if err != nil {
 			h.fail("%s: Sweep: %v", t.backend, err)
+		}
+		if t.backend == "redis" {
+			// Redis drops expired state itself (key expiry): its Sweep
+			// deletes nothing. Expiry as the engine answers it is
+			// compared like everything else.
+			if n != 0 {
+				h.fail("%s: Sweep deleted %d messages, want 0", t.backend, n)
+			}
+			continue
 		}
 		if n != want {
 			h.fail("%s: Sweep deleted %d messages, want %d", t.backend, n, want)
