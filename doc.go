@@ -63,6 +63,48 @@
 // bitmap or as a plain bitset over its range, whichever is smaller: the
 // readers of a message in a 200-member group take 28 bytes.
 //
+// # Several hosts
+//
+// OpenRedis puts the engine's state in Redis, standalone or Cluster, so
+// that the host servers of a replica set, each with its engine, share one
+// state: N engines give exactly the answers one would. Each receipt is
+// recorded once whichever engine it came through (a receipt sets the
+// reader's bit and counts it only if it was clear, in one atomic function
+// on the slot of its conversation); member indexes are assigned atomically
+// on the group's slot; member pages and cursors are the same from every
+// engine. An engine caches only what never changes once written: member
+// indexes, membership snapshots by version, and message metas, whose every
+// use is checked against Redis.
+//
+// Events cross hosts: the events of a receipt recorded through one engine
+// reach the subscribers of every engine sharing the state (Subscribe),
+// those of other engines a few milliseconds later, at most once. Events
+// published while an engine's connection to Redis is cut are lost; clients
+// refresh counts after a reconnect.
+//
+// A call succeeds only once its writes reached at least one replica, where
+// the master has one (WAIT on the connection that carried them). With
+// appendonly yes and appendfsync always (recommended) on every node, a
+// master killed with kill -9 and replaced by its replica loses no
+// acknowledged receipt. A double failure (the master and its replica, or a
+// master without a replica and without appendfsync always) may lose
+// acknowledged writes. While Redis is unreachable or failing over, calls
+// touching the affected slots fail with ErrUnavailable (retryable; a call
+// that failed so may or may not have been applied, and receipts are
+// idempotent) and succeed again by themselves once the slots have a
+// master.
+//
+// Retention on Redis: message keys expire with the retention, by Redis's
+// clock, so Sweep has nothing to do there; expiry as callers see it is
+// judged by the engine's clock, as on the embedded backend. Membership
+// snapshots superseded after a message was tracked expire with the
+// retention too, or, with retention 0, stay until the group is dismissed.
+// CreateGroup and DismissGroup of a huge group run in slices of a few
+// thousand members, so that no single call blocks a shard for long; the
+// group is invisible until its creation completes, and one whose creation
+// or dismissal was cut short is finished by the next DismissGroup (or, for
+// a dismissal, CreateGroup) of its ID.
+//
 // # Concurrency
 //
 // An Engine is safe for concurrent use by many goroutines. Receipts, tracking
@@ -86,8 +128,11 @@
 //
 // # Caveats
 //
-//   - One engine per store at a time: the engine keeps per-message state in
-//     memory, in step with the store, and does not expect another writer.
+//   - One engine per store at a time (Open, OpenDir): the embedded backend
+//     keeps per-message state in memory, in step with the store, and does
+//     not expect another writer; OpenDir refuses a second engine on a
+//     directory (Pebble locks it). To run several engines on one state, use
+//     OpenRedis.
 //   - The engine keeps no conversation unread counts; receipts do not touch
 //     them.
 //   - Membership versions superseded while no live message needs them are

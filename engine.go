@@ -118,12 +118,20 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 		groups:  newLRU[*groupRecord](cfg.cacheBytes / 16),
 		names:   newLRU[*nameBlock](cfg.cacheBytes * 2 / 16),
 	}
+	if _, taken := openStores.LoadOrStore(st, true); taken {
+		return nil, errorf(ErrInvalidParameter, "the store is already in use by an engine: one engine per store (use OpenRedis to share state between engines)")
+	}
 	if err := b.init(context.Background()); err != nil {
+		openStores.Delete(st)
 		return nil, err
 	}
 	e.start(b)
 	return e, nil
 }
+
+// openStores holds the stores open engines use: a second engine on one
+// would keep a second, diverging copy of the per-message state.
+var openStores sync.Map
 
 // OpenDir opens (creating if needed) a Pebble store in dir and an engine
 // over it. Close closes both. Pebble locks the directory: a second engine
@@ -174,6 +182,7 @@ func (e *embedded) announce([]ReceiptEvent) {}
 func (e *embedded) listen()                 {}
 
 func (e *embedded) close() error {
+	defer openStores.Delete(e.st)
 	if e.ownsSt {
 		return e.st.Close()
 	}

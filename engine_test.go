@@ -498,3 +498,25 @@ func TestOpenRefusesOtherSchemaVersion(t *testing.T) {
 	assert.Equal(t, []byte{1}, vals[0], "the version is left alone")
 	assert.Nil(t, vals[1], "nothing was written")
 }
+
+// TestOneEnginePerStore: a second engine over the state of an open one is
+// refused, not allowed to keep a diverging copy of it; once the first is
+// closed the store can be opened again.
+func TestOneEnginePerStore(t *testing.T) {
+	st := memstore.New()
+	e1, err := readreceipt.Open(st)
+	require.NoError(t, err)
+	_, err = readreceipt.Open(st)
+	require.ErrorIs(t, err, readreceipt.ErrInvalidParameter)
+	require.NoError(t, e1.Close())
+	e2, err := readreceipt.Open(st)
+	require.NoError(t, err)
+	require.NoError(t, e2.Close())
+
+	dir := t.TempDir()
+	d1, err := readreceipt.OpenDir(dir)
+	require.NoError(t, err)
+	defer d1.Close()
+	_, err = readreceipt.OpenDir(dir)
+	require.Error(t, err, "a second engine on the same directory")
+}

@@ -59,6 +59,11 @@ func newEvent(conv Conversation, meta messageRecord, reader, msgID string, count
 // order; each carries the counts as they stood when it was made, and counts
 // never decrease. Calls already in progress when fn subscribes may not
 // reach it. The returned function unsubscribes fn.
+//
+// On Redis (OpenRedis), fn also receives the events of receipts recorded
+// through the other engines sharing the state, on a goroutine of the
+// engine's, a few milliseconds after they were recorded, at most once (see
+// "Several hosts" in the package documentation).
 func (e *Engine) Subscribe(fn func(events []ReceiptEvent)) (unsubscribe func()) {
 	unsubscribe = e.subs.add(fn)
 	e.be.listen()

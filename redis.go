@@ -104,6 +104,7 @@ func OpenRedis(ctx context.Context, ro RedisOptions, opts ...Option) (*Engine, e
 		waitFor:  ro.WaitTimeout,
 		chunks:   newLRU[*roaring.Bitmap](e.cfg.cacheBytes / 2),
 		indexes:  newLRU[uint32](e.cfg.cacheBytes / 4),
+		metas:    newLRU[messageRecord](e.cfg.cacheBytes / 4),
 		replicas: map[string]replicaCount{},
 	}
 	if err := b.loadFunctions(ctx); err != nil {
@@ -128,6 +129,11 @@ type redisBackend struct {
 
 	chunks  *lru[*roaring.Bitmap] // (group, incarnation, hi, version) -> membership chunk
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
+	// metas holds message metas by (conversation, ID). A meta never
+	// changes, but a message can be deleted or tracked anew: every use is
+	// checked by the function it is used with (the nonce and the group's
+	// incarnation).
+	metas *lru[messageRecord]
 
 	mu       sync.Mutex
 	replicas map[string]replicaCount // master address -> its connected replicas
@@ -604,6 +610,11 @@ func (b *redisBackend) trackMessage(ctx context.Context, msg Message) error {
 	}
 	switch r[0] {
 	case "OK", "SAME":
+		if h, ok := r[1].(string); ok {
+			if m, err := decodeRedisMeta(h); err == nil {
+				b.metas.add(b.metaKey(conv, msg.ID), m, int64(len(h))+96)
+			}
+		}
 		return nil
 	case "OTHER":
 		return errorf(ErrAlreadyTracked, "message %q is tracked with sender %q", msg.ID, r[1])
@@ -612,6 +623,32 @@ func (b *redisBackend) trackMessage(ctx context.Context, msg Message) error {
 		return errorf(ErrGroupTypeDisabled, "group %q is %s", conv.GroupID, GroupType(t))
 	}
 	return internalErr("track message", fmt.Errorf("unexpected reply %v", v))
+}
+
+// metaKey is the key of a message in the meta cache.
+func (b *redisBackend) metaKey(conv Conversation, id string) []byte {
+	return []byte(redisTag(conv) + "\x00" + id)
+}
+
+// cachedMetas returns the cached metas of ids, if it has every one and
+// they share one group incarnation, on the first attempt of a call.
+func (b *redisBackend) cachedMetas(conv Conversation, ids []string, attempt int) (uint64, []redisMsg, bool) {
+	if attempt > 0 {
+		return 0, nil, false
+	}
+	msgs := make([]redisMsg, len(ids))
+	for i, id := range ids {
+		m, ok := b.metas.get(b.metaKey(conv, id))
+		if !ok || i > 0 && m.Incarnation != msgs[0].meta.Incarnation {
+			return 0, nil, false
+		}
+		msgs[i] = redisMsg{exists: true, meta: m}
+	}
+	inc := uint64(0)
+	if conv.Type == ConversationGroup {
+		inc = msgs[0].meta.Incarnation
+	}
+	return inc, msgs, true
 }
 
 // redisMsg is one message as rr_load returns it.
@@ -658,6 +695,7 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 		}
 		out[i] = redisMsg{exists: true, meta: m}
 		out[i].count, _ = r[2+3*i].(int64)
+		b.metas.add(b.metaKey(conv, ids[i]), m, int64(len(h))+96)
 		if t, ok := r[3+3*i].(string); ok {
 			out[i].readAt, _ = strconv.ParseInt(t, 10, 64)
 		}
@@ -691,11 +729,19 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 		for j, i := range todo {
 			want[j] = ids[i]
 		}
-		inc, msgs, err := b.load(ctx, conv, want)
-		if err != nil {
-			return nil, nil, err
+		// The first attempt takes the messages' metas from the cache when
+		// it has them all: rr_receipt checks that each is still the one
+		// tracked, in the group's current incarnation, and a receipt it
+		// refuses so is tried again from a fresh read.
+		inc, msgs, ok := b.cachedMetas(conv, want, attempt)
+		if !ok {
+			var err error
+			if inc, msgs, err = b.load(ctx, conv, want); err != nil {
+				return nil, nil, err
+			}
 		}
 		now := b.retentionNow()
+		var err error
 		var idx uint32
 		var known bool
 		if isGroup && inc != 0 {
@@ -719,6 +765,12 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 				continue
 			}
 			admitted = append(admitted, j)
+		}
+		if ok && len(admitted) < len(todo) {
+			// A refusal judged on cached metas may be stale (the message
+			// deleted, tracked anew, its group gone): judge again on a
+			// fresh read.
+			continue
 		}
 		if len(admitted) == 0 {
 			break
@@ -753,6 +805,7 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 				events = append(events, newEvent(conv, m.meta, reader, ids[i], count))
 			case 0:
 			default:
+				b.metas.remove(b.metaKey(conv, ids[i]))
 				if attempt < 2 {
 					retry = append(retry, i)
 				} else {
