@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -189,8 +190,10 @@ func TestFindMissing(t *testing.T) {
 	}
 }
 
-// TestKillRestartKeepsWrites: with appendfsync always, every acknowledged
-// write is in the AOF when the server is killed, and Restart replays it.
+// TestKillRestartKeepsWrites: every acknowledged write is in the AOF when
+// the server is killed (Redis writes it before replying; appendfsync always
+// also fsyncs it, which only a machine crash would tell), and Restart
+// replays it on the same address.
 func TestKillRestartKeepsWrites(t *testing.T) {
 	s := Start(t)
 	mustDo(t, s, "SET", "k", "before the crash")
@@ -223,6 +226,32 @@ func TestKillRestartKeepsWrites(t *testing.T) {
 	}
 	if v := mustDo(t, s, "GET", "n"); v != "100" {
 		t.Fatalf("GET n after Stop+Restart: %#v", v)
+	}
+}
+
+// TestRestartWaitsForPort: Restart binds the same port again, also when
+// something holds it for a moment.
+func TestRestartWaitsForPort(t *testing.T) {
+	s := Start(t)
+	mustDo(t, s, "SET", "k", "v")
+	s.Kill()
+	l, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	time.AfterFunc(300*time.Millisecond, func() { l.Close() })
+	s.Restart(t)
+	if v := mustDo(t, s, "GET", "k"); v != "v" {
+		t.Fatalf("GET after Restart: %#v", v)
 	}
 }
 

@@ -38,6 +38,9 @@ const (
 	// portAttempts is how many fresh ports Start tries when the one it
 	// picked was taken before redis-server could bind it.
 	portAttempts = 3
+	// restartAttempts is how many times Restart tries to bind the server's
+	// port again when it is in use.
+	restartAttempts = 20
 )
 
 // Find returns the path of redis-server. It skips the test when
@@ -180,6 +183,9 @@ func ReplicaOf(tb testing.TB, master *Server, opts ...Option) *Server {
 	return Start(tb, append(opts, replicaOf(master))...)
 }
 
+// String returns s.Addr, so that servers print as their addresses.
+func (s *Server) String() string { return s.Addr }
+
 // Running reports whether the server's process is running: it has been
 // started and has not been stopped, killed or exited.
 func (s *Server) Running() bool {
@@ -200,8 +206,8 @@ func (s *Server) Running() bool {
 // Stop stops the server: SIGTERM to its PID, then SIGKILL if it has not
 // exited within 10 s. With appendonly yes, Redis flushes and fsyncs the AOF
 // on SIGTERM. Stop does nothing when the server is not running; it returns
-// an error when the server had to be killed or had exited with an error on
-// its own.
+// an error when the server had to be killed, exited with an error, or had
+// exited on its own before Stop.
 func (s *Server) Stop() error {
 	p := s.take()
 	if p == nil {
@@ -258,8 +264,17 @@ func (s *Server) Restart(tb testing.TB) {
 	if err := s.Stop(); err != nil {
 		tb.Logf("%v", err)
 	}
-	if err := s.start(tb); err != nil {
-		tb.Fatalf("redistest: restart redis-server %s in %s: %v", s.Addr, s.Dir, err)
+	// The port may be held for a moment by the local end of some outgoing
+	// connection, which the kernel takes from the same range.
+	for attempt := 1; ; attempt++ {
+		err := s.start(tb)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == restartAttempts {
+			tb.Fatalf("redistest: restart redis-server %s in %s: %v", s.Addr, s.Dir, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if s.conf.replicaOf != nil {
 		if err := s.waitLinkUp(syncTimeout); err != nil {
