@@ -141,6 +141,31 @@ func TestCleanupStopsServer(t *testing.T) {
 			t.Fatalf("Start with a bad directive: failed %v, message %q", rec.failed, rec.msg)
 		}
 	})
+	if left := redisChildren(); len(left) > 0 {
+		t.Fatalf("redis-server children left: %v", left)
+	}
+}
+
+// TestClusterStartFailsHalfway: when the cluster cannot be formed after its
+// nodes have started (here they are not cluster nodes), the test fails
+// with the server's complaint and every node started is stopped.
+func TestClusterStartFailsHalfway(t *testing.T) {
+	findCLI(t)
+	var started []int
+	t.Run("start", func(t *testing.T) {
+		rec := &fatalRecorder{TB: t}
+		runTB(func() { StartCluster(rec, 3, 0, Config("cluster-enabled", "no")) })
+		started = redisChildren()
+		if !rec.failed || !strings.Contains(rec.msg, "cluster support disabled") {
+			t.Errorf("StartCluster of non-cluster nodes: failed %v, message %q", rec.failed, rec.msg)
+		}
+	})
+	if len(started) != 3 {
+		t.Fatalf("%d nodes were running when the start failed, want 3", len(started))
+	}
+	if left := redisChildren(); len(left) > 0 {
+		t.Fatalf("redis-server children left after the failed start: %v", left)
+	}
 }
 
 // fatalRecorder is a testing.TB whose Fatal and Skip record the message and
