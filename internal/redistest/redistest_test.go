@@ -44,6 +44,11 @@ func configGet(t *testing.T, s *Server, key string) string {
 	return arr[1].(string)
 }
 
+// The tests that start servers and look at no one else's run in parallel.
+// Those that count the test binary's redis-server children
+// (redisChildren), change the environment or become a subreaper do not:
+// Go runs them first, while the parallel ones wait.
+
 // setAndWait sets key on m and waits, on the same connection, until a
 // replica has acknowledged it.
 func setAndWait(t *testing.T, m *Server, key, value string) {
@@ -58,6 +63,7 @@ func setAndWait(t *testing.T, m *Server, key, value string) {
 }
 
 func TestStartStop(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	if !strings.HasPrefix(s.Addr, "127.0.0.1:") || s.PID <= 0 || !alive(s.PID) || !s.Running() {
 		t.Fatalf("started server: Addr %q, PID %d, alive %v, Running %v", s.Addr, s.PID, alive(s.PID), s.Running())
@@ -108,6 +114,7 @@ func TestStartStop(t *testing.T) {
 }
 
 func TestAppendFsyncAndConfigOptions(t *testing.T) {
+	t.Parallel()
 	s := Start(t, AppendFsync("everysec"), Config("maxmemory", "10mb"))
 	if got := configGet(t, s, "appendfsync"); got != "everysec" {
 		t.Errorf("appendfsync = %q, want everysec", got)
@@ -220,6 +227,7 @@ func TestFindMissing(t *testing.T) {
 // also fsyncs it, which only a machine crash would tell), and Restart
 // replays it on the same address.
 func TestKillRestartKeepsWrites(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	mustDo(t, s, "SET", "k", "before the crash")
 	for range 100 {
@@ -257,6 +265,7 @@ func TestKillRestartKeepsWrites(t *testing.T) {
 // TestRestartWaitsForPort: Restart binds the same port again, also when
 // something holds it for a moment.
 func TestRestartWaitsForPort(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	mustDo(t, s, "SET", "k", "v")
 	s.Kill()
@@ -281,6 +290,7 @@ func TestRestartWaitsForPort(t *testing.T) {
 }
 
 func TestReplicaOf(t *testing.T) {
+	t.Parallel()
 	m := Start(t)
 	mustDo(t, m, "SET", "before", "1")
 	r := ReplicaOf(t, m)
@@ -386,6 +396,7 @@ func TestParseClusterNodes(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: TestClusterFailover starts and checks a cluster too")
 	}
@@ -448,6 +459,7 @@ func TestCluster(t *testing.T) {
 }
 
 func TestClusterFailover(t *testing.T) {
+	t.Parallel()
 	c := StartCluster(t, 3, 1)
 	const key = "failover:{g}"
 	slot := KeySlot(key)
