@@ -68,6 +68,9 @@ func TestStartStop(t *testing.T) {
 	if !strings.HasPrefix(s.Addr, "127.0.0.1:") || s.PID <= 0 || !alive(s.PID) || !s.Running() {
 		t.Fatalf("started server: Addr %q, PID %d, alive %v, Running %v", s.Addr, s.PID, alive(s.PID), s.Running())
 	}
+	if lo := ephemeralLow(); lo-portLow >= 1000 && (s.Port < portLow || s.Port >= lo) {
+		t.Errorf("port %d, want one in [%d, %d), below the ephemeral range", s.Port, portLow, lo)
+	}
 	for key, want := range map[string]string{
 		"appendonly":     "yes",
 		"appendfsync":    "always",

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -136,8 +137,8 @@ type process struct {
 	err  error         // the result of Wait, once done is closed
 }
 
-// Start starts a standalone redis-server on a free port of 127.0.0.1 in a
-// new temporary directory of tb and returns once it answers PING. It is
+// Start starts a standalone redis-server on a free port of 127.0.0.1 (below
+// the kernel's ephemeral range where it can) in a new temporary directory of tb and returns once it answers PING. It is
 // configured for durable tests: appendonly yes with appendfsync always
 // (see [AppendFsync]), no RDB snapshots (save ""), protected-mode no,
 // daemonize no, logging to LogFile. A cleanup registered with tb stops it.
@@ -391,9 +392,8 @@ func (s *Server) waitLinkUp(timeout time.Duration) error {
 }
 
 // pickPorts chooses free ports on 127.0.0.1 for the server and, for a
-// cluster node, its bus: the kernel's choice for a listener on port 0,
-// released just before redis-server binds it (Start retries if another
-// process takes it in between).
+// cluster node, its bus, released just before redis-server binds them
+// (Start retries if another process takes one in between). See listenFree.
 func (s *Server) pickPorts() error {
 	n := 1
 	if s.conf.cluster {
@@ -401,7 +401,7 @@ func (s *Server) pickPorts() error {
 	}
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listenFree()
 		if err != nil {
 			return fmt.Errorf("find a free port on 127.0.0.1: %v", err)
 		}
@@ -414,6 +414,41 @@ func (s *Server) pickPorts() error {
 		s.BusPort = ports[1]
 	}
 	return nil
+}
+
+// portLow is the lowest port listenFree picks.
+const portLow = 20000
+
+// listenFree listens on a free port of 127.0.0.1 at random between portLow
+// and the start of the kernel's ephemeral range, when there is room: the
+// kernel takes the local ports of outgoing connections from that range, and
+// one of them (a client reconnecting, say) could otherwise hold a server's
+// port while it is down for a Restart. Elsewhere it takes the kernel's
+// choice for port 0.
+func listenFree() (net.Listener, error) {
+	if hi := ephemeralLow(); hi-portLow >= 1000 {
+		for range 50 {
+			port := portLow + rand.IntN(hi-portLow)
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				return l, nil
+			}
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// ephemeralLow returns the first port of Linux's ephemeral range, or 0.
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, _ := strconv.Atoi(f[0])
+	return lo
 }
 
 // writeConfig writes Dir/redis.conf. Later directives override earlier
