@@ -316,7 +316,7 @@ func (s *Server) start(tb testing.TB) error {
 	cmd.Stdout, cmd.Stderr = stdio, stdio
 	cmd.SysProcAttr = sysProcAttr()
 	logStart := fileSize(s.LogFile)
-	if err := cmd.Start(); err != nil {
+	if err := startCmd(cmd); err != nil {
 		stdio.Close()
 		return err
 	}
