@@ -137,12 +137,13 @@ type process struct {
 	err  error         // the result of Wait, once done is closed
 }
 
-// Start starts a standalone redis-server on a free port of 127.0.0.1 (below
-// the kernel's ephemeral range where it can) in a new temporary directory of tb and returns once it answers PING. It is
-// configured for durable tests: appendonly yes with appendfsync always
-// (see [AppendFsync]), no RDB snapshots (save ""), protected-mode no,
-// daemonize no, logging to LogFile. A cleanup registered with tb stops it.
-// Start fails the test if the server does not come up, with its log.
+// Start starts a standalone redis-server on a free port of 127.0.0.1
+// (below the kernel's ephemeral range where it can) in a new temporary
+// directory of tb, and returns once it answers PING. It is configured for
+// durable tests: appendonly yes with appendfsync always (see
+// [AppendFsync]), no RDB snapshots (save ""), protected-mode no, daemonize
+// no, logging to LogFile. A cleanup registered with tb stops it. Start
+// fails the test if the server does not come up, with its log.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	bin := Find(tb)
@@ -163,7 +164,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 			break
 		}
 		if errors.Is(err, errAddrInUse) && attempt < portAttempts {
-			tb.Logf("redistest: port %d or %d was taken before redis-server bound it; trying others", s.Port, s.BusPort)
+			tb.Logf("redistest: a port picked for %s was taken before redis-server bound it; trying others", s.Dir)
 			continue
 		}
 		tb.Fatalf("redistest: start redis-server in %s: %v", s.Dir, err)
