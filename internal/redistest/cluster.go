@@ -200,8 +200,13 @@ func (c *Cluster) KillMaster(tb testing.TB, node *Server) {
 // WaitFailover waits until a replica has been promoted for slot and the
 // cluster is healthy again (see [Cluster.WaitHealthy]), and returns how
 // long that took since the [Cluster.KillMaster] of the node that served
-// slot, or since the call if no killed master served it. It fails the test,
-// with every running node's CLUSTER NODES, after timeout.
+// slot. Without such a kill it only waits for a running master of slot and
+// a healthy cluster, and measures from the call. It fails the test, with
+// every running node's CLUSTER NODES, after timeout.
+//
+// A client's cached slot map may still name the killed node: go-redis's
+// ClusterClient, whose dials to it are refused, can take a minute to reload
+// it by itself, so call its ReloadState after WaitFailover.
 func (c *Cluster) WaitFailover(tb testing.TB, slot int, timeout time.Duration) time.Duration {
 	tb.Helper()
 	since, killed := time.Now(), (*Server)(nil)

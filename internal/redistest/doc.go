@@ -28,6 +28,9 @@
 //	took := c.WaitFailover(t, redistest.KeySlot("k"), 20*time.Second)
 //	c.Restart(t, m)                       // m rejoins as a replica
 //
+// Clients keep their own view of a cluster: after a failover, tell a
+// go-redis ClusterClient with ReloadState (see [Cluster.WaitFailover]).
+//
 // Every process the package starts is stopped by a [testing.TB.Cleanup]
 // registered as soon as it has started, also when a later step of the same
 // start fails; on Linux the child is also killed if the test binary dies.

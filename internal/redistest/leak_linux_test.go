@@ -5,10 +5,28 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// TestServerOutlivesStartingThread: a server started from a goroutine whose
+// thread then ends (it returns while locked to it) keeps running: its
+// parent-death signal is tied to the spawning thread, not to the caller's.
+func TestServerOutlivesStartingThread(t *testing.T) {
+	t.Parallel()
+	done := make(chan *Server)
+	go func() {
+		runtime.LockOSThread() // never unlocked: Go ends the thread on return
+		done <- Start(t)
+	}()
+	s := <-done
+	time.Sleep(200 * time.Millisecond)
+	if v, err := s.Do("PING"); err != nil || v != "PONG" || !s.Running() {
+		t.Fatalf("server started from an ended thread: PING %v, %v; running %v", v, err, s.Running())
+	}
+}
 
 const childEnv = "REDISTEST_CHILD"
 

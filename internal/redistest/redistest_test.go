@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,6 +44,11 @@ func configGet(t *testing.T, s *Server, key string) string {
 	return arr[1].(string)
 }
 
+// The tests that start servers and look at no one else's run in parallel.
+// Those that count the test binary's redis-server children
+// (redisChildren), change the environment or become a subreaper do not:
+// Go runs them first, while the parallel ones wait.
+
 // setAndWait sets key on m and waits, on the same connection, until a
 // replica has acknowledged it.
 func setAndWait(t *testing.T, m *Server, key, value string) {
@@ -57,9 +63,13 @@ func setAndWait(t *testing.T, m *Server, key, value string) {
 }
 
 func TestStartStop(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	if !strings.HasPrefix(s.Addr, "127.0.0.1:") || s.PID <= 0 || !alive(s.PID) || !s.Running() {
 		t.Fatalf("started server: Addr %q, PID %d, alive %v, Running %v", s.Addr, s.PID, alive(s.PID), s.Running())
+	}
+	if lo := ephemeralLow(); lo-portLow >= 1000 && (s.Port < portLow || s.Port >= lo) {
+		t.Errorf("port %d, want one in [%d, %d), below the ephemeral range", s.Port, portLow, lo)
 	}
 	for key, want := range map[string]string{
 		"appendonly":     "yes",
@@ -107,6 +117,7 @@ func TestStartStop(t *testing.T) {
 }
 
 func TestAppendFsyncAndConfigOptions(t *testing.T) {
+	t.Parallel()
 	s := Start(t, AppendFsync("everysec"), Config("maxmemory", "10mb"))
 	if got := configGet(t, s, "appendfsync"); got != "everysec" {
 		t.Errorf("appendfsync = %q, want everysec", got)
@@ -140,6 +151,31 @@ func TestCleanupStopsServer(t *testing.T) {
 			t.Fatalf("Start with a bad directive: failed %v, message %q", rec.failed, rec.msg)
 		}
 	})
+	if left := redisChildren(); len(left) > 0 {
+		t.Fatalf("redis-server children left: %v", left)
+	}
+}
+
+// TestClusterStartFailsHalfway: when the cluster cannot be formed after its
+// nodes have started (here they are not cluster nodes), the test fails
+// with the server's complaint and every node started is stopped.
+func TestClusterStartFailsHalfway(t *testing.T) {
+	findCLI(t)
+	var started []int
+	t.Run("start", func(t *testing.T) {
+		rec := &fatalRecorder{TB: t}
+		runTB(func() { StartCluster(rec, 3, 0, Config("cluster-enabled", "no")) })
+		started = redisChildren()
+		if !rec.failed || !strings.Contains(rec.msg, "cluster support disabled") {
+			t.Errorf("StartCluster of non-cluster nodes: failed %v, message %q", rec.failed, rec.msg)
+		}
+	})
+	if len(started) != 3 {
+		t.Fatalf("%d nodes were running when the start failed, want 3", len(started))
+	}
+	if left := redisChildren(); len(left) > 0 {
+		t.Fatalf("redis-server children left after the failed start: %v", left)
+	}
 }
 
 // fatalRecorder is a testing.TB whose Fatal and Skip record the message and
@@ -189,9 +225,12 @@ func TestFindMissing(t *testing.T) {
 	}
 }
 
-// TestKillRestartKeepsWrites: with appendfsync always, every acknowledged
-// write is in the AOF when the server is killed, and Restart replays it.
+// TestKillRestartKeepsWrites: every acknowledged write is in the AOF when
+// the server is killed (Redis writes it before replying; appendfsync always
+// also fsyncs it, which only a machine crash would tell), and Restart
+// replays it on the same address.
 func TestKillRestartKeepsWrites(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	mustDo(t, s, "SET", "k", "before the crash")
 	for range 100 {
@@ -226,7 +265,35 @@ func TestKillRestartKeepsWrites(t *testing.T) {
 	}
 }
 
+// TestRestartWaitsForPort: Restart binds the same port again, also when
+// something holds it for a moment.
+func TestRestartWaitsForPort(t *testing.T) {
+	t.Parallel()
+	s := Start(t)
+	mustDo(t, s, "SET", "k", "v")
+	s.Kill()
+	l, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	time.AfterFunc(300*time.Millisecond, func() { l.Close() })
+	s.Restart(t)
+	if v := mustDo(t, s, "GET", "k"); v != "v" {
+		t.Fatalf("GET after Restart: %#v", v)
+	}
+}
+
 func TestReplicaOf(t *testing.T) {
+	t.Parallel()
 	m := Start(t)
 	mustDo(t, m, "SET", "before", "1")
 	r := ReplicaOf(t, m)
@@ -332,6 +399,7 @@ func TestParseClusterNodes(t *testing.T) {
 }
 
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short: TestClusterFailover starts and checks a cluster too")
 	}
@@ -394,6 +462,7 @@ func TestCluster(t *testing.T) {
 }
 
 func TestClusterFailover(t *testing.T) {
+	t.Parallel()
 	c := StartCluster(t, 3, 1)
 	const key = "failover:{g}"
 	slot := KeySlot(key)

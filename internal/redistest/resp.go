@@ -64,7 +64,8 @@ func do(addr string, args ...string) (any, error) {
 // [ReplyError] element of the slice; the error is for the connection. It is
 // for what depends on the connection, which Do's connection per call loses:
 // a WAIT for the replicas to acknowledge the writes before it, MULTI and
-// EXEC, READONLY before reading from a cluster replica.
+// EXEC, READONLY before reading from a cluster replica. It writes every
+// command before reading a reply, so keep it to a handful of commands.
 func (s *Server) Pipeline(cmds ...[]string) ([]any, error) {
 	return pipeline(s.Addr, cmds)
 }

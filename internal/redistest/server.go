@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -38,6 +39,9 @@ const (
 	// portAttempts is how many fresh ports Start tries when the one it
 	// picked was taken before redis-server could bind it.
 	portAttempts = 3
+	// restartAttempts is how many times Restart tries to bind the server's
+	// port again when it is in use.
+	restartAttempts = 20
 )
 
 // Find returns the path of redis-server. It skips the test when
@@ -133,12 +137,13 @@ type process struct {
 	err  error         // the result of Wait, once done is closed
 }
 
-// Start starts a standalone redis-server on a free port of 127.0.0.1 in a
-// new temporary directory of tb and returns once it answers PING. It is
-// configured for durable tests: appendonly yes with appendfsync always
-// (see [AppendFsync]), no RDB snapshots (save ""), protected-mode no,
-// daemonize no, logging to LogFile. A cleanup registered with tb stops it.
-// Start fails the test if the server does not come up, with its log.
+// Start starts a standalone redis-server on a free port of 127.0.0.1
+// (below the kernel's ephemeral range where it can) in a new temporary
+// directory of tb, and returns once it answers PING. It is configured for
+// durable tests: appendonly yes with appendfsync always (see
+// [AppendFsync]), no RDB snapshots (save ""), protected-mode no, daemonize
+// no, logging to LogFile. A cleanup registered with tb stops it. Start
+// fails the test if the server does not come up, with its log.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	bin := Find(tb)
@@ -159,7 +164,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 			break
 		}
 		if errors.Is(err, errAddrInUse) && attempt < portAttempts {
-			tb.Logf("redistest: port %d or %d was taken before redis-server bound it; trying others", s.Port, s.BusPort)
+			tb.Logf("redistest: a port picked for %s was taken before redis-server bound it; trying others", s.Dir)
 			continue
 		}
 		tb.Fatalf("redistest: start redis-server in %s: %v", s.Dir, err)
@@ -179,6 +184,9 @@ func ReplicaOf(tb testing.TB, master *Server, opts ...Option) *Server {
 	tb.Helper()
 	return Start(tb, append(opts, replicaOf(master))...)
 }
+
+// String returns s.Addr, so that servers print as their addresses.
+func (s *Server) String() string { return s.Addr }
 
 // Running reports whether the server's process is running: it has been
 // started and has not been stopped, killed or exited.
@@ -200,8 +208,8 @@ func (s *Server) Running() bool {
 // Stop stops the server: SIGTERM to its PID, then SIGKILL if it has not
 // exited within 10 s. With appendonly yes, Redis flushes and fsyncs the AOF
 // on SIGTERM. Stop does nothing when the server is not running; it returns
-// an error when the server had to be killed or had exited with an error on
-// its own.
+// an error when the server had to be killed, exited with an error, or had
+// exited on its own before Stop.
 func (s *Server) Stop() error {
 	p := s.take()
 	if p == nil {
@@ -258,8 +266,17 @@ func (s *Server) Restart(tb testing.TB) {
 	if err := s.Stop(); err != nil {
 		tb.Logf("%v", err)
 	}
-	if err := s.start(tb); err != nil {
-		tb.Fatalf("redistest: restart redis-server %s in %s: %v", s.Addr, s.Dir, err)
+	// The port may be held for a moment by the local end of some outgoing
+	// connection, which the kernel takes from the same range.
+	for attempt := 1; ; attempt++ {
+		err := s.start(tb)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errAddrInUse) || attempt == restartAttempts {
+			tb.Fatalf("redistest: restart redis-server %s in %s: %v", s.Addr, s.Dir, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if s.conf.replicaOf != nil {
 		if err := s.waitLinkUp(syncTimeout); err != nil {
@@ -300,7 +317,7 @@ func (s *Server) start(tb testing.TB) error {
 	cmd.Stdout, cmd.Stderr = stdio, stdio
 	cmd.SysProcAttr = sysProcAttr()
 	logStart := fileSize(s.LogFile)
-	if err := cmd.Start(); err != nil {
+	if err := startCmd(cmd); err != nil {
 		stdio.Close()
 		return err
 	}
@@ -376,9 +393,8 @@ func (s *Server) waitLinkUp(timeout time.Duration) error {
 }
 
 // pickPorts chooses free ports on 127.0.0.1 for the server and, for a
-// cluster node, its bus: the kernel's choice for a listener on port 0,
-// released just before redis-server binds it (Start retries if another
-// process takes it in between).
+// cluster node, its bus, released just before redis-server binds them
+// (Start retries if another process takes one in between). See listenFree.
 func (s *Server) pickPorts() error {
 	n := 1
 	if s.conf.cluster {
@@ -386,7 +402,7 @@ func (s *Server) pickPorts() error {
 	}
 	var ports []int
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := listenFree()
 		if err != nil {
 			return fmt.Errorf("find a free port on 127.0.0.1: %v", err)
 		}
@@ -399,6 +415,41 @@ func (s *Server) pickPorts() error {
 		s.BusPort = ports[1]
 	}
 	return nil
+}
+
+// portLow is the lowest port listenFree picks.
+const portLow = 20000
+
+// listenFree listens on a free port of 127.0.0.1 at random between portLow
+// and the start of the kernel's ephemeral range, when there is room: the
+// kernel takes the local ports of outgoing connections from that range, and
+// one of them (a client reconnecting, say) could otherwise hold a server's
+// port while it is down for a Restart. Elsewhere it takes the kernel's
+// choice for port 0.
+func listenFree() (net.Listener, error) {
+	if hi := ephemeralLow(); hi-portLow >= 1000 {
+		for range 50 {
+			port := portLow + rand.IntN(hi-portLow)
+			if l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				return l, nil
+			}
+		}
+	}
+	return net.Listen("tcp", "127.0.0.1:0")
+}
+
+// ephemeralLow returns the first port of Linux's ephemeral range, or 0.
+func ephemeralLow() int {
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, _ := strconv.Atoi(f[0])
+	return lo
 }
 
 // writeConfig writes Dir/redis.conf. Later directives override earlier
