@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -65,7 +66,24 @@ type RedisOptions struct {
 	// WaitTimeout bounds the wait for a replica; past it the call fails
 	// with ErrUnavailable. Default one second.
 	WaitTimeout time.Duration
+	// SparseAbove and SparseLimit shape how a group message's readers are
+	// kept: a message whose recipients' member indexes reach past
+	// SparseAbove keeps its readers as a set of indexes (4 bytes a reader)
+	// until it has SparseLimit readers, and then, like every other message,
+	// as a bitmap per chunk of 65,536 indexes (up to 8 KiB a chunk). So a
+	// message of a million-member group that ten have read takes a few
+	// hundred bytes, not tens of kilobytes. Defaults 8,192 and 256; a
+	// negative SparseAbove turns the set form off. They apply to messages
+	// tracked from then on: a message keeps the form it was tracked with,
+	// so engines with different settings may share one state.
+	SparseAbove, SparseLimit int
 }
+
+// The defaults of the sparse form of readers (see RedisOptions).
+const (
+	defaultSparseAbove = 8192
+	defaultSparseLimit = 256
+)
 
 // redisCreateSlice is how many members one call of a group's creation
 // writes, so that creating a huge group never blocks a shard for long.
@@ -92,6 +110,15 @@ func OpenRedis(ctx context.Context, ro RedisOptions, opts ...Option) (*Engine, e
 	if ro.WaitTimeout <= 0 {
 		ro.WaitTimeout = time.Second
 	}
+	if ro.SparseAbove == 0 {
+		ro.SparseAbove = defaultSparseAbove
+	}
+	if ro.SparseLimit <= 0 {
+		ro.SparseLimit = defaultSparseLimit
+	}
+	if ro.SparseAbove < 0 {
+		ro.SparseAbove, ro.SparseLimit = math.MaxInt32, 0
+	}
 	e, err := newEngine(opts)
 	if err != nil {
 		return nil, err
@@ -101,6 +128,7 @@ func OpenRedis(ctx context.Context, ro RedisOptions, opts ...Option) (*Engine, e
 		c:        ro.Client,
 		p:        ro.Prefix,
 		noWait:   ro.NoWait,
+		sparse:   [2]int{ro.SparseAbove, ro.SparseLimit},
 		waitFor:  ro.WaitTimeout,
 		chunks:   newLRU[*roaring.Bitmap](e.cfg.cacheBytes / 2),
 		indexes:  newLRU[uint32](e.cfg.cacheBytes / 4),
@@ -124,6 +152,7 @@ type redisBackend struct {
 	p       string
 	noWait  bool
 	waitFor time.Duration
+	sparse  [2]int // SparseAbove, SparseLimit
 	secret  []byte
 	events  *redisEvents
 
@@ -597,7 +626,8 @@ func (b *redisBackend) trackMessage(ctx context.Context, msg Message) error {
 		g = "1"
 	}
 	v, err := b.call(ctx, "track message", "rr_track", b.base(conv), true,
-		msg.ID, msg.Sender, now/1e9, now%1e9, binary.BigEndian.Uint32(nb[:]), b.cfg.retention.Milliseconds(), mask, csec, cnsec, g)
+		msg.ID, msg.Sender, now/1e9, now%1e9, binary.BigEndian.Uint32(nb[:]), b.cfg.retention.Milliseconds(), mask, csec, cnsec, g,
+		b.sparse[0], b.sparse[1])
 	if replyIs(err, "NOGROUP") {
 		return errorf(ErrGroupNotFound, "%q", conv.GroupID)
 	}
@@ -877,21 +907,34 @@ func (b *redisBackend) page(ctx context.Context, caller Caller, conv Conversatio
 	want := req.Count + 1
 	idxs := make([]uint32, 0, want)
 	last, some := lastChunk(meta.EndIndex)
+	var sparse *roaring.Bitmap // all readers, of a message in the sparse form
 	for hi := int(chunkOf(pos)); some && pos < meta.EndIndex && hi <= int(last) && len(idxs) < want; hi++ {
 		stop := hi
 		if req.Filter == FilterRead {
 			stop = int(last) // skip chunks nobody has read
 		}
-		v, err := b.call(ctx, "read readers", "rr_readers", base, false, incs, req.Message.ID, nonce, hi, stop)
-		if replyIs(err, "GONE") {
-			return MemberPage{}, ErrReceiptNotFound
+		var r []any
+		if sparse == nil {
+			v, err := b.call(ctx, "read readers", "rr_readers", base, false, incs, req.Message.ID, nonce, hi, stop)
+			if replyIs(err, "GONE") {
+				return MemberPage{}, ErrReceiptNotFound
+			}
+			if err != nil {
+				return MemberPage{}, b.fail("read readers", err)
+			}
+			r, _ = v.([]any)
+			if len(r) > 0 && r[0] == int64(-2) {
+				sparse = roaring.New()
+				for _, x := range r[1:] {
+					n, _ := x.(int64)
+					sparse.Add(uint32(n))
+				}
+			}
 		}
-		if err != nil {
-			return MemberPage{}, b.fail("read readers", err)
-		}
-		r, _ := v.([]any)
 		readers := roaring.New()
-		if len(r) == 2 {
+		if sparse != nil {
+			readers = sparse
+		} else if len(r) == 2 {
 			at, _ := r[0].(int64)
 			s, _ := r[1].(string)
 			if req.Filter == FilterRead {
@@ -912,10 +955,15 @@ func (b *redisBackend) page(ctx context.Context, caller Caller, conv Conversatio
 			set = roaring.AndNot(snap, readers)
 			set.Remove(meta.SenderIndex)
 		}
+		// Members of chunk hi only: the sparse form holds them all.
 		it := set.Iterator()
-		it.AdvanceIfNeeded(pos)
+		it.AdvanceIfNeeded(max(pos, uint32(hi)<<chunkBits))
 		for it.HasNext() && len(idxs) < want {
-			idxs = append(idxs, it.Next())
+			idx := it.Next()
+			if uint64(idx) >= uint64(hi+1)<<chunkBits {
+				break
+			}
+			idxs = append(idxs, idx)
 		}
 	}
 	page := MemberPage{MessageID: req.Message.ID, IsCompleted: len(idxs) <= req.Count}

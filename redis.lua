@@ -36,6 +36,7 @@ end
 
 local function msg_key(base, id) return base .. 'M' .. lp(id) end
 local function readers_key(base, id, hi) return base .. 'R' .. lp(id) .. ':' .. hi end
+local function sparse_key(base, id) return base .. 'S' .. lp(id) end
 local function chunk_versions(base, hi) return base .. 'C' .. hi end
 local function chunk_key(base, hi, ver) return base .. 'C' .. hi .. ':' .. ver end
 
@@ -57,7 +58,7 @@ local function delete_message(base, id, h)
   local last = last_chunk(meta_end(h))
   if meta_inc(h) == 0 then last = -1 end
   for hi = 0, last do redis.call('UNLINK', readers_key(base, id, hi)) end
-  redis.call('UNLINK', msg_key(base, id))
+  redis.call('UNLINK', msg_key(base, id), sparse_key(base, id))
   redis.call('SREM', base .. 'X', id)
 end
 
@@ -221,7 +222,8 @@ redis.register_function('rr_dismiss', function(keys, args)
 end)
 
 -- track(base; id, sender, sec, nsec, nonce, retention ms, group types
--- mask, cutoff sec, cutoff nsec, group): registers a message. A message
+-- mask, cutoff sec, cutoff nsec, group, sparse threshold, sparse limit):
+-- registers a message. A message
 -- tracked before with the same sender answers {'SAME', meta}; with
 -- another, {'OTHER', sender}; an expired one, or one of an earlier
 -- incarnation of the group, is replaced.
@@ -268,6 +270,9 @@ redis.register_function('rr_track', function(keys, args)
     h = pack_meta(nonce, 0, NOINDEX, 1, sec, nsec, 0, 0, sender)
   end
   redis.call('HSET', mk, 'h', h, 'n', 0)
+  if isgroup and g.n > tonumber(args[11]) and tonumber(args[12]) > 0 then
+    redis.call('HSET', mk, 'sp', args[12])
+  end
   if retention > 0 then redis.call('PEXPIRE', mk, retention) end
   return {'OK', h}
 end)
@@ -290,11 +295,36 @@ redis.register_function('rr_load', function(keys, args)
   return out
 end)
 
+-- Readers of a group message are kept in one of two forms. Dense: a
+-- bitmap per chunk of 65,536 indexes (R keys), set with SETBIT. Sparse: a
+-- set of indexes (S key, an intset of 4 bytes a reader), so that a message
+-- of a huge group that few have read costs a few bytes a reader, not up to
+-- 8 KiB a chunk. Tracking decides: a message whose member indexes reach
+-- past the sparse threshold gets field sp, its sparse limit, and keeps its
+-- readers sparse while its count is below sp; the call that takes the
+-- count to sp turns it dense. So the form follows from the message's own
+-- fields, whatever the options of the engine that calls.
+
+local function set_ttl_like(key, mk)
+  local ttl = redis.call('PTTL', mk)
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+
+-- add_dense sets reader idx in its chunk and returns the old bit.
+local function add_dense(base, id, mk, idx)
+  local hi = math.floor(idx / CHUNK)
+  local rk = readers_key(base, id, hi)
+  local fresh = redis.call('EXISTS', rk) == 0
+  local old = redis.call('SETBIT', rk, idx - hi * CHUNK, 1)
+  if fresh then set_ttl_like(rk, mk) end
+  return old
+end
+
 -- receipt(base; group, inc, reader index, now ns, then per message: id,
--- nonce): records one reader's receipts. Per message: 1 and the count for
--- a new receipt, 0 and the count for one already recorded, -1 and 0 when
--- the message is gone or is not the one the engine admitted (a newer
--- tracking, another incarnation).
+-- nonce): records one reader's receipts. Per
+-- message: 1 and the count for a new receipt, 0 and the count for one
+-- already recorded, -1 and 0 when the message is gone or is not the one
+-- the engine admitted (a newer tracking, another incarnation).
 redis.register_function('rr_receipt', function(keys, args)
   local base = keys[1]
   local isgroup = args[1] == '1'
@@ -307,28 +337,36 @@ redis.register_function('rr_receipt', function(keys, args)
     end
   end
   local idx = tonumber(args[3])
-  local hi = math.floor(idx / CHUNK)
-  local off = idx - hi * CHUNK
   for i = 5, #args, 2 do
     local id, nonce = args[i], args[i + 1]
     local mk = msg_key(base, id)
-    local h = redis.call('HGET', mk, 'h')
+    local m = redis.call('HMGET', mk, 'h', 'n', 'sp')
+    local h = m[1]
     if not h or string.sub(h, 1, 4) ~= nonce then
       out[#out + 1] = -1; out[#out + 1] = 0
     elseif isgroup then
-      local rk = readers_key(base, id, hi)
-      local fresh = redis.call('EXISTS', rk) == 0
-      if redis.call('SETBIT', rk, off, 1) == 0 then
-        if fresh then
-          local ttl = redis.call('PTTL', mk)
-          if ttl > 0 then redis.call('PEXPIRE', rk, ttl) end
+      local n = tonumber(m[2])
+      local smax = tonumber(m[3] or '0')
+      local new
+      if n < smax then
+        local sk = sparse_key(base, id)
+        local fresh = n == 0
+        new = redis.call('SADD', sk, idx) == 1
+        if new and fresh then set_ttl_like(sk, mk) end
+        if new and n + 1 == smax then
+          for _, r in ipairs(redis.call('SMEMBERS', sk)) do add_dense(base, id, mk, tonumber(r)) end
+          redis.call('UNLINK', sk)
         end
+      else
+        new = add_dense(base, id, mk, idx) == 0
+      end
+      if new then
         out[#out + 1] = 1; out[#out + 1] = redis.call('HINCRBY', mk, 'n', 1)
       else
-        out[#out + 1] = 0; out[#out + 1] = tonumber(redis.call('HGET', mk, 'n'))
+        out[#out + 1] = 0; out[#out + 1] = n
       end
     else
-      if redis.call('HGET', mk, 'n') == '0' then
+      if m[2] == '0' then
         redis.call('HSET', mk, 'n', 1, 't', args[4])
         out[#out + 1] = 1; out[#out + 1] = 1
       else
@@ -341,7 +379,8 @@ end)
 
 -- readers(base; inc, id, nonce, hi, last): the first chunk of readers of a
 -- group message at or after hi, up to last: {hi, bitmap}, {-1} when there
--- is none, or an error reply GONE when the message is not the one given.
+-- is none, {-2, indexes...} for a message in the sparse form (all its
+-- readers), or an error reply GONE when the message is not the one given.
 redis.register_function('rr_readers', function(keys, args)
   local base = keys[1]
   local g = group(base)
@@ -349,6 +388,12 @@ redis.register_function('rr_readers', function(keys, args)
   local id = args[2]
   local h = redis.call('HGET', msg_key(base, id), 'h')
   if not h or string.sub(h, 1, 4) ~= args[3] then return redis.error_reply('GONE') end
+  local sk = sparse_key(base, id)
+  if redis.call('EXISTS', sk) == 1 then
+    local out = {-2}
+    for _, r in ipairs(redis.call('SMEMBERS', sk)) do out[#out + 1] = tonumber(r) end
+    return out
+  end
   for hi = tonumber(args[4]), tonumber(args[5]) do
     local v = redis.call('GET', readers_key(base, id, hi))
     if v then return {hi, v} end

@@ -196,7 +196,11 @@ func (c *redisChecker) conversation(base string, suffixes map[string]bool) {
 		}
 	}
 	readerKeys := map[string][]string{} // message suffix -> its reader chunk suffixes
+	sparse := map[string]string{}       // message suffix -> its sparse readers suffix
 	for s := range suffixes {
+		if strings.HasPrefix(s, "S") {
+			sparse["M"+s[1:]] = s
+		}
 		if strings.HasPrefix(s, "R") {
 			id, _, ok := cutLP(s[1:])
 			if !ok {
@@ -216,8 +220,12 @@ func (c *redisChecker) conversation(base string, suffixes map[string]bool) {
 			if !suffixes["M"+s[1:strings.LastIndexByte(s, ':')]] {
 				c.errorf("%s: readers %q of no message", base, s)
 			}
+		case strings.HasPrefix(s, "S"):
+			if !suffixes["M"+s[1:]] {
+				c.errorf("%s: readers %q of no message", base, s)
+			}
 		case strings.HasPrefix(s, "M"):
-			c.message(base, s, g, listed, readerKeys[s], chunkAt)
+			c.message(base, s, g, listed, readerKeys[s], sparse[s], chunkAt)
 		default:
 			c.errorf("%s: unknown key suffix %q", base, s)
 		}
@@ -234,7 +242,7 @@ func cutLP(v string) (string, string, bool) {
 	return r[:n], r[n:], true
 }
 
-func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string]bool, readers []string, chunkAt func(uint16, uint64) *roaring.Bitmap) {
+func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string]bool, readers []string, sparse string, chunkAt func(uint16, uint64) *roaring.Bitmap) {
 	ctx, r := c.ctx, c.b.c
 	id, rest, ok := cutLP(s[1:])
 	if !ok || rest != "" {
@@ -274,6 +282,25 @@ func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string
 			continue
 		}
 		got.Or(c.bitmapOf(base+rs, uint32(hi)<<chunkBits))
+	}
+	if sparse != "" {
+		if len(readers) > 0 {
+			c.errorf("%s: readers in both forms", base+s)
+		}
+		ms, err := r.SMembers(ctx, base+sparse).Result()
+		if err != nil {
+			c.errorf("%s: %v", base+sparse, err)
+		}
+		for _, m := range ms {
+			n, err := strconv.ParseUint(m, 10, 32)
+			if err != nil {
+				c.errorf("%s: bad reader %q", base+sparse, m)
+			}
+			got.Add(uint32(n))
+		}
+		if limit, _ := strconv.ParseInt(vals["sp"], 10, 64); count >= limit {
+			c.errorf("%s: sparse readers with count %d, limit %q", base+s, count, vals["sp"])
+		}
 	}
 	if int64(got.GetCardinality()) != count {
 		c.errorf("%s: %d readers, count %d", base+s, got.GetCardinality(), count)

@@ -209,3 +209,82 @@ func TestRedisExpiry(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorIs(t, infos[0].Err, readreceipt.ErrReceiptNotFound)
 }
+
+// TestRedisSparseReaders: a message of a big group that few have read
+// keeps its readers as a set, a few bytes a reader; at the sparse limit it
+// turns into bitmaps; pages list the same members in either form.
+func TestRedisSparseReaders(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	e := openRedisEngine(t, c, "sparse:")
+	members := userList("u", 100_000)
+	require.NoError(t, e.CreateGroup(ctx, "big", readreceipt.GroupWork, members))
+	msg := readreceipt.Message{Conversation: readreceipt.Group("big"), ID: "m", Sender: "u0"}
+	require.NoError(t, e.TrackMessage(ctx, msg))
+	refs := []readreceipt.MessageRef{msg.Ref()}
+	read := func(idxs ...int) {
+		for _, i := range idxs {
+			res, err := e.SendMessageReadReceipt(ctx, members[i], refs)
+			require.NoError(t, err)
+			require.True(t, res[0].Recorded, members[i])
+		}
+	}
+	walk := func(f readreceipt.MemberFilter, count int) []string {
+		var out []string
+		req := readreceipt.MemberListRequest{Message: msg.Ref(), Filter: f, Count: count}
+		for {
+			p, err := e.GetGroupMessageReadMemberList(ctx, readreceipt.AsUser("u0"), req)
+			require.NoError(t, err)
+			out = append(out, p.ReadUserIDList...)
+			out = append(out, p.UnreadUserIDList...)
+			if p.IsCompleted {
+				return out
+			}
+			req.Cursor = p.Cursor
+		}
+	}
+	messageBytes := func() int64 {
+		keys, err := c.Keys(ctx, "sparse:{g3:big}[MRS]*").Result()
+		require.NoError(t, err)
+		var n int64
+		for _, k := range keys {
+			n += c.MemoryUsage(ctx, k).Val()
+		}
+		return n
+	}
+
+	ten := []int{99_999, 1, 65_535, 65_536, 5, 77_777, 42, 65_537, 12_345, 98_765}
+	read(ten...)
+	slices.Sort(ten)
+	var want []string
+	for _, i := range ten {
+		want = append(want, members[i])
+	}
+	require.Equal(t, want, walk(readreceipt.FilterRead, 3))
+	unread := walk(readreceipt.FilterUnread, 100)
+	require.Len(t, unread, 100_000-1-10)
+	sparseBytes := messageBytes()
+	t.Logf("a message of a 100,000-member group with 10 readers: %d bytes in Redis (MEMORY USAGE of its keys)", sparseBytes)
+	require.Less(t, sparseBytes, int64(1024), "a message of a 100,000-member group with 10 readers")
+
+	// Past the sparse limit (256 readers) the readers are bitmaps.
+	var more []int
+	for i := 100; len(more) < 300; i += 333 {
+		more = append(more, i)
+	}
+	read(more...)
+	all := append(slices.Clone(ten), more...)
+	slices.Sort(all)
+	want = want[:0]
+	for _, i := range all {
+		want = append(want, members[i])
+	}
+	require.Equal(t, want, walk(readreceipt.FilterRead, 100))
+	require.Len(t, walk(readreceipt.FilterUnread, 100), 100_000-1-len(all))
+	t.Logf("the same with %d readers, as bitmaps: %d bytes", len(all), messageBytes())
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("u0"), refs)
+	require.NoError(t, err)
+	require.Equal(t, len(all), infos[0].ReadCount)
+}

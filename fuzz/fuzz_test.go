@@ -225,7 +225,8 @@ func specs(which string, dir func() string) []targetSpec {
 		if which == "mem+redis" {
 			out = append(out, targetSpec{backend: "mem"})
 		}
-		return append(out, targetSpec{backend: "redis", redis: fuzzRedis.client(), prefix: fuzzRedis.prefix()})
+		prefix, n := fuzzRedis.prefix()
+		return append(out, targetSpec{backend: "redis", redis: fuzzRedis.client(), prefix: prefix, sparse: n%2 == 0})
 	}
 	if which == "both" || which == "mem" {
 		out = append(out, targetSpec{backend: "mem"})
@@ -404,10 +405,11 @@ func (f *redisFixture) client() redis.UniversalClient {
 	return f.c
 }
 
-// prefix returns a key prefix no other history of this process uses.
-func (f *redisFixture) prefix() string {
+// prefix returns a key prefix no other history of this process uses, and
+// its number.
+func (f *redisFixture) prefix() (string, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.next++
-	return fmt.Sprintf("h%d:", f.next)
+	return fmt.Sprintf("h%d:", f.next), f.next
 }

@@ -268,6 +268,10 @@ type targetSpec struct {
 	// target.
 	redis  redis.UniversalClient
 	prefix string
+	// sparse, when set, keeps readers in the sparse form from the first
+	// member on, turning dense at the third reader, so that small groups
+	// go through both forms and the turn.
+	sparse bool
 }
 
 // target is one engine under test, over its own store. Every target of a
@@ -383,7 +387,11 @@ func (h *harness) open(t *target) {
 		}
 		t.eng, err = rr.Open(t.pst, h.options()...)
 	case "redis":
-		t.eng, err = rr.OpenRedis(h.ctx, rr.RedisOptions{Client: t.redis, Prefix: t.prefix}, h.options()...)
+		ro := rr.RedisOptions{Client: t.redis, Prefix: t.prefix}
+		if t.sparse {
+			ro.SparseAbove, ro.SparseLimit = 1, 3
+		}
+		t.eng, err = rr.OpenRedis(h.ctx, ro, h.options()...)
 	default:
 		h.fail("unknown backend %q", t.backend)
 	}
@@ -672,17 +680,21 @@ func (h *harness) drain() {
 	h.expectRedisKeys("after dismissing every group", func(k string) bool { return strings.HasSuffix(k, ":secret") })
 }
 
-// redisExpired reports whether key is a message key (meta or readers) of a
+// redisExpired reports whether key is a message key (meta or readers, see
+// the layout in redis.go) of a
 // message past retention by the engine's clock, which Redis drops by
 // itself, at the retention by its own clock: it must have a TTL.
 func (h *harness) redisExpired(t *target, key string) bool {
 	i := strings.LastIndex(key, "}")
-	if i < 0 || i+1 >= len(key) || key[i+1] != 'M' && key[i+1] != 'R' {
+	if i < 0 || i+1 >= len(key) || !strings.ContainsRune("MRS", rune(key[i+1])) {
 		return false
 	}
 	mk := key
-	if key[i+1] == 'R' {
+	switch key[i+1] {
+	case 'R': // readers in chunk: R<id>:<hi>
 		mk = key[:i+1] + "M" + key[i+2:strings.LastIndexByte(key, ':')]
+	case 'S': // sparse readers: S<id>
+		mk = key[:i+1] + "M" + key[i+2:]
 	}
 	if ttl, err := t.redis.PTTL(h.ctx, key).Result(); err != nil || ttl <= 0 {
 		return false
