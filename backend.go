@@ -53,6 +53,9 @@ type backend interface {
 	announce(events []ReceiptEvent)
 	listen()
 
+	// ping reports whether the state can be reached now.
+	ping(ctx context.Context) error
+
 	// sweep reclaims expired state and returns how many messages it
 	// deleted.
 	sweep(ctx context.Context) (int, error)

@@ -177,6 +177,9 @@ func (e *embedded) init(ctx context.Context) error {
 
 func (e *embedded) cursorSecret() []byte { return e.secret }
 
+// ping has nothing to reach: the store is in the process.
+func (e *embedded) ping(context.Context) error { return nil }
+
 // announce and listen have nothing to do: no other engine shares the store.
 func (e *embedded) announce([]ReceiptEvent) {}
 func (e *embedded) listen()                 {}
@@ -229,6 +232,17 @@ func (e *Engine) enterReceipts() error {
 		return ErrFeatureDisabled
 	}
 	return nil
+}
+
+// Ping reports whether the engine can reach its state now: always on the
+// embedded backend; on Redis, whether every master answers (ErrUnavailable
+// if not). Servers use it for readiness checks.
+func (e *Engine) Ping(ctx context.Context) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	return e.be.ping(ctx)
 }
 
 // SetFeatureEnabled switches the read-receipt feature on or off at run time

@@ -178,6 +178,26 @@ var _ backend = (*redisBackend)(nil)
 func (b *redisBackend) cursorSecret() []byte { return b.secret }
 func (b *redisBackend) close() error         { b.events.close(); return nil }
 
+func (b *redisBackend) ping(ctx context.Context) error {
+	var err error
+	if cc, ok := b.c.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() })
+		if err == nil {
+			// Every slot must have a master.
+			var info string
+			if info, err = cc.ClusterInfo(ctx).Result(); err == nil && !strings.Contains(info, "cluster_state:ok") {
+				err = errors.New("CLUSTERDOWN: cluster_state is not ok")
+			}
+		}
+	} else {
+		err = b.c.Ping(ctx).Err()
+	}
+	if err != nil {
+		return &Error{Code: CodeUnavailable, Message: ErrUnavailable.Message + ": ping", err: err}
+	}
+	return nil
+}
+
 func (b *redisBackend) announce(events []ReceiptEvent) { b.events.publish(events) }
 func (b *redisBackend) listen()                        { b.events.listen() }
 
