@@ -49,7 +49,7 @@ var sizeTable = map[string]sizes{
 	"quick": {groups: []int{100, 1_000, 10_000, 100_000}, w1: 10_000, w3: 100_000, w5: 100_000, w7: 1_000,
 		w4: map[string]int{"": 5_000, "postgres": 2_000}},
 	"full": {groups: []int{100, 1_000, 10_000, 100_000, 1_000_000}, w1: 10_000, w3: 1_000_000, w5: 1_000_000, w7: 1_000,
-		w4: map[string]int{"": 200_000, "map": 100_000, "redis": 100_000, "postgres": 20_000}},
+		w4: map[string]int{"": 200_000, "map": 100_000, "redis": 100_000, "engine-redis": 100_000, "postgres": 20_000}},
 }
 
 func cfg(b *testing.B) sizes {
@@ -125,10 +125,12 @@ var (
 	openSystems []System
 )
 
-func benchSystems() []string {
+// benchSystems returns the systems of -systems, without the "+wait" ones
+// unless withWait: those run W1 only.
+func benchSystems(withWait bool) []string {
 	var out []string
 	for _, n := range strings.Split(*sysFlag, ",") {
-		if slices.Contains(systemNames, n) {
+		if slices.Contains(systemNames, n) && (withWait || !waits(n)) {
 			out = append(out, n)
 		}
 	}
@@ -149,6 +151,9 @@ func openSystem(b *testing.B, name, dirName string) System {
 
 func sharedSystem(b *testing.B, name string) System {
 	skipIfDown(b, name)
+	if onRedis(name) {
+		setReplica(b, waits(name))
+	}
 	sysMu.Lock()
 	s, ok := shared[name]
 	sysMu.Unlock()
@@ -265,7 +270,7 @@ func (fx *groupFx) w1Msgs(window, batch int) []string {
 }
 
 func BenchmarkW1(b *testing.B) {
-	for _, name := range benchSystems() {
+	for _, name := range benchSystems(true) {
 		for _, n := range cfg(b).groups {
 			b.Run("sys="+name+"/members="+sizeName(n), func(b *testing.B) { benchW1(b, sharedSystem(b, name), n) })
 		}
@@ -295,6 +300,10 @@ func benchW1(b *testing.B, s System, n int) {
 	users := userIDs(n)
 	var seq atomic.Int64
 	seq.Store(base)
+	var before redisStats
+	if onRedis(s.Name()) {
+		before = readRedisStats(b)
+	}
 	b.SetParallelism(max(1, *goroutines/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -315,12 +324,96 @@ func benchW1(b *testing.B, s System, n int) {
 		}
 	})
 	b.ReportMetric(float64(b.N)*30/b.Elapsed().Seconds(), "receipts/s")
+	if onRedis(s.Name()) {
+		b.StopTimer()
+		reportRedisCPU(b, s.Name(), before, readRedisStats(b), b.N)
+	}
+}
+
+// redisStats are the master's cumulative counters that W1 reads before and
+// after its loop.
+type redisStats struct {
+	scriptCalls, scriptUsec int64   // FCALL, FCALL_RO, EVALSHA, EVAL
+	waitCalls               int64   // WAIT
+	allUsec                 int64   // every command
+	cpu                     float64 // used_cpu_user + used_cpu_sys, seconds
+}
+
+func readRedisStats(b *testing.B) redisStats {
+	info, err := redisAdmin().Info(ctx, "commandstats", "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var st redisStats
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "used_cpu_user:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			st.cpu += f
+		} else if v, ok := strings.CutPrefix(line, "used_cpu_sys:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			st.cpu += f
+		}
+		cmd, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		var calls, usec int64
+		for _, kv := range strings.Split(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				usec, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		st.allUsec += usec
+		switch cmd {
+		case "fcall", "fcall_ro", "evalsha", "eval":
+			st.scriptCalls += calls
+			st.scriptUsec += usec
+		case "wait":
+			st.waitCalls += calls
+		}
+	}
+	return st
+}
+
+// reportRedisCPU reports what W1's calls cost the Redis master, per
+// receipt recorded (30 per call): the time spent in script calls (INFO
+// commandstats usec: the scripts and the commands they run, not reading
+// requests, writing replies, fsync or replication), what that projects per
+// master core (1e6 / script usec), the time of every command, and the
+// server's whole CPU time (INFO cpu, all threads: I/O, fsync, replication
+// included) with its projection per core. commandstats usec is wall time:
+// where the benchmark's client shares the machine's cores with Redis, a
+// script preempted midway counts the time it waited, so it can exceed the
+// CPU time. The master serves nothing else meanwhile. A "+wait"
+// system must have sent a WAIT per call.
+func reportRedisCPU(b *testing.B, name string, before, after redisStats, calls int) {
+	receipts := float64(calls) * 30
+	script := float64(after.scriptUsec-before.scriptUsec) / receipts
+	b.ReportMetric(script, "redis-script-us/receipt")
+	if script > 0 {
+		b.ReportMetric(1e6/script, "receipts/s/core")
+	}
+	b.ReportMetric(float64(after.scriptCalls-before.scriptCalls)/float64(calls), "scripts/call")
+	b.ReportMetric(float64(after.allUsec-before.allUsec)/receipts, "redis-cmd-us/receipt")
+	cpu := (after.cpu - before.cpu) * 1e6 / receipts
+	b.ReportMetric(cpu, "redis-cpu-us/receipt")
+	if cpu > 0 {
+		b.ReportMetric(1e6/cpu, "receipts/s/core-cpu")
+	}
+	if w := after.waitCalls - before.waitCalls; waits(name) && w < int64(calls) {
+		b.Errorf("%s: %d WAITs for %d receipt calls: the replica was not waited for", name, w, calls)
+	}
 }
 
 // --- W2: counts of 30 messages
 
 func BenchmarkW2(b *testing.B) {
-	for _, name := range benchSystems() {
+	for _, name := range benchSystems(false) {
 		for _, n := range cfg(b).groups {
 			b.Run("sys="+name+"/members="+sizeName(n), func(b *testing.B) { benchW2(b, sharedSystem(b, name), n) })
 		}
@@ -369,7 +462,7 @@ func benchW2(b *testing.B, s System, n int) {
 // --- W3: one 100-member page at a random cursor, 90% read
 
 func BenchmarkW3(b *testing.B) {
-	for _, name := range benchSystems() {
+	for _, name := range benchSystems(false) {
 		for _, n := range cfg(b).groups {
 			for _, f := range []string{"unread", "read"} {
 				b.Run("sys="+name+"/members="+sizeName(n)+"/filter="+f, func(b *testing.B) {
@@ -470,6 +563,9 @@ func w4Fixture(b *testing.B, name string, msgs int) *w4Fx {
 		sysMu.Unlock()
 		s = e
 	} else {
+		if onRedis(name) {
+			setReplica(b, false)
+		}
 		s = openSystem(b, name, "w4-"+name)
 	}
 	fp, ok := s.(Footprint)
@@ -558,7 +654,7 @@ func w4Fixture(b *testing.B, name string, msgs int) *w4Fx {
 }
 
 func BenchmarkW4(b *testing.B) {
-	for _, name := range benchSystems() {
+	for _, name := range benchSystems(false) {
 		msgs := cfg(b).w4msgs(name)
 		b.Run("sys="+name+"/members=200/messages="+sizeName(msgs), func(b *testing.B) {
 			fx := w4Fixture(b, name, msgs)
@@ -587,7 +683,7 @@ func BenchmarkW4(b *testing.B) {
 // --- W5: TrackMessage in a large group
 
 func BenchmarkW5(b *testing.B) {
-	for _, name := range benchSystems() {
+	for _, name := range benchSystems(false) {
 		n := cfg(b).w5
 		b.Run("sys="+name+"/members="+sizeName(n), func(b *testing.B) {
 			s := sharedSystem(b, name)
@@ -625,7 +721,7 @@ func BenchmarkW5(b *testing.B) {
 // --- W6: reopen a store holding W4's data, time to the first answer
 
 func BenchmarkW6(b *testing.B) {
-	for _, name := range benchSystems() {
+	for _, name := range benchSystems(false) {
 		msgs := cfg(b).w4msgs(name)
 		b.Run("sys="+name+"/members=200/messages="+sizeName(msgs), func(b *testing.B) {
 			fx := w4Fixture(b, name, msgs)
@@ -662,7 +758,7 @@ func BenchmarkW6(b *testing.B) {
 // --- W7: receipt sent to event received by the sender's subscriber
 
 func BenchmarkW7(b *testing.B) {
-	for _, name := range benchSystems() {
+	for _, name := range benchSystems(false) {
 		n := cfg(b).w7
 		b.Run("sys="+name+"/members="+sizeName(n), func(b *testing.B) {
 			s := sharedSystem(b, name)

@@ -19,6 +19,9 @@ func TestConformance(t *testing.T) {
 	for _, name := range systemNames {
 		t.Run(name, func(t *testing.T) {
 			skipIfDown(t, name)
+			if waits(name) {
+				setReplica(t, true)
+			}
 			ctx := context.Background()
 			s, err := newSystem(ctx, name, t.TempDir(), 8)
 			if err != nil {

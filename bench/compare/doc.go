@@ -12,8 +12,17 @@
 //
 //   - engine: the readreceipt engine on its default Pebble store, as
 //     readreceipt.OpenDir opens it, sync writes on.
+//   - engine-redis: the readreceipt engine on its Redis backend
+//     (readreceipt.OpenRedis, NoWait), on the redis peer's server and
+//     settings under its own key prefix (see EngineRedis).
 //   - redis: Redis 7, bitmaps over a per-group member index, Lua scripts for
 //     exact counts, appendonly yes with appendfsync always (see Redis).
+//   - engine-redis+wait, redis+wait: the same two, every receipt waiting
+//     for the master's replica (the engine: NoWait false; the peer: WAIT 1
+//     after its script, on the same connection). They run W1 and the
+//     conformance test only, and only where READRECEIPT_BENCH_REDIS_REPLICA
+//     names a replica (bench/run starts one); the benchmarks attach it for
+//     them and detach it for every other Redis system.
 //   - postgres: PostgreSQL 15, one row per (message, reader) with ON CONFLICT
 //     DO NOTHING, a maintained counter, keyset pages, fsync and
 //     synchronous_commit on (see Postgres).
@@ -32,7 +41,11 @@
 //
 //   - W1: receipts, 30 messages per call, from 64 goroutines (-goroutines),
 //     every receipt new, durable; metric receipts/s. Messages are tracked
-//     in windows of 990 as the benchmark needs them.
+//     in windows of 990 as the benchmark needs them. On the Redis systems
+//     it also reports what the master spent per receipt: script usec (INFO
+//     commandstats of FCALL/EVALSHA; wall time) and the projection
+//     receipts/s/core = 1e6 / that, and the server's CPU time (INFO cpu)
+//     with its projection receipts/s/core-cpu.
 //   - W2: counts of 30 messages; ns per call.
 //   - W3: one 100-member page, unread and read, at a random cursor taken from
 //     a walk of all pages, 90% of the group read; ns per page.
@@ -41,6 +54,9 @@
 //     message hot (difference of two Footprint readings, divided by the
 //     messages). Peers too slow to load at full size use fewer messages: the
 //     figure is per message, and the benchmark name gives the count.
+//   - W4Big: the Redis systems' memory of one message in a 1,000,000-member
+//     group with 10 readers, MEMORY USAGE of each of its keys, readers
+//     spread at random or at the front of the member order.
 //   - W5: tracking a message in a large group; ns and bytes allocated per
 //     call (in the benchmark's process: for the servers that is the client).
 //   - W6: reopening W4's store and answering one count; systems that

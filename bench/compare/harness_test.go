@@ -2,8 +2,9 @@ package compare
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	rr "github.com/readreceipt/readreceipt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	rr "github.com/readreceipt/readreceipt"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,7 +21,15 @@ import (
 var (
 	redisAddr = envOr("READRECEIPT_BENCH_REDIS", "127.0.0.1:6390")
 	pgDSN     = envOr("READRECEIPT_BENCH_PG", "postgres://postgres@127.0.0.1:5439/postgres?sslmode=disable")
+	// replicaAddr is a redis-server that bench/run starts as a replica of
+	// redisAddr's: the "+wait" systems run only when it is set and
+	// answers, and the benchmarks attach and detach it (REPLICAOF) so
+	// that the other Redis systems run without a replica.
+	replicaAddr = os.Getenv("READRECEIPT_BENCH_REDIS_REPLICA")
 )
+
+// waitTimeout bounds each WAIT of the "+wait" systems.
+const waitTimeout = time.Second
 
 func envOr(k, def string) string {
 	if v := os.Getenv(k); v != "" {
@@ -29,12 +39,22 @@ func envOr(k, def string) string {
 }
 
 // systemNames are the systems in report order, the engine first.
-var systemNames = []string{"engine", "redis", "postgres", "map", "pebblekv"}
+// The "+wait" ones wait for a replica on every receipt.
+var systemNames = []string{"engine", "engine-redis", "engine-redis+wait", "redis", "redis+wait", "postgres", "map", "pebblekv"}
+
+// onRedis reports whether system name keeps its state in the Redis server.
+func onRedis(name string) bool {
+	return strings.HasPrefix(name, "redis") || strings.HasPrefix(name, "engine-redis")
+}
+
+// waits reports whether system name waits for a replica.
+func waits(name string) bool { return strings.HasSuffix(name, "+wait") }
 
 var (
-	probeOnce sync.Once
-	redisDown error
-	pgDown    error
+	probeOnce   sync.Once
+	redisDown   error
+	replicaDown error
+	pgDown      error
 )
 
 // probe checks once per process whether the peers' servers answer.
@@ -45,6 +65,12 @@ func probe() {
 		c := redis.NewClient(&redis.Options{Addr: redisAddr, MaxRetries: -1})
 		redisDown = c.Ping(ctx).Err()
 		c.Close()
+		replicaDown = errors.New("READRECEIPT_BENCH_REDIS_REPLICA is not set")
+		if replicaAddr != "" {
+			r := redis.NewClient(&redis.Options{Addr: replicaAddr, MaxRetries: -1})
+			replicaDown = r.Ping(ctx).Err()
+			r.Close()
+		}
 		if pc, err := pgx.Connect(ctx, pgDSN); err != nil {
 			pgDown = err
 		} else {
@@ -57,8 +83,10 @@ func probe() {
 func skipIfDown(tb testing.TB, name string) {
 	probe()
 	switch {
-	case name == "redis" && redisDown != nil:
+	case onRedis(name) && redisDown != nil:
 		tb.Skipf("redis-server not reachable at %s (READRECEIPT_BENCH_REDIS): start it with bench/run: %v", redisAddr, redisDown)
+	case waits(name) && replicaDown != nil:
+		tb.Skipf("no replica of the Redis server (READRECEIPT_BENCH_REDIS_REPLICA=%q; bench/run starts one): %v", replicaAddr, replicaDown)
 	case name == "postgres" && pgDown != nil:
 		tb.Skipf("PostgreSQL not reachable at %s (READRECEIPT_BENCH_PG): start it with bench/run: %v", redactDSN(pgDSN), pgDown)
 	}
@@ -97,8 +125,16 @@ func newSystem(ctx context.Context, name, dir string, conns int) (System, error)
 		return NewPebbleKV(dir)
 	case "map":
 		return NewMap(), nil
-	case "redis":
-		return NewRedis(ctx, redisAddr, tag+":", conns)
+	case "redis", "redis+wait":
+		var wait time.Duration
+		if waits(name) {
+			wait = waitTimeout
+		}
+		return NewRedis(ctx, redisAddr, tag+":", conns, wait)
+	case "engine-redis", "engine-redis+wait":
+		// The same cache as the embedded engine's; it holds only member
+		// indexes and membership chunks here.
+		return NewEngineRedis(ctx, redisAddr, tag+":", conns, waits(name), rr.WithCacheBytes(512<<20))
 	case "postgres":
 		return NewPostgres(ctx, pgDSN, tag, conns)
 	}
@@ -109,18 +145,9 @@ func newSystem(ctx context.Context, name, dir string, conns int) (System, error)
 func dropSystem(ctx context.Context, s System) error {
 	switch s := s.(type) {
 	case *Redis:
-		var keys []string
-		iter := s.c.Scan(ctx, 0, s.p+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-			if len(keys) == 1000 {
-				s.c.Unlink(ctx, keys...)
-				keys = keys[:0]
-			}
-		}
-		if len(keys) > 0 {
-			s.c.Unlink(ctx, keys...)
-		}
+		unlinkPrefix(ctx, s.c, s.p)
+	case *EngineRedis:
+		unlinkPrefix(ctx, s.c, s.p)
 	case *Postgres:
 		err := s.with(ctx, func(c *pgx.Conn) error {
 			_, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s.schema}.Sanitize()+" CASCADE")
@@ -131,4 +158,104 @@ func dropSystem(ctx context.Context, s System) error {
 		}
 	}
 	return s.Close()
+}
+
+// unlinkPrefix deletes the keys that start with prefix, and no other.
+func unlinkPrefix(ctx context.Context, c *redis.Client, prefix string) {
+	var keys []string
+	iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+		if len(keys) == 1000 {
+			c.Unlink(ctx, keys...)
+			keys = keys[:0]
+		}
+	}
+	if len(keys) > 0 {
+		c.Unlink(ctx, keys...)
+	}
+}
+
+var (
+	replicaMu     sync.Mutex
+	masterClient  *redis.Client
+	replicaClient *redis.Client
+)
+
+// redisAdmin returns a client of the master, for INFO.
+func redisAdmin() *redis.Client {
+	replicaMu.Lock()
+	defer replicaMu.Unlock()
+	if masterClient == nil {
+		masterClient = redis.NewClient(&redis.Options{Addr: redisAddr, MaxRetries: -1})
+	}
+	return masterClient
+}
+
+// setReplica attaches the replica to the master (REPLICAOF) when attached is
+// set, and detaches it (REPLICAOF NO ONE) otherwise, and waits until the
+// master sees it so: a "+wait" system runs with one online replica, every
+// other Redis system with none. Without a replica configured, it does
+// nothing.
+func setReplica(tb testing.TB, attached bool) {
+	tb.Helper()
+	if replicaAddr == "" {
+		return
+	}
+	m := redisAdmin()
+	replicaMu.Lock()
+	if replicaClient == nil {
+		replicaClient = redis.NewClient(&redis.Options{Addr: replicaAddr, MaxRetries: -1})
+	}
+	r := replicaClient
+	replicaMu.Unlock()
+	online := func() (int, error) {
+		info, err := m.Info(ctx, "replication").Result()
+		if err != nil {
+			return 0, err
+		}
+		n, _ := infoField(info, "connected_slaves")
+		if n > 0 && !strings.Contains(info, "state=online") {
+			return -1, nil // attached, still syncing
+		}
+		return int(n), nil
+	}
+	n, err := online()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if attached == (n > 0) {
+		return
+	}
+	if attached {
+		host, port, err := net.SplitHostPort(redisAddr)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		err = r.Do(ctx, "REPLICAOF", host, port).Err()
+	} else {
+		err = r.Do(ctx, "REPLICAOF", "NO", "ONE").Err()
+	}
+	if err != nil {
+		tb.Fatalf("REPLICAOF on %s: %v", replicaAddr, err)
+	}
+	start := time.Now()
+	for {
+		n, err := online()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if attached && n > 0 || !attached && n == 0 {
+			break
+		}
+		if time.Since(start) > 3*time.Minute {
+			tb.Fatalf("the replica at %s did not %s within 3 minutes", replicaAddr, map[bool]string{true: "come online", false: "detach"}[attached])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if attached {
+		// The engine re-reads a master's replica count once a second.
+		time.Sleep(1100 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "replica %s: %s in %v\n", replicaAddr, map[bool]string{true: "attached", false: "detached"}[attached], time.Since(start).Round(time.Millisecond))
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -40,9 +41,15 @@ import (
 // script's writes are fsynced to the AOF before the reply (Redis shares one
 // fsync among the clients served in one event-loop turn). SetSync(false)
 // switches appendfsync to no, for loading fixtures.
+//
+// With wait set (system "redis+wait"), a receipt call is its script then
+// WAIT 1 <wait> on the same connection (one pipeline), and fails unless a
+// replica acknowledged it: what the engine's Redis backend does without
+// NoWait. Only Receipts waits; the fixtures' writes do not.
 type Redis struct {
 	c      *redis.Client
-	p      string // key prefix
+	p      string        // key prefix
+	wait   time.Duration // WAIT timeout; 0: no WAIT
 	notify atomic.Int32
 }
 
@@ -56,14 +63,22 @@ var (
 )
 
 // NewRedis connects to the Redis server at addr, with a pool of poolSize
-// connections; every key it writes starts with prefix.
-func NewRedis(ctx context.Context, addr, prefix string, poolSize int) (*Redis, error) {
+// connections; every key it writes starts with prefix. A wait above 0 makes
+// every receipt call wait that long at most for a replica (WAIT 1).
+func NewRedis(ctx context.Context, addr, prefix string, poolSize int, wait time.Duration) (*Redis, error) {
 	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: poolSize, MinIdleConns: 1, MaxRetries: -1})
 	if err := c.Ping(ctx).Err(); err != nil {
 		c.Close()
 		return nil, err
 	}
-	s := &Redis{c: c, p: prefix}
+	s := &Redis{c: c, p: prefix, wait: wait}
+	if wait > 0 {
+		// The pipeline below sends EVALSHA only: the script must be there.
+		if err := redisReceipts.Load(ctx, c).Err(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	if err := c.ConfigSet(ctx, "appendonly", "yes").Err(); err != nil {
 		c.Close()
 		return nil, err
@@ -76,7 +91,12 @@ func NewRedis(ctx context.Context, addr, prefix string, poolSize int) (*Redis, e
 }
 
 // Name implements System.
-func (s *Redis) Name() string { return "redis" }
+func (s *Redis) Name() string {
+	if s.wait > 0 {
+		return "redis+wait"
+	}
+	return "redis"
+}
 
 func (s *Redis) gk(gid, kind string) string      { return s.p + "g:" + gid + ":" + kind }
 func (s *Redis) mk(gid, msg, kind string) string { return s.p + "m:" + gid + ":" + msg + ":" + kind }
@@ -217,8 +237,27 @@ func (s *Redis) Receipts(ctx context.Context, gid, reader string, msgIDs []strin
 		keys = append(keys, s.mk(gid, id, "u"), s.mk(gid, id, "r"), s.mk(gid, id, "c"))
 		args = append(args, id)
 	}
-	n, err := redisReceipts.Run(ctx, s.c, keys, args...).Int()
-	return n, err
+	if s.wait <= 0 {
+		n, err := redisReceipts.Run(ctx, s.c, keys, args...).Int()
+		return n, err
+	}
+	var run, wait *redis.Cmd
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		run = redisReceipts.EvalSha(ctx, p, keys, args...)
+		wait = p.Do(ctx, "WAIT", 1, s.wait.Milliseconds())
+		return nil
+	})
+	n, rerr := run.Int()
+	if rerr != nil {
+		return 0, rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if acked, err := wait.Int64(); err != nil || acked < 1 {
+		return 0, fmt.Errorf("compare: redis: no replica acknowledged a receipt within %v (WAIT: %d, %v)", s.wait, acked, err)
+	}
+	return n, nil
 }
 
 // Load implements Loader: member indexes by pipelined HMGET, then pipelined
@@ -375,54 +414,15 @@ func (s *Redis) Delete(ctx context.Context, gid string, msgIDs []string) error {
 	return s.c.Unlink(ctx, keys...).Err()
 }
 
-// Footprint implements Footprint. Memory is the server's used_memory. Disk
-// is the RDB encoding of this prefix's keys (DUMP, less its 10-byte trailer,
-// plus the key and its type byte): what the AOF holds for them after a
-// rewrite, which starts the AOF with an RDB image.
+// Footprint implements Footprint with redisFootprint: the server's
+// used_memory and the RDB encoding of this prefix's keys.
 func (s *Redis) Footprint(ctx context.Context) (int64, int64, error) {
-	info, err := s.c.Info(ctx, "memory").Result()
-	if err != nil {
-		return 0, 0, err
-	}
-	var mem int64
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-			mem, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
-	var disk int64
-	iter := s.c.Scan(ctx, 0, s.p+"*", 1000).Iterator()
-	var batch []string
-	flush := func() error {
-		p := s.c.Pipeline()
-		cmds := make([]*redis.StringCmd, len(batch))
-		for i, k := range batch {
-			cmds[i] = p.Dump(ctx, k)
-		}
-		if _, err := p.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return err
-		}
-		for i, c := range cmds {
-			disk += int64(len(c.Val()) - 10 + len(batch[i]) + 2)
-		}
-		batch = batch[:0]
-		return nil
-	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			if err := flush(); err != nil {
-				return 0, 0, err
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return 0, 0, err
-	}
-	if err := flush(); err != nil {
-		return 0, 0, err
-	}
-	return disk, mem, nil
+	return redisFootprint(ctx, s.c, s.p)
+}
+
+// MessageKeys returns the keys of message msgID of gid that exist.
+func (s *Redis) MessageKeys(ctx context.Context, gid, msgID string, _ int) ([]string, error) {
+	return existing(ctx, s.c, []string{s.mk(gid, msgID, "u"), s.mk(gid, msgID, "r"), s.mk(gid, msgID, "c")})
 }
 
 // SetSync implements Syncer with appendfsync always or no.

@@ -98,6 +98,15 @@ func (r *Results) find(prefix string, key func(rest string) (int, bool)) (string
 // Systems are the systems of the report, in order.
 var Systems = []string{"engine", "redis", "postgres", "map", "pebblekv"}
 
+// RedisSystems are the systems of the report's second table, all on the one
+// Redis server: the engine's Redis backend and the hand-written peer, each
+// without a replica and waiting for one ("+wait").
+var RedisSystems = []string{"engine-redis", "engine-redis+wait", "redis", "redis+wait"}
+
+// redisPairs are the second table's ratios: the engine's Redis backend
+// against the peer in the same setting.
+var redisPairs = [][2]string{{"engine-redis", "redis"}, {"engine-redis+wait", "redis+wait"}}
+
 // Row is one line of the report: a workload's metric on every system.
 type Row struct {
 	ID, Metric string
@@ -110,9 +119,12 @@ type Row struct {
 }
 
 // Ratio returns how many times better the engine does than peer.
-func (r Row) Ratio(peer string) (float64, bool) {
-	e, ok1 := r.Values["engine"]
-	p, ok2 := r.Values[peer]
+func (r Row) Ratio(peer string) (float64, bool) { return r.RatioOf("engine", peer) }
+
+// RatioOf returns how many times better system a does than b.
+func (r Row) RatioOf(a, b string) (float64, bool) {
+	e, ok1 := r.Values[a]
+	p, ok2 := r.Values[b]
 	if !ok1 || !ok2 || e == 0 || p == 0 {
 		return 0, false
 	}
@@ -146,14 +158,21 @@ func field(name, key string) (string, bool) {
 }
 
 // Table returns the report's rows, W1 to W8.
-func (r *Results) Table() []Row {
+func (r *Results) Table() []Row { return r.table(Systems, false) }
+
+// RedisTable returns the rows of the second table, on RedisSystems: the
+// main table's, and what W1 cost the Redis master per receipt, and W4Big's
+// memory of one message in a 1M-member group.
+func (r *Results) RedisTable() []Row { return r.table(RedisSystems, true) }
+
+func (r *Results) table(systems []string, onRedis bool) []Row {
 	var rows []Row
 	// add picks, for each system, the benchmark of bench whose name after
 	// "sys=<system>/" passes key (largest key first).
 	add := func(id, metric, bench, unit string, higher bool, key func(rest string) (int, bool), conv func(float64) float64) {
 		row := Row{ID: id, Metric: metric, HigherIsBetter: higher, Values: map[string]float64{}}
 		notes := map[string][]string{}
-		for _, sys := range Systems {
+		for _, sys := range systems {
 			name, ok := r.find(bench+"/sys="+sys+"/", key)
 			if !ok {
 				continue
@@ -199,11 +218,21 @@ func (r *Results) Table() []Row {
 	perReceipt := func(v float64) float64 { return 1e9 / v }
 
 	add("W1", "receipts/s", "BenchmarkW1", "receipts/s", true, members(10_000, ""), nil)
+	if onRedis {
+		add("W1", "redis-script-us/receipt", "BenchmarkW1", "redis-script-us/receipt", false, members(10_000, ""), nil)
+		add("W1", "receipts/s/core", "BenchmarkW1", "receipts/s/core", true, members(10_000, ""), nil)
+		add("W1", "redis-cpu-us/receipt", "BenchmarkW1", "redis-cpu-us/receipt", false, members(10_000, ""), nil)
+		add("W1", "receipts/s/core-cpu", "BenchmarkW1", "receipts/s/core-cpu", true, members(10_000, ""), nil)
+	}
 	add("W2", "ns/call", "BenchmarkW2", "ns/op", false, members(10_000, ""), nil)
 	add("W3", "ns/page-unread", "BenchmarkW3", "ns/op", false, members(0, "/filter=unread"), nil)
 	add("W3", "ns/page-read", "BenchmarkW3", "ns/op", false, members(0, "/filter=read"), nil)
 	add("W4", "B/msg-disk", "BenchmarkW4", "B/msg-disk", false, anyName, nil)
 	add("W4", "B/msg-mem", "BenchmarkW4", "B/msg-mem", false, anyName, nil)
+	if onRedis {
+		add("W4Big", "B/msg-spread", "BenchmarkW4Big", "B/msg-spread", false, anyName, nil)
+		add("W4Big", "B/msg-front", "BenchmarkW4Big", "B/msg-front", false, anyName, nil)
+	}
 	add("W5", "ns/track", "BenchmarkW5", "ns/op", false, members(0, ""), nil)
 	add("W5", "B/track", "BenchmarkW5", "B/op", false, members(0, ""), nil)
 	add("W6", "ms/first-answer", "BenchmarkW6", "ms/first-answer", false, anyName, nil)
@@ -222,7 +251,7 @@ func (r *Results) Table() []Row {
 	} {
 		row := Row{ID: "W8", Metric: g.metric, Values: map[string]float64{}}
 		lo, hi := 0, 0
-		for _, sys := range Systems {
+		for _, sys := range systems {
 			pts := r.Series(g.bench, sys, g.suffix, g.unit)
 			if len(pts) < 2 {
 				continue
@@ -332,6 +361,57 @@ func (r *Results) WriteReport(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
+	if rows := r.RedisTable(); len(rows) > 0 {
+		writeRedisTable(&b, rows)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeRedisTable writes the second table and its lines for scripts,
+// `on-redis W<id> <metric> engine-redis=<n> ... ratio_redis=<x>
+// ratio_redis+wait=<x>`, where ratio_<peer> is engine-redis (or
+// engine-redis+wait) against that peer, above 1 when the engine does better.
+func writeRedisTable(b *strings.Builder, rows []Row) {
+	b.WriteString("\nOn Redis: the engine's Redis backend against the hand-written peer, on one server; +wait: every receipt waits for a replica (WAIT 1).\n")
+	b.WriteString("In W1, redis-script-us/receipt is INFO commandstats usec of the script calls (FCALL, EVALSHA) per receipt, receipts/s/core = 1e6 / that; redis-cpu-us/receipt is the server's CPU time (INFO cpu) per receipt. W4Big: MEMORY USAGE of one message's keys.\n")
+	b.WriteString("\n| workload | metric | " + strings.Join(RedisSystems, " | "))
+	for _, p := range redisPairs {
+		b.WriteString(" | " + p[0] + " vs " + p[1])
+	}
+	b.WriteString(" | sizes |\n")
+	b.WriteString("|---|---|" + strings.Repeat("---:|", len(RedisSystems)+len(redisPairs)) + "---|\n")
+	for _, row := range rows {
+		fmt.Fprintf(b, "| %s | %s |", row.ID, row.Metric)
+		for _, sys := range RedisSystems {
+			if v, ok := row.Values[sys]; ok {
+				fmt.Fprintf(b, " %s |", FormatNumber(v))
+			} else {
+				b.WriteString(" - |")
+			}
+		}
+		for _, p := range redisPairs {
+			if x, ok := row.RatioOf(p[0], p[1]); ok {
+				fmt.Fprintf(b, " %sx |", FormatNumber(x))
+			} else {
+				b.WriteString(" - |")
+			}
+		}
+		fmt.Fprintf(b, " %s |\n", row.Note)
+	}
+	b.WriteString("\n")
+	for _, row := range rows {
+		fmt.Fprintf(b, "on-redis %s %s", row.ID, row.Metric)
+		for _, sys := range RedisSystems {
+			if v, ok := row.Values[sys]; ok {
+				fmt.Fprintf(b, " %s=%s", sys, FormatNumber(v))
+			}
+		}
+		for _, p := range redisPairs {
+			if x, ok := row.RatioOf(p[0], p[1]); ok {
+				fmt.Fprintf(b, " ratio_%s=%s", p[1], strconv.FormatFloat(x, 'f', 2, 64))
+			}
+		}
+		b.WriteString("\n")
+	}
 }

@@ -60,3 +60,38 @@ func TestParseResultsRejectsGarbledValues(t *testing.T) {
 		t.Fatal("a garbled value parsed")
 	}
 }
+
+const redisSample = `BenchmarkW1/sys=engine-redis/members=10k-2   	  10	  1000 ns/op	  30000 receipts/s	  50000 receipts/s/core	  20 redis-script-us/receipt
+BenchmarkW1/sys=engine-redis+wait/members=10k-2   	  10	  1000 ns/op	  20000 receipts/s	  50000 receipts/s/core	  20 redis-script-us/receipt
+BenchmarkW1/sys=redis/members=10k-2   	  10	  1000 ns/op	  40000 receipts/s	  100000 receipts/s/core	  10 redis-script-us/receipt
+BenchmarkW1/sys=redis+wait/members=10k-2   	  10	  1000 ns/op	  10000 receipts/s	  100000 receipts/s/core	  10 redis-script-us/receipt
+BenchmarkW1/sys=engine/members=10k-2   	  10	  1000 ns/op	  400000 receipts/s
+BenchmarkW4Big/sys=engine-redis/members=1M/readers=10-2   	  10	  1000 ns/op	  40000 B/msg-spread	  300 B/msg-front
+BenchmarkW4Big/sys=redis/members=1M/readers=10-2   	  10	  1000 ns/op	  160000 B/msg-spread	  130000 B/msg-front
+`
+
+func TestRedisReport(t *testing.T) {
+	res, err := ParseResults(strings.NewReader(redisSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := res.WriteReport(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		// The main table is unchanged: the engine against the peer.
+		"\nW1 receipts/s engine=400000 redis=40000 ratio_redis=10.00\n",
+		"| W1 | receipts/s | 30000 | 20000 | 40000 | 10000 | 0.75x | 2x | members=10k |",
+		"\non-redis W1 redis-script-us/receipt engine-redis=20 engine-redis+wait=20 redis=10 redis+wait=10 ratio_redis=0.50 ratio_redis+wait=0.50\n",
+		"\non-redis W1 receipts/s/core engine-redis=50000 engine-redis+wait=50000 redis=100000 redis+wait=100000 ratio_redis=0.50",
+		"\non-redis W4Big B/msg-spread engine-redis=40000 redis=160000 ratio_redis=4.00\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "\nW1 redis-script-us") {
+		t.Errorf("the main table has the Redis-only rows:\n%s", out.String())
+	}
+}

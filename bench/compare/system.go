@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -150,15 +151,22 @@ func dedupe(ids []string) []string {
 	return out
 }
 
-// dirSize is the total size of the regular files under dir.
+// dirSize is the total size of the regular files under dir; files deleted
+// while it walks count for nothing.
 func dirSize(dir string) (int64, error) {
 	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if path != dir && errors.Is(err, fs.ErrNotExist) {
+			return nil // deleted meanwhile (Pebble removes obsolete files in the background)
+		}
 		if err != nil {
 			return err
 		}
 		if d.Type().IsRegular() {
 			fi, err := d.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
