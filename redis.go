@@ -533,16 +533,28 @@ func (b *redisBackend) memberIndex(ctx context.Context, gid string, inc uint64, 
 	if idx, ok := b.indexes.get(ck); ok {
 		return idx, true, nil
 	}
-	v, err := b.call(ctx, "read member", "rr_index", b.base(Group(gid)), false, strconv.FormatUint(inc, 10), uid)
-	if replyIs(err, "GONE") {
-		return 0, false, nil
-	}
+	// Two plain reads in one pipeline: the index of a user, once given,
+	// never changes, so it only matters that it is of this incarnation.
+	base := b.base(Group(gid))
+	c, err := b.node(ctx, base)
 	if err != nil {
 		return 0, false, b.fail("read member", err)
 	}
-	n, ok := v.(int64)
-	if !ok {
-		return 0, false, nil
+	var gi, ui *redis.StringCmd
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		gi = p.HGet(ctx, base+"G", "i")
+		ui = p.HGet(ctx, base+"U", uid)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, false, b.fail("read member", err)
+	}
+	if gi.Val() != strconv.FormatUint(inc, 10) || ui.Err() != nil {
+		return 0, false, nil // another incarnation, or no such member
+	}
+	n, err := strconv.ParseUint(ui.Val(), 10, 32)
+	if err != nil {
+		return 0, false, internalErr("read member", err)
 	}
 	b.indexes.add(ck, uint32(n), int64(len(ck))+48)
 	return uint32(n), true, nil
@@ -710,32 +722,43 @@ type redisMsg struct {
 }
 
 // load returns the current incarnation of a group conversation's group (0
-// if none) and the messages ids.
+// if none) and the messages ids. It reads with plain commands in one
+// pipeline to the conversation's master, not a function: each read is of
+// one key, atomic on its own, and whatever changes between them is checked
+// again by the function a write goes through.
 func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string) (uint64, []redisMsg, error) {
-	g := "0"
-	if conv.Type == ConversationGroup {
-		g = "1"
-	}
-	args := make([]any, 0, 1+len(ids))
-	args = append(args, g)
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	v, err := b.call(ctx, "read messages", "rr_load", b.base(conv), false, args...)
+	base := b.base(conv)
+	c, err := b.node(ctx, base)
 	if err != nil {
 		return 0, nil, b.fail("read messages", err)
 	}
-	r, _ := v.([]any)
-	if len(r) != 1+3*len(ids) {
-		return 0, nil, internalErr("read messages", fmt.Errorf("unexpected reply of %d items", len(r)))
+	isGroup := conv.Type == ConversationGroup
+	var gc *redis.SliceCmd
+	mcs := make([]*redis.SliceCmd, len(ids))
+	_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if isGroup {
+			gc = p.HMGet(ctx, base+"G", "i", "s")
+		}
+		for i, id := range ids {
+			mcs[i] = p.HMGet(ctx, base+"M"+redisLP(id), "h", "n", "t")
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, b.fail("read messages", err)
 	}
 	var inc uint64
-	if s, ok := r[0].(string); ok {
-		inc, _ = strconv.ParseUint(s, 10, 64)
+	if isGroup {
+		if v := gc.Val(); len(v) == 2 && v[1] == nil {
+			if s, ok := v[0].(string); ok {
+				inc, _ = strconv.ParseUint(s, 10, 64)
+			}
+		}
 	}
 	out := make([]redisMsg, len(ids))
-	for i := range ids {
-		h, ok := r[1+3*i].(string)
+	for i, mc := range mcs {
+		v := mc.Val()
+		h, ok := v[0].(string)
 		if !ok {
 			continue
 		}
@@ -744,11 +767,13 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 			return 0, nil, internalErr("decode message", err)
 		}
 		out[i] = redisMsg{exists: true, meta: m}
-		out[i].count, _ = r[2+3*i].(int64)
-		b.metas.add(b.metaKey(conv, ids[i]), m, int64(len(h))+96)
-		if t, ok := r[3+3*i].(string); ok {
+		if n, ok := v[1].(string); ok {
+			out[i].count, _ = strconv.ParseInt(n, 10, 64)
+		}
+		if t, ok := v[2].(string); ok {
 			out[i].readAt, _ = strconv.ParseInt(t, 10, 64)
 		}
+		b.metas.add(b.metaKey(conv, ids[i]), m, int64(len(h))+96)
 	}
 	return inc, out, nil
 }

@@ -277,24 +277,6 @@ redis.register_function('rr_track', function(keys, args)
   return {'OK', h}
 end)
 
--- load(base; group, ids...): the group's incarnation (or false) and each
--- message's meta and count (false where there is none).
-redis.register_function('rr_load', function(keys, args)
-  local base = keys[1]
-  local out = {false}
-  if args[1] == '1' then
-    local g = group(base)
-    if g then out[1] = g.i end
-  end
-  for i = 2, #args do
-    local r = redis.call('HMGET', msg_key(base, args[i]), 'h', 'n', 't')
-    out[#out + 1] = r[1] or false
-    out[#out + 1] = tonumber(r[2] or '0')
-    out[#out + 1] = r[3] or false
-  end
-  return out
-end)
-
 -- Readers of a group message are kept in one of two forms. Dense: a
 -- bitmap per chunk of 65,536 indexes (R keys), set with SETBIT. Sparse: a
 -- set of indexes (S key, an intset of 4 bytes a reader), so that a message
@@ -410,17 +392,6 @@ redis.register_function('rr_chunk', function(keys, args)
   local w = chunk_in_force(base, tonumber(args[2]), tonumber(args[3]))
   if not w then return '' end
   return redis.call('GET', chunk_key(base, tonumber(args[2]), w)) or ''
-end)
-
--- index(base; inc, user): the user's member index, false if none, or an
--- error reply GONE for another incarnation.
-redis.register_function('rr_index', function(keys, args)
-  local base = keys[1]
-  local gi = redis.call('HGET', base .. 'G', 'i')
-  if gi ~= args[1] then return redis.error_reply('GONE') end
-  local idx = redis.call('HGET', base .. 'U', args[2])
-  if not idx then return false end
-  return tonumber(idx)
 end)
 
 -- delete(base; id): deletes a message's state; 1 if there was any.

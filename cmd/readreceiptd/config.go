@@ -51,6 +51,14 @@ type config struct {
 	// EventQueue is how many event messages may wait for one WebSocket
 	// connection before it is dropped as too slow. Default 64.
 	EventQueue int
+	// Redis, when set, keeps the engine's state in Redis instead of the
+	// Pebble store of DataDir: one address of a standalone server, or seed
+	// addresses of a cluster (a single address of a cluster node is
+	// detected), comma-separated. Several servers with the same Redis,
+	// RedisPrefix and Secret serve one state.
+	Redis string
+	// RedisPrefix starts every Redis key of the engine. Default "rr:".
+	RedisPrefix string
 }
 
 // envPrefix is the prefix of every environment variable the server reads.
@@ -67,6 +75,7 @@ func defaultConfig() config {
 		LogFormat:       "text",
 		ShutdownTimeout: 30 * time.Second,
 		EventQueue:      64,
+		RedisPrefix:     "rr:",
 	}
 }
 
@@ -100,6 +109,8 @@ func configFlags(fs *flag.FlagSet, cfg *config, getenv func(string) string) func
 	boolean(&cfg.Demo, "demo", "DEMO", "serve the demo page at /")
 	boolean(&cfg.Sync, "sync", "SYNC", "sync every write before acknowledging it (false trades crash safety for latency)")
 	str(&cfg.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
+	str(&cfg.Redis, "redis", "REDIS", "keep the state in Redis: a standalone address or cluster seed addresses, comma-separated (default: the Pebble store in -data)")
+	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "prefix of every Redis key; servers sharing a state use the same")
 	if v := getenv(envPrefix + "SHUTDOWN_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -138,6 +149,9 @@ func (c *config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("-shutdown-timeout must be positive, not %v", c.ShutdownTimeout)
+	}
+	if c.Redis != "" && c.Secret == "" {
+		return errors.New("-redis needs -secret: every server sharing the state must sign tokens with the same secret")
 	}
 	if c.Secret != "" && len(c.Secret) < minSecretLen {
 		return fmt.Errorf("the secret is %d bytes; at least %d are needed", len(c.Secret), minSecretLen)

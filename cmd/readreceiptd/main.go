@@ -22,6 +22,14 @@
 //	-log-format READRECEIPTD_LOG_FORMAT text or json (text)
 //	-shutdown-timeout READRECEIPTD_SHUTDOWN_TIMEOUT  wait for calls in progress (30s)
 //	-event-queue READRECEIPTD_EVENT_QUEUE  event messages a connection may fall behind (64)
+//	-redis     READRECEIPTD_REDIS     keep the state in Redis: standalone address or cluster seeds (off)
+//	-redis-prefix READRECEIPTD_REDIS_PREFIX  prefix of the engine's Redis keys (rr:)
+//
+// With -redis, several readreceiptd started with the same -redis,
+// -redis-prefix and -secret serve one state: each receipt is recorded
+// once whichever server it reaches, and a sender connected to one server
+// gets the events of receipts recorded through another. -secret is then
+// required. /healthz answers 503 while Redis cannot be reached.
 //
 // The data directory holds the Pebble store (<data>/store) and, if the
 // server generated it, the secret (<data>/secret). Without -secret the
@@ -72,11 +80,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/readreceipt/readreceipt"
+	"github.com/redis/go-redis/v9"
 )
 
 func main() {
@@ -157,11 +167,12 @@ func runWith(ctx context.Context, args []string, env runEnv) error {
 	if env.listener != nil {
 		ln = env.listener(ln)
 	}
-	eng, err := readreceipt.OpenDir(filepath.Join(cfg.DataDir, storeDir), readreceipt.WithSyncWrites(cfg.Sync))
+	eng, closeState, err := openEngine(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
+	defer closeState()
 	s, err := newServer(cfg, secret, eng, logger)
 	if err != nil {
 		ln.Close()
@@ -172,6 +183,51 @@ func runWith(ctx context.Context, args []string, env runEnv) error {
 		h = env.middleware(h)
 	}
 	return s.serve(ctx, ln, h, env.ready)
+}
+
+// openEngine opens the engine on the Pebble store of the data directory,
+// or on Redis with -redis. closeState releases what the engine does not
+// (the Redis client), after the engine is closed.
+func openEngine(ctx context.Context, cfg config) (*readreceipt.Engine, func(), error) {
+	if cfg.Redis == "" {
+		eng, err := readreceipt.OpenDir(filepath.Join(cfg.DataDir, storeDir), readreceipt.WithSyncWrites(cfg.Sync))
+		return eng, func() {}, err
+	}
+	client, err := redisClient(ctx, strings.Split(cfg.Redis, ","))
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := readreceipt.OpenRedis(ctx, readreceipt.RedisOptions{Client: client, Prefix: cfg.RedisPrefix, NoWait: !cfg.Sync})
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("open the engine on Redis %s: %w", cfg.Redis, err)
+	}
+	return eng, func() { client.Close() }, nil
+}
+
+// redisClient connects to a standalone Redis or a cluster: several
+// addresses are cluster seeds; one is a cluster node if the server says it
+// runs in cluster mode.
+func redisClient(ctx context.Context, addrs []string) (redis.UniversalClient, error) {
+	for i := range addrs {
+		addrs[i] = strings.TrimSpace(addrs[i])
+	}
+	cluster := len(addrs) > 1
+	if !cluster {
+		c := redis.NewClient(&redis.Options{Addr: addrs[0], DialTimeout: 2 * time.Second})
+		info, err := c.Info(ctx, "cluster").Result()
+		c.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reach Redis at %s: %w", addrs[0], err)
+		}
+		cluster = strings.Contains(info, "cluster_enabled:1")
+	}
+	if cluster {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, DialTimeout: 2 * time.Second,
+			ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, MaxRedirects: 3}), nil
+	}
+	return redis.NewClient(&redis.Options{Addr: addrs[0], DialTimeout: 2 * time.Second,
+		ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second}), nil
 }
 
 // serve serves h on ln until ctx ends, then shuts down: /healthz turns to
