@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -24,6 +25,7 @@ import (
 	"github.com/readreceipt/readreceipt"
 	"github.com/readreceipt/readreceipt/internal/redistest"
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -912,8 +914,25 @@ func TestRedisRestart(t *testing.T) {
 	for i, id := range msgIDs(nMsgs) {
 		refs[i] = readreceipt.MessageRef{Conversation: readreceipt.Group("g"), ID: id}
 	}
+	// Group h grows during the outages, one member and one message at a
+	// time, each retried until acknowledged.
+	require.NoError(t, e.CreateGroup(ctx, "h", readreceipt.GroupWork, []string{"s"}))
+	var hMembers, hMsgs []string
+	retry := func(what string, f func() error) bool {
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			err := f()
+			if err == nil {
+				return true
+			}
+			if !errors.Is(err, readreceipt.ErrUnavailable) || time.Now().After(deadline) {
+				t.Errorf("%s: %v", what, err)
+				return false
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 
-	for _, crash := range []bool{false, true} {
+	for round, crash := range []bool{false, true} {
 		name := "SIGTERM"
 		if crash {
 			name = "SIGKILL"
@@ -965,6 +984,29 @@ func TestRedisRestart(t *testing.T) {
 				}
 			}()
 		}
+		stopGrowing := make(chan struct{})
+		grown := make(chan struct{})
+		go func() {
+			defer close(grown)
+			for i := 0; ; i++ {
+				select {
+				case <-stopGrowing:
+					return
+				default:
+				}
+				u, id := fmt.Sprintf("x%d-%d", round, i), fmt.Sprintf("t%d-%d", round, i)
+				if !retry("add "+u, func() error { return e.AddGroupMembers(ctx, "h", []string{u}) }) {
+					return
+				}
+				hMembers = append(hMembers, u)
+				m := readreceipt.Message{Conversation: readreceipt.Group("h"), ID: id, Sender: "s"}
+				if !retry("track "+id, func() error { return e.TrackMessage(ctx, m) }) {
+					return
+				}
+				hMsgs = append(hMsgs, id)
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
 		for acks.Load() < int64(len(half)/4) {
 			time.Sleep(2 * time.Millisecond)
 		}
@@ -985,9 +1027,22 @@ func TestRedisRestart(t *testing.T) {
 		srv.Restart(t)
 		t.Logf("%s: Redis down for %v", name, time.Since(stopped).Round(time.Millisecond))
 		wg.Wait()
+		close(stopGrowing)
+		<-grown
 		if t.Failed() {
 			return
 		}
+		// Every acknowledged membership change and message is there, with
+		// the recipients it was tracked with: the members who had joined.
+		g, err := e.GetGroup(ctx, "h")
+		require.NoError(t, err)
+		require.Equal(t, 1+len(hMembers), g.Members, "members of h")
+		for _, id := range hMsgs {
+			infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("s"), []readreceipt.MessageRef{{Conversation: readreceipt.Group("h"), ID: id}})
+			require.NoError(t, err)
+			require.NoError(t, infos[0].Err, id)
+		}
+		t.Logf("%s: group h grew to %d members and %d messages across the outage", name, g.Members, len(hMsgs))
 		// A call that failed did not hang: it returned within the client's
 		// timeouts (dial and read, a few seconds).
 		require.Less(t, time.Duration(slowest.Load()), 10*time.Second, "a failing call took %v", time.Duration(slowest.Load()))
@@ -1004,5 +1059,149 @@ func TestRedisRestart(t *testing.T) {
 		require.Equal(t, len(half)*nMsgs, acked)
 		require.Zero(t, lost)
 		require.Zero(t, lostFresh)
+	}
+}
+
+// holdProxy forwards TCP connections to target, and can hold them: while
+// held it drops the bytes of every connection both ways, as a network
+// that has stopped delivering would, while the connections stay open. It
+// stands between a master and its replica, to make the replica lag.
+type holdProxy struct {
+	ln     net.Listener
+	target string
+	held   atomic.Bool
+
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func startHoldProxy(t *testing.T, target string) *holdProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &holdProxy{ln: ln, target: target}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go p.pipe(s, c)
+			go p.pipe(c, s)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+	})
+	return p
+}
+
+func (p *holdProxy) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.held.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// TestRedisAlreadyRecordedIsReplicated is about a receipt acknowledged as
+// "already recorded" (Recorded false, no error). It must be as durable as
+// one acknowledged as Recorded: on a master with a replica, reached that
+// replica. The replica is made to lag (its link held by a proxy); a receipt
+// sent through one engine is written on the master but not acknowledged
+// (no replica in time: ErrUnavailable, as it should). The same receipt
+// sent again through a second engine, as a retry through another host
+// would be, must not be acknowledged either while the replica lacks it,
+// since the master's death and the replica's promotion lose it. (On Redis
+// 7.0 the WAIT that follows a function call that wrote nothing still waits
+// for the replica to reach the master's offset, so this holds; the test
+// keeps it so.)
+func TestRedisAlreadyRecordedIsReplicated(t *testing.T) {
+	ctx := context.Background()
+	master := redistest.Start(t)
+	proxy := startHoldProxy(t, master.Addr)
+	_, pport, _ := net.SplitHostPort(proxy.ln.Addr().String())
+	replica := redistest.Start(t, redistest.Config("replicaof", "127.0.0.1", pport))
+	for start := time.Now(); ; {
+		info, err := replica.Info("replication")
+		if err == nil && info["master_link_status"] == "up" {
+			break
+		}
+		require.Less(t, time.Since(start), 20*time.Second, "replica link not up: %v %v", info, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	const kp = "lag:"
+	open := func(addr string) *readreceipt.Engine {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		t.Cleanup(func() { c.Close() })
+		e, err := readreceipt.OpenRedis(ctx, readreceipt.RedisOptions{Client: c, Prefix: kp}, readreceipt.WithSweepInterval(0))
+		require.NoError(t, err)
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	hostA, hostB := open(master.Addr), open(master.Addr)
+	require.NoError(t, hostA.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "r1", "r2"}))
+	// A group message, read by r1, and a C2C message, read by p.
+	msgs := []readreceipt.Message{
+		{Conversation: readreceipt.Group("g"), ID: "m", Sender: "s"},
+		{Conversation: readreceipt.C2C("s", "p"), ID: "c", Sender: "s"},
+	}
+	readerOf := []string{"r1", "p"}
+	for _, m := range msgs {
+		require.NoError(t, hostA.TrackMessage(ctx, m))
+	}
+
+	proxy.held.Store(true)
+	for i, m := range msgs {
+		_, err := hostA.SendMessageReadReceipt(ctx, readerOf[i], []readreceipt.MessageRef{m.Ref()})
+		require.ErrorIs(t, err, readreceipt.ErrUnavailable, "%s: acknowledged with the replica cut off", m.ID)
+	}
+	acked := make([]bool, len(msgs))
+	for i, m := range msgs {
+		res, err := hostB.SendMessageReadReceipt(ctx, readerOf[i], []readreceipt.MessageRef{m.Ref()})
+		if err != nil {
+			require.ErrorIs(t, err, readreceipt.ErrUnavailable)
+			t.Logf("%s: the retry through host B failed: %v", m.ID, err)
+			continue
+		}
+		require.NoError(t, res[0].Err)
+		acked[i] = true
+		t.Logf("%s: the retry through host B answered Recorded %v, no error: acknowledged", m.ID, res[0].Recorded)
+	}
+
+	// The master dies; its replica takes over.
+	master.Kill()
+	_, err := replica.Do("REPLICAOF", "NO", "ONE")
+	require.NoError(t, err)
+	fresh := open(replica.Addr)
+	for i, m := range msgs {
+		infos, err := fresh.GetMessageReadReceiptList(ctx, readreceipt.AsUser("s"), []readreceipt.MessageRef{m.Ref()})
+		require.NoError(t, err)
+		require.NoError(t, infos[0].Err)
+		if acked[i] {
+			assert.Equal(t, 1, infos[0].ReadCount, "%s: the receipt of %s was acknowledged and is lost after the master's kill and the replica's promotion", m.ID, readerOf[i])
+		}
 	}
 }
