@@ -447,11 +447,14 @@ func TestRedisHostsProcesses(t *testing.T) {
 		ch   <-chan hostReply
 	}
 	var calls []sent
-	for _, rd := range readers {
-		for _, g := range groups {
-			for hi, h := range hosts {
+	// Which host gets a receipt first rotates, so that each host races the
+	// others.
+	for ri, rd := range readers {
+		for gi, g := range groups {
+			for k := range hosts {
+				hi := (ri + gi + k) % len(hosts)
 				cmd := hostCmd{Op: "send", Group: g, Reader: rd, Msgs: msgIDs(nMsgs)}
-				calls = append(calls, sent{hi, cmd, h.send(cmd)})
+				calls = append(calls, sent{hi, cmd, hosts[hi].send(cmd)})
 			}
 		}
 	}
