@@ -558,18 +558,21 @@ func waitEvents(t *testing.T, h *redisHost, n int, timeout time.Duration) []stri
 	}
 }
 
-// receiptLedger records which receipts were acknowledged.
+// receiptLedger records which receipts were acknowledged, and how many
+// times each was answered Recorded.
 type receiptLedger struct {
-	mu    sync.Mutex
-	acked map[string]map[string]bool // group/message -> readers
-	n     int
+	mu       sync.Mutex
+	acked    map[string]map[string]bool // group/message -> readers
+	recorded map[string]int             // group/message/reader -> answers Recorded
+	n        int
 }
 
-func (l *receiptLedger) ack(group, msg, reader string) {
+func (l *receiptLedger) ack(group, msg, reader string, recorded bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.acked == nil {
 		l.acked = map[string]map[string]bool{}
+		l.recorded = map[string]int{}
 	}
 	k := group + "/" + msg
 	if l.acked[k] == nil {
@@ -578,6 +581,9 @@ func (l *receiptLedger) ack(group, msg, reader string) {
 	if !l.acked[k][reader] {
 		l.acked[k][reader] = true
 		l.n++
+	}
+	if recorded {
+		l.recorded[k+"/"+reader]++
 	}
 }
 
@@ -589,7 +595,8 @@ func (l *receiptLedger) count() int {
 
 // verify checks, through e, that every acknowledged receipt is present:
 // the reader is on the message's walked read pages, and the count is the
-// number of readers those pages list. It returns how many acknowledged
+// number of readers those pages list; and that none was answered Recorded
+// twice. It returns how many acknowledged
 // receipts are missing, having reported each as a test error.
 func (l *receiptLedger) verify(t *testing.T, e *readreceipt.Engine, sender string) (acked, lost int) {
 	t.Helper()
@@ -615,6 +622,9 @@ func (l *receiptLedger) verify(t *testing.T, e *readreceipt.Engine, sender strin
 			have[u] = true
 		}
 		for u := range l.acked[k] {
+			if n := l.recorded[k+"/"+u]; n > 1 {
+				t.Errorf("receipt of %s for %s answered Recorded %d times", u, k, n)
+			}
 			acked++
 			if !have[u] {
 				lost++
@@ -742,8 +752,8 @@ func TestRedisMasterKillLosesNoAckedReceipt(t *testing.T) {
 				for {
 					res, err := e.SendMessageReadReceipt(ctx, j.reader, mrefs)
 					if checkReceiptOutcome(t, res, err, len(mrefs)) {
-						for _, id := range ids {
-							ledger.ack(j.group, id, j.reader)
+						for _, x := range res {
+							ledger.ack(j.group, x.MessageID, j.reader, x.Recorded)
 						}
 						if j.group == victim {
 							victimAcks.Add(1)
@@ -863,7 +873,7 @@ send:
 					}
 				}
 				for _, x := range rep.Results {
-					ledger.ack(g, x.Msg, r)
+					ledger.ack(g, x.Msg, r, x.Recorded)
 				}
 				mu.Lock()
 				acks++
@@ -968,8 +978,8 @@ func TestRedisRestart(t *testing.T) {
 							slowest.Store(int64(d))
 						}
 						if checkReceiptOutcome(t, res, err, len(refs)) {
-							for _, m := range msgIDs(nMsgs) {
-								ledger.ack("g", m, r)
+							for _, x := range res {
+								ledger.ack("g", x.MessageID, r, x.Recorded)
 							}
 							acks.Add(1)
 							break
