@@ -1076,23 +1076,26 @@ func TestRedisRestart(t *testing.T) {
 }
 
 // holdProxy forwards TCP connections to target, and can hold them: while
-// held it drops the bytes of every connection both ways, as a network
-// that has stopped delivering would, while the connections stay open. It
-// stands between a master and its replica, to make the replica lag.
+// held, it forwards nothing either way (what it has read waits in it), as
+// a network that has stopped delivering would, while the connections stay
+// open; released, it delivers what waited, in order. It stands between a
+// master and its replica, to make the replica lag.
 type holdProxy struct {
 	ln     net.Listener
 	target string
-	held   atomic.Bool
 
-	mu    sync.Mutex
-	conns []net.Conn
+	mu      sync.Mutex
+	release chan struct{} // closed when not held
+	conns   []net.Conn
+	closed  chan struct{}
 }
 
 func startHoldProxy(t *testing.T, target string) *holdProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	p := &holdProxy{ln: ln, target: target}
+	p := &holdProxy{ln: ln, target: target, release: make(chan struct{}), closed: make(chan struct{})}
+	close(p.release)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -1113,6 +1116,7 @@ func startHoldProxy(t *testing.T, target string) *holdProxy {
 	}()
 	t.Cleanup(func() {
 		ln.Close()
+		close(p.closed)
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, c := range p.conns {
@@ -1122,13 +1126,34 @@ func startHoldProxy(t *testing.T, target string) *holdProxy {
 	return p
 }
 
+// hold stops forwarding; unhold resumes it.
+func (p *holdProxy) hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.release = make(chan struct{})
+}
+
+func (p *holdProxy) unhold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	close(p.release)
+}
+
 func (p *holdProxy) pipe(dst, src net.Conn) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 && !p.held.Load() {
+		if n > 0 {
+			p.mu.Lock()
+			release := p.release
+			p.mu.Unlock()
+			select {
+			case <-release:
+			case <-p.closed:
+				return
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				return
 			}
@@ -1137,6 +1162,37 @@ func (p *holdProxy) pipe(dst, src net.Conn) {
 			return
 		}
 	}
+}
+
+// startLaggingPair starts a standalone master and a replica of it whose
+// link goes through a holdProxy, and returns once the link is up.
+func startLaggingPair(t *testing.T) (master, replica *redistest.Server, proxy *holdProxy) {
+	t.Helper()
+	master = redistest.Start(t)
+	proxy = startHoldProxy(t, master.Addr)
+	_, pport, _ := net.SplitHostPort(proxy.ln.Addr().String())
+	replica = redistest.Start(t, redistest.Config("replicaof", "127.0.0.1", pport))
+	for start := time.Now(); ; {
+		info, err := replica.Info("replication")
+		if err == nil && info["master_link_status"] == "up" {
+			break
+		}
+		require.Less(t, time.Since(start), 20*time.Second, "replica link not up: %v %v", info, err)
+		time.Sleep(50 * time.Millisecond)
+	}
+	return master, replica, proxy
+}
+
+// openEngineAt opens an engine on a standalone Redis at addr, closed when
+// the test ends.
+func openEngineAt(t *testing.T, addr, prefix string) *readreceipt.Engine {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { c.Close() })
+	e, err := readreceipt.OpenRedis(context.Background(), readreceipt.RedisOptions{Client: c, Prefix: prefix}, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	t.Cleanup(func() { e.Close() })
+	return e
 }
 
 // TestRedisAlreadyRecordedIsReplicated is about a receipt acknowledged as
@@ -1153,27 +1209,9 @@ func (p *holdProxy) pipe(dst, src net.Conn) {
 // keeps it so.)
 func TestRedisAlreadyRecordedIsReplicated(t *testing.T) {
 	ctx := context.Background()
-	master := redistest.Start(t)
-	proxy := startHoldProxy(t, master.Addr)
-	_, pport, _ := net.SplitHostPort(proxy.ln.Addr().String())
-	replica := redistest.Start(t, redistest.Config("replicaof", "127.0.0.1", pport))
-	for start := time.Now(); ; {
-		info, err := replica.Info("replication")
-		if err == nil && info["master_link_status"] == "up" {
-			break
-		}
-		require.Less(t, time.Since(start), 20*time.Second, "replica link not up: %v %v", info, err)
-		time.Sleep(50 * time.Millisecond)
-	}
+	master, replica, proxy := startLaggingPair(t)
 	const kp = "lag:"
-	open := func(addr string) *readreceipt.Engine {
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		t.Cleanup(func() { c.Close() })
-		e, err := readreceipt.OpenRedis(ctx, readreceipt.RedisOptions{Client: c, Prefix: kp}, readreceipt.WithSweepInterval(0))
-		require.NoError(t, err)
-		t.Cleanup(func() { e.Close() })
-		return e
-	}
+	open := func(addr string) *readreceipt.Engine { return openEngineAt(t, addr, kp) }
 	hostA, hostB := open(master.Addr), open(master.Addr)
 	require.NoError(t, hostA.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "r1", "r2"}))
 	// A group message, read by r1, and a C2C message, read by p.
@@ -1186,7 +1224,7 @@ func TestRedisAlreadyRecordedIsReplicated(t *testing.T) {
 		require.NoError(t, hostA.TrackMessage(ctx, m))
 	}
 
-	proxy.held.Store(true)
+	proxy.hold()
 	for i, m := range msgs {
 		_, err := hostA.SendMessageReadReceipt(ctx, readerOf[i], []readreceipt.MessageRef{m.Ref()})
 		require.ErrorIs(t, err, readreceipt.ErrUnavailable, "%s: acknowledged with the replica cut off", m.ID)
@@ -1217,4 +1255,49 @@ func TestRedisAlreadyRecordedIsReplicated(t *testing.T) {
 			assert.Equal(t, 1, infos[0].ReadCount, "%s: the receipt of %s was acknowledged and is lost after the master's kill and the replica's promotion", m.ID, readerOf[i])
 		}
 	}
+}
+
+// TestRedisCreateGroupRetried retries a CreateGroup that failed with
+// ErrUnavailable, as that error invites: a write of the creation reached
+// the master but no replica in time (the replica's link held). Once the
+// replica is back, the retry must leave the group created: it succeeds, or
+// answers ErrGroupExists for a group that does exist, with its members.
+//
+// It fails today (see the Skip): the first call's rr_create applied and
+// left the group in state "c" (creating); the error stopped the call before
+// rr_create_done. The retry then answers ErrGroupExists (the record exists,
+// in a state other than "d") while GetGroup, AddGroupMembers and
+// TrackMessage answer ErrGroupNotFound and Engine.Check reports the group
+// left in state "c": the ID is unusable until someone calls DismissGroup,
+// which finishes cut-short creations. Set READRECEIPT_KNOWN_BUGS=1 to run
+// it.
+func TestRedisCreateGroupRetried(t *testing.T) {
+	if os.Getenv("READRECEIPT_KNOWN_BUGS") == "" {
+		t.Skip(`known bug: a CreateGroup that failed with ErrUnavailable after its first write leaves the group in state "c"; its retry answers ErrGroupExists while GetGroup answers ErrGroupNotFound (set READRECEIPT_KNOWN_BUGS=1 to run)`)
+	}
+	ctx := context.Background()
+	master, _, proxy := startLaggingPair(t)
+	e := openEngineAt(t, master.Addr, "create:")
+
+	proxy.hold()
+	err := e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "a", "b"})
+	require.ErrorIs(t, err, readreceipt.ErrUnavailable, "created with the replica cut off")
+	proxy.unhold()
+
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		err = e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "a", "b"})
+		if !errors.Is(err, readreceipt.ErrUnavailable) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		require.ErrorIs(t, err, readreceipt.ErrGroupExists)
+	}
+	t.Logf("the retried CreateGroup answered %v", err)
+	g, gerr := e.GetGroup(ctx, "g")
+	require.NoError(t, gerr, "the retried CreateGroup answered %v, and the group is not there", err)
+	require.Equal(t, 3, g.Members)
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "s"}))
+	require.NoError(t, e.Check(ctx))
 }
