@@ -1301,3 +1301,77 @@ func TestRedisCreateGroupRetried(t *testing.T) {
 	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "s"}))
 	require.NoError(t, e.Check(ctx))
 }
+
+// TestRedisRetriesAfterUnavailable retries, as ErrUnavailable invites,
+// calls whose write reached the master but no replica in time (the
+// replica's link held): a receipt, a member added, a member removed, a
+// message tracked, a group dismissed. Each retry, once the replica is back,
+// leaves the state as one successful call would have: the receipt counted
+// once, the member in (or out) once, the message tracked once, the group
+// gone; and Engine.Check passes.
+func TestRedisRetriesAfterUnavailable(t *testing.T) {
+	ctx := context.Background()
+	master, _, proxy := startLaggingPair(t)
+	e := openEngineAt(t, master.Addr, "retry:")
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "a", "b"}))
+	require.NoError(t, e.CreateGroup(ctx, "d", readreceipt.GroupWork, []string{"s"}))
+	msg := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "s"}
+	require.NoError(t, e.TrackMessage(ctx, msg))
+	refs := []readreceipt.MessageRef{msg.Ref()}
+
+	// failThenRetry runs call with the replica held (it must fail with
+	// ErrUnavailable), then again until it no longer does, and returns the
+	// retry's error.
+	failThenRetry := func(what string, call func() error) error {
+		t.Helper()
+		proxy.hold()
+		err := call()
+		proxy.unhold()
+		require.ErrorIs(t, err, readreceipt.ErrUnavailable, "%s with the replica cut off", what)
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			err = call()
+			if !errors.Is(err, readreceipt.ErrUnavailable) || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	var res []readreceipt.ReceiptResult
+	require.NoError(t, failThenRetry("receipt", func() (err error) {
+		res, err = e.SendMessageReadReceipt(ctx, "a", refs)
+		return err
+	}))
+	require.NoError(t, res[0].Err)
+	require.False(t, res[0].Recorded, "the retry of an applied receipt answers already recorded")
+
+	require.NoError(t, failThenRetry("add member", func() error { return e.AddGroupMembers(ctx, "g", []string{"c"}) }))
+	require.NoError(t, failThenRetry("remove member", func() error { return e.RemoveGroupMembers(ctx, "g", []string{"b"}) }))
+	m2 := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m2", Sender: "s"}
+	require.NoError(t, failThenRetry("track", func() error { return e.TrackMessage(ctx, m2) }))
+	err := failThenRetry("dismiss", func() error { return e.DismissGroup(ctx, "d") })
+	if err != nil {
+		require.ErrorIs(t, err, readreceipt.ErrGroupNotFound)
+	}
+
+	g, err := e.GetGroup(ctx, "g")
+	require.NoError(t, err)
+	require.Equal(t, 3, g.Members, "s, a and c")
+	_, err = e.GetGroup(ctx, "d")
+	require.ErrorIs(t, err, readreceipt.ErrGroupNotFound)
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("s"), []readreceipt.MessageRef{msg.Ref(), m2.Ref()})
+	require.NoError(t, err)
+	require.NoError(t, infos[0].Err)
+	require.Equal(t, 1, infos[0].ReadCount)
+	require.Equal(t, 1, infos[0].UnreadCount, "m was sent to a and b")
+	require.NoError(t, infos[1].Err)
+	require.Equal(t, 0, infos[1].ReadCount)
+	require.Equal(t, 2, infos[1].UnreadCount, "m2 was sent to a and c")
+	// c joined after m, and so is no recipient of it; it is of m2.
+	res, err = e.SendMessageReadReceipt(ctx, "c", []readreceipt.MessageRef{msg.Ref(), m2.Ref()})
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, readreceipt.ErrNotRecipient)
+	require.NoError(t, res[1].Err)
+	require.True(t, res[1].Recorded)
+	require.NoError(t, e.Check(ctx))
+}
