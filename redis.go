@@ -421,6 +421,33 @@ func (b *redisBackend) getGroup(ctx context.Context, gid string) (GroupInfo, err
 	return GroupInfo{ID: gid, Type: g.Type, Members: int(g.Members), Version: g.Version}, nil
 }
 
+// redisCreateLease is how long a creation may make no progress before
+// another CreateGroup of the same ID takes its place.
+const redisCreateLease = 10 * time.Second
+
+// redisStepRetry bounds how long one step of a multi-step call (a slice
+// of a group's creation) is sent again after ErrUnavailable.
+const redisStepRetry = 5 * time.Second
+
+// step runs one idempotent step, sending it again while it fails with
+// ErrUnavailable, for up to redisStepRetry.
+func (b *redisBackend) step(ctx context.Context, fn func() error) error {
+	deadline := time.Now().Add(redisStepRetry)
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}
+
 func (b *redisBackend) createGroup(ctx context.Context, gid string, typ GroupType, members []string) error {
 	base := b.base(Group(gid))
 	var incb [8]byte
@@ -430,43 +457,51 @@ func (b *redisBackend) createGroup(ctx context.Context, gid string, typ GroupTyp
 	// 52 bits, so that the functions' numbers (doubles) hold it exactly.
 	inc := strconv.FormatUint(binary.BigEndian.Uint64(incb[:])>>12|1, 10)
 	first := members[:min(len(members), redisCreateSlice)]
-	args := []any{int(typ), inc, b.now(), len(members)}
+	args := []any{int(typ), inc, b.now(), len(members), int(redisCreateLease / time.Second)}
 	for _, u := range first {
 		args = append(args, u)
 	}
 	for tries := 0; ; tries++ {
-		_, err := b.call(ctx, "create group", "rr_create", base, true, args...)
-		if err == nil {
-			break
-		}
-		if !replyIs(err, "EXISTS") {
+		err := b.step(ctx, func() error {
+			_, err := b.call(ctx, "create group", "rr_create", base, true, args...)
+			return b.fail("create group", err)
+		})
+		switch {
+		case err == nil:
+		case replyIs(err, "EXISTS"):
+			return errorf(ErrGroupExists, "%q", gid)
+		case replyIs(err, "BUSY"):
+			return &Error{Code: CodeUnavailable, Message: ErrUnavailable.Message + ": group " + strconv.Quote(gid) + " is being created by another call"}
+		case (replyIs(err, "DISMISSING") || replyIs(err, "STALE")) && tries == 0:
+			// A dismissal or a creation cut short: finish it, then create.
+			if err := b.dismissSlices(ctx, base); err != nil {
+				return err
+			}
+			continue
+		default:
 			return b.fail("create group", err)
 		}
-		// A group being dismissed is finished first; any other is in use.
-		s, serr := b.c.HGet(ctx, base+"G", "s").Result()
-		if serr != nil && !errors.Is(serr, redis.Nil) {
-			return b.fail("create group", serr)
-		}
-		if s != "d" || tries > 0 {
-			return errorf(ErrGroupExists, "%q", gid)
-		}
-		if err := b.dismissSlices(ctx, base); err != nil {
-			return err
-		}
+		break
 	}
-	for rest := members[len(first):]; len(rest) > 0; {
-		slice := rest[:min(len(rest), redisCreateSlice)]
-		rest = rest[len(slice):]
-		args := []any{inc}
+	for start := len(first); start < len(members); {
+		slice := members[start:min(len(members), start+redisCreateSlice)]
+		args := []any{inc, start}
 		for _, u := range slice {
 			args = append(args, u)
 		}
-		if _, err := b.call(ctx, "create group", "rr_create_more", base, true, args...); err != nil {
+		err := b.step(ctx, func() error {
+			_, err := b.call(ctx, "create group", "rr_create_more", base, true, args...)
 			return b.fail("create group", err)
+		})
+		if err != nil {
+			return err
 		}
+		start += len(slice)
 	}
-	_, err := b.call(ctx, "create group", "rr_create_done", base, true, inc)
-	return b.fail("create group", err)
+	return b.step(ctx, func() error {
+		_, err := b.call(ctx, "create group", "rr_create_done", base, true, inc)
+		return b.fail("create group", err)
+	})
 }
 
 func (b *redisBackend) changeMembers(ctx context.Context, gid string, members []string, add bool) error {

@@ -69,38 +69,60 @@ local function expired(h, csec, cnsec)
   return sec < csec or (sec == csec and nsec <= cnsec)
 end
 
--- create(base; type, inc, now, total, users...): the first slice of a new
--- group's members. The group stays hidden (state 'c') until create_done.
+-- A group is created in slices: rr_create writes the record (hidden, state
+-- 'c') and the first members, rr_create_more the next ones, rr_create_done
+-- the membership chunks, and then the group is visible. Each step can be
+-- sent again after a failure that left its outcome unknown (a lost reply,
+-- a replica that did not acknowledge in time) and answers as the first
+-- did. Field p is when the creation last moved (Redis's clock): a creation
+-- that has not for lease seconds was cut short, and a new CreateGroup may
+-- take its place.
+
+local function clock()
+  return tonumber(redis.call('TIME')[1])
+end
+
+-- create(base; type, inc, now, total, lease, users...)
 redis.register_function('rr_create', function(keys, args)
   local base = keys[1]
   local gk = base .. 'G'
-  if redis.call('EXISTS', gk) == 1 then return redis.error_reply('EXISTS') end
+  local g = redis.call('HMGET', gk, 'i', 's', 'p', 'f')
+  if g[1] then
+    if g[1] == args[2] and g[2] == 'c' then return tonumber(g[4]) end
+    if g[2] == 'd' then return redis.error_reply('DISMISSING') end
+    if g[2] == 'c' then
+      if clock() - tonumber(g[3] or '0') > tonumber(args[5]) then return redis.error_reply('STALE') end
+      return redis.error_reply('BUSY')
+    end
+    return redis.error_reply('EXISTS')
+  end
   local total = tonumber(args[4])
   local n = 0
-  for i = 5, #args do
-    local idx = n
-    redis.call('HSET', base .. 'U', args[i], idx)
-    redis.call('HSET', base .. 'I', idx, args[i])
+  for i = 6, #args do
+    redis.call('HSET', base .. 'U', args[i], n)
+    redis.call('HSET', base .. 'I', n, args[i])
     n = n + 1
   end
-  redis.call('HSET', gk, 't', args[1], 'i', args[2], 'v', 1, 'n', total, 'm', total, 'c', args[3], 'lv', 0, 'f', n, 's', 'c')
+  redis.call('HSET', gk, 't', args[1], 'i', args[2], 'v', 1, 'n', total, 'm', total, 'c', args[3], 'lv', 0, 'f', n, 's', 'c', 'p', clock())
   return n
 end)
 
--- create_more(base; inc, users...): the next slice of a group being
--- created, whose first unassigned index is in field f.
+-- create_more(base; inc, start, users...): the slice of members from index
+-- start on.
 redis.register_function('rr_create_more', function(keys, args)
   local base = keys[1]
   local gk = base .. 'G'
   local g = redis.call('HMGET', gk, 'i', 's', 'f')
   if g[1] ~= args[1] or g[2] ~= 'c' then return redis.error_reply('NOGROUP') end
-  local n = tonumber(g[3])
-  for i = 2, #args do
+  local n, start = tonumber(g[3]), tonumber(args[2])
+  if n == start + #args - 2 then return n end -- sent again: done already
+  if n ~= start then return redis.error_reply('NOGROUP') end
+  for i = 3, #args do
     redis.call('HSET', base .. 'U', args[i], n)
     redis.call('HSET', base .. 'I', n, args[i])
     n = n + 1
   end
-  redis.call('HSET', gk, 'f', n)
+  redis.call('HSET', gk, 'f', n, 'p', clock())
   return n
 end)
 
@@ -109,9 +131,11 @@ end)
 redis.register_function('rr_create_done', function(keys, args)
   local base = keys[1]
   local gk = base .. 'G'
-  local g = redis.call('HMGET', gk, 'i', 'n', 'f')
+  local g = redis.call('HMGET', gk, 'i', 'n', 'f', 's')
   if g[1] ~= args[1] then return redis.error_reply('NOGROUP') end
   local n = tonumber(g[2])
+  if not g[4] then return n end -- sent again: done already
+  if g[4] ~= 'c' then return redis.error_reply('NOGROUP') end
   if tonumber(g[3]) ~= n then return redis.error_reply('INCOMPLETE') end
   for hi = 0, last_chunk(n) do
     local cnt = math.min(CHUNK, n - hi * CHUNK)
@@ -121,7 +145,7 @@ redis.register_function('rr_create_done', function(keys, args)
     redis.call('SET', chunk_key(base, hi, 1), bits)
     redis.call('ZADD', chunk_versions(base, hi), 1, 1)
   end
-  redis.call('HDEL', gk, 'f', 's')
+  redis.call('HDEL', gk, 'f', 's', 'p')
   return n
 end)
 
