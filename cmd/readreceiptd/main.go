@@ -141,6 +141,9 @@ func runWith(ctx context.Context, args []string, env runEnv) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := cfg.validateServe(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -178,11 +181,18 @@ func runWith(ctx context.Context, args []string, env runEnv) error {
 // 503, event connections are closed with StatusGoingAway, the listener
 // stops, calls in progress finish (up to cfg.ShutdownTimeout), and the
 // engine and its store are closed.
+//
+// The connections are capped at cfg.MaxConns, and every request is held
+// to the configured deadlines and header size.
 func (s *server) serve(ctx context.Context, ln net.Listener, h http.Handler, ready func(string, *server)) error {
+	ln = newLimitListener(ln, s.cfg.MaxConns, s.metrics.refused)
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -281,6 +291,9 @@ func runToken(args []string, env runEnv) error {
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("token: -ttl must be positive, not %v", *ttl)
+	}
+	if *ttl > cfg.MaxTokenTTL {
+		return fmt.Errorf("token: -ttl %v is over -max-token-ttl %v, and the server would refuse the token", *ttl, cfg.MaxTokenTTL)
 	}
 	secret, err := loadSecret(&cfg, false, env.stderr)
 	if err != nil {
