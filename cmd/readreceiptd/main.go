@@ -185,7 +185,8 @@ func runWith(ctx context.Context, args []string, env runEnv) error {
 // The connections are capped at cfg.MaxConns, and every request is held
 // to the configured deadlines and header size.
 func (s *server) serve(ctx context.Context, ln net.Listener, h http.Handler, ready func(string, *server)) error {
-	ln = newLimitListener(ln, s.cfg.MaxConns, s.metrics.refused)
+	s.listener = newLimitListener(ln, s.cfg.MaxConns, s.metrics.refused)
+	ln = s.listener
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,

@@ -41,6 +41,8 @@ type server struct {
 	mux *http.ServeMux
 	// tokens signs and checks tokens with the secret.
 	tokens *signer
+	// listener caps the connections; set by serve before it reports ready.
+	listener *limitListener
 	// stopping is set when shutdown begins; /healthz then answers 503.
 	stopping atomic.Bool
 	// unsubscribe detaches the event hub from the engine.
