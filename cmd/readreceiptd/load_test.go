@@ -108,7 +108,12 @@ func (le *loadEnv) post(path, token string, body []byte) error {
 	return nil
 }
 
+// pairs is the number of distinct (reader, batch) pairs: receipt calls
+// that each record loadBatch new receipts.
+func (le *loadEnv) pairs() int64 { return int64(len(le.bodies)) * (loadMembers - 1) }
+
 // receipt sends the next receipt call: reader and batch from le.next.
+// Past le.pairs() calls the pairs repeat, and calls record nothing new.
 func (le *loadEnv) receipt() error {
 	n := le.next.Add(1) - 1
 	batches := int64(len(le.bodies))
@@ -150,6 +155,11 @@ func (l *latencies) quantile(q float64) time.Duration {
 // succeeded and that the counts add up to the receipts sent. It logs
 // requests per second and latencies; the figures to record come from
 // BenchmarkLoad.
+//
+// How many calls fit in the window depends on the machine. A receipt
+// client stops when the reader/message pairs run out (a fast machine
+// gets there: about 50,000 calls), so the test checks what was sent,
+// whatever the speed.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
@@ -172,6 +182,11 @@ func TestLoad(t *testing.T) {
 				t0 := time.Now()
 				var err error
 				if w%2 == 0 {
+					if le.next.Load() >= le.pairs() {
+						break // the pairs ran out: nothing new to record
+					}
+					// Clients racing past the check send repeats, which
+					// record nothing and are not counted below.
 					err = le.receipt()
 				} else {
 					err = le.counts(w + i)
@@ -199,11 +214,12 @@ func TestLoad(t *testing.T) {
 		len(rec.d), float64(len(rec.d))/elapsed.Seconds(), rec.quantile(0.5), rec.quantile(0.99),
 		len(cnt.d), float64(len(cnt.d))/elapsed.Seconds(), cnt.quantile(0.5), cnt.quantile(0.99))
 
-	// Every receipt call recorded loadBatch new receipts (the pairs do not
-	// run out in 3 seconds): the counts must sum to exactly that.
-	calls := le.next.Load()
-	if calls >= int64(len(le.bodies))*(loadMembers-1) {
-		t.Fatalf("%d receipt calls exhausted the reader/message pairs; enlarge the group", calls)
+	// Every receipt call among the first pairs recorded loadBatch new
+	// receipts, and no later one was sent: the counts must sum to exactly
+	// that.
+	calls := min(le.next.Load(), le.pairs())
+	if calls == 0 {
+		t.Fatal("no receipt call was made")
 	}
 	var total int
 	for b := range le.bodies {
