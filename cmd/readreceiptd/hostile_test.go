@@ -527,6 +527,9 @@ func TestTokenSpellings(t *testing.T) {
 	tried := 0
 	f.admin.as(good).call("POST", "/v1/receipts", body) // the real spelling is accepted
 	for _, v := range variants {
+		if v == good {
+			continue // a signature without - or _ reads the same in both alphabets
+		}
 		// Lenient decoding agrees these are the same signature.
 		if _, s2, _ := strings.Cut(v, "."); len(s2) == len(sig) && s2 != sig {
 			a, _ := base64.RawURLEncoding.DecodeString(sig)
