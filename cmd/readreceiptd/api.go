@@ -316,6 +316,35 @@ type messageListRequest struct {
 	MessageList []messageJSON `json:"messageList"`
 }
 
+// listRequests are pooled request structs, so that decoding a list does
+// not grow a new slice element by element on every call. Elements are
+// zeroed before reuse: encoding/json decodes into an element in place and
+// would keep the fields a new element does not name.
+var listRequests = sync.Pool{New: func() any {
+	return &messageListRequest{MessageList: make([]messageJSON, 0, pooledListCap)}
+}}
+
+// pooledListCap is the capacity of pooled lists: the engine's default
+// bound on messages per call.
+const pooledListCap = 30
+
+func getListRequest() *messageListRequest {
+	req := listRequests.Get().(*messageListRequest)
+	l := req.MessageList[:cap(req.MessageList)]
+	clear(l)
+	req.MessageList = l[:0]
+	return req
+}
+
+func putListRequest(req *messageListRequest) {
+	if cap(req.MessageList) <= 2*pooledListCap {
+		listRequests.Put(req)
+	}
+}
+
+// receiptResults are pooled answer lists of receipt calls.
+var resultLists = sync.Pool{New: func() any { s := make([]receiptResultJSON, 0, pooledListCap); return &s }}
+
 type receiptResultJSON struct {
 	ID       string `json:"ID"`
 	Recorded bool   `json:"recorded"`
@@ -329,8 +358,9 @@ type messageListResponse[T any] struct {
 
 // POST /v1/receipts (user): the token's user has read the messages.
 func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id identity) error {
-	var req messageListRequest
-	if err := decode(w, r, &req, maxBodyBytes); err != nil {
+	req := getListRequest()
+	defer putListRequest(req)
+	if err := decode(w, r, req, maxBodyBytes); err != nil {
 		return err
 	}
 	msgs, err := refs(req.MessageList)
@@ -341,12 +371,18 @@ func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id i
 	if err != nil {
 		return hide(id, err)
 	}
-	out := make([]receiptResultJSON, len(res))
-	for i, rr := range res {
+	outp := resultLists.Get().(*[]receiptResultJSON)
+	out := (*outp)[:0]
+	for _, rr := range res {
 		code, msg := codeOf(hide(id, rr.Err))
-		out[i] = receiptResultJSON{ID: rr.MessageID, Recorded: rr.Recorded, Code: code, Message: msg}
+		out = append(out, receiptResultJSON{ID: rr.MessageID, Recorded: rr.Recorded, Code: code, Message: msg})
 	}
 	writeOK(w, messageListResponse[receiptResultJSON]{MessageList: out})
+	if cap(out) <= 2*pooledListCap {
+		clear(out)
+		*outp = out[:0]
+		resultLists.Put(outp)
+	}
 	return nil
 }
 
@@ -374,8 +410,9 @@ func caller(id identity) readreceipt.Caller {
 
 // POST /v1/receipts/query (user or administrator): counts of messages.
 func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity) error {
-	var req messageListRequest
-	if err := decode(w, r, &req, maxBodyBytes); err != nil {
+	req := getListRequest()
+	defer putListRequest(req)
+	if err := decode(w, r, req, maxBodyBytes); err != nil {
 		return err
 	}
 	msgs, err := refs(req.MessageList)

@@ -531,3 +531,19 @@ func mustJSON(t testing.TB, v any) string {
 	}
 	return string(b)
 }
+
+// TestPooledRequestsStartEmpty sends, one after the other, a message that
+// names from and one that does not: the second must not inherit the
+// first's fields from a reused request.
+func TestPooledRequestsStartEmpty(t *testing.T) {
+	f := newFixture(t)
+	f.admin.ok("POST", "/v1/messages", tracked(cmsg("alice", "bob", "c1")), nil)
+	bob := f.user("bob")
+	for range 20 {
+		bob.ok("POST", "/v1/receipts/query", list(cmsg("alice", "bob", "c1")), nil)
+		res := bob.callRaw("POST", "/v1/receipts/query", `{"messageList":[{"ID":"c1","conversationType":"C2C","to":"bob"}]}`)
+		if res.Status != 400 || res.Code != 10004 {
+			t.Fatalf("a C2C message without from after one with it: %v", res)
+		}
+	}
+}

@@ -68,13 +68,28 @@ type tokenPayload struct {
 
 // signer signs and checks tokens with one secret. Its HMACs are pooled:
 // a token check costs one MAC computation, not a new keyed hash.
+//
+// Tokens it has verified are remembered (up to maxVerifiedTokens, then
+// forgotten all at once): a client sends the same token with every call,
+// and a remembered one costs a map lookup, not a MAC and a JSON parse.
+// Only a token string equal to one that passed every check is found
+// there, and its expiry is checked again at every use.
 type signer struct {
 	macs sync.Pool
+
+	mu       sync.Mutex
+	verified map[string]tokenPayload
 }
+
+// maxVerifiedTokens bounds the tokens a signer remembers.
+const maxVerifiedTokens = 10000
 
 func newSigner(secret []byte) *signer {
 	key := slices.Clone(secret)
-	return &signer{macs: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+	return &signer{
+		macs:     sync.Pool{New: func() any { return hmac.New(sha256.New, key) }},
+		verified: make(map[string]tokenPayload),
+	}
 }
 
 // tokenSigLen is the length of an encoded signature: base64url, unpadded,
@@ -126,6 +141,14 @@ func verifyToken(secret []byte, token string, now time.Time) (string, error) {
 	return newSigner(secret).verify(token, now, 0)
 }
 
+// Token errors that carry nothing of the request.
+var (
+	errTokenMissing   = &apiError{Status: http.StatusUnauthorized, Code: CodeTokenMissing, Message: "readreceiptd: no token: send Authorization: Bearer <token>"}
+	errTokenMalformed = &apiError{Status: http.StatusUnauthorized, Code: CodeTokenMalformed, Message: "readreceiptd: malformed token"}
+	errTokenSignature = &apiError{Status: http.StatusUnauthorized, Code: CodeTokenSignature, Message: "readreceiptd: token signature does not match"}
+	errTokenExpired   = &apiError{Status: http.StatusUnauthorized, Code: CodeTokenExpired, Message: "readreceiptd: token expired"}
+)
+
 // maxClockSkew is how far past -max-token-ttl a token's expiry may lie,
 // for the clock of the host that signed it.
 const maxClockSkew = time.Minute
@@ -140,11 +163,20 @@ const maxClockSkew = time.Minute
 // and skips line breaks).
 func (sg *signer) verify(token string, now time.Time, maxTTL time.Duration) (string, error) {
 	if token == "" {
-		return "", &apiError{Status: http.StatusUnauthorized, Code: CodeTokenMissing, Message: "readreceiptd: no token: send Authorization: Bearer <token>"}
+		return "", errTokenMissing
 	}
-	malformed := &apiError{Status: http.StatusUnauthorized, Code: CodeTokenMalformed, Message: "readreceiptd: malformed token"}
+	malformed := errTokenMalformed
 	if len(token) > maxTokenLen {
 		return "", malformed
+	}
+	sg.mu.Lock()
+	tp, known := sg.verified[token]
+	sg.mu.Unlock()
+	if known {
+		if err := checkExpiry(tp, now, maxTTL); err != nil {
+			return "", err
+		}
+		return tp.User, nil
 	}
 	p, sig, ok := strings.Cut(token, ".")
 	if !ok || p == "" || len(sig) != tokenSigLen || !isBase64URL(sig) {
@@ -153,7 +185,7 @@ func (sg *signer) verify(token string, now time.Time, maxTTL time.Duration) (str
 	var buf [64]byte
 	want := sg.signature(buf[:0], p)
 	if subtle.ConstantTimeCompare(want, []byte(sig)) != 1 {
-		return "", &apiError{Status: http.StatusUnauthorized, Code: CodeTokenSignature, Message: "readreceiptd: token signature does not match"}
+		return "", errTokenSignature
 	}
 	// The payload is only decoded once the signature holds: nothing an
 	// outsider sends reaches the JSON decoder.
@@ -161,19 +193,33 @@ func (sg *signer) verify(token string, now time.Time, maxTTL time.Duration) (str
 	if err != nil || base64.RawURLEncoding.EncodedLen(len(raw)) != len(p) {
 		return "", malformed
 	}
-	var tp tokenPayload
 	if err := json.Unmarshal(raw, &tp); err != nil || tp.User == "" || tp.Exp == 0 ||
 		len(tp.User) > maxUserIDLen || !utf8.ValidString(tp.User) {
 		return "", malformed
 	}
+	if err := checkExpiry(tp, now, maxTTL); err != nil {
+		return "", err
+	}
+	sg.mu.Lock()
+	if len(sg.verified) >= maxVerifiedTokens {
+		clear(sg.verified)
+	}
+	sg.verified[token] = tp
+	sg.mu.Unlock()
+	return tp.User, nil
+}
+
+// checkExpiry refuses a token that has expired at now, or whose expiry
+// lies more than maxTTL (plus maxClockSkew) ahead.
+func checkExpiry(tp tokenPayload, now time.Time, maxTTL time.Duration) error {
 	if now.Unix() >= tp.Exp {
-		return "", &apiError{Status: http.StatusUnauthorized, Code: CodeTokenExpired, Message: "readreceiptd: token expired"}
+		return errTokenExpired
 	}
 	if maxTTL > 0 && tp.Exp-now.Unix() > int64((maxTTL+maxClockSkew)/time.Second) {
-		return "", &apiError{Status: http.StatusUnauthorized, Code: CodeTokenMalformed,
+		return &apiError{Status: http.StatusUnauthorized, Code: CodeTokenMalformed,
 			Message: fmt.Sprintf("readreceiptd: token valid for longer than the server's -max-token-ttl (%v)", maxTTL)}
 	}
-	return tp.User, nil
+	return nil
 }
 
 // isBase64URL reports whether s holds only characters of the base64url

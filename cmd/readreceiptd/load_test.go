@@ -37,10 +37,11 @@ type loadEnv struct {
 	bodies [][]byte
 }
 
-func newLoadEnv(tb testing.TB, sync bool) *loadEnv {
+func newLoadEnv(tb testing.TB, sync bool, opts ...testOption) *loadEnv {
 	tb.Helper()
 	var logs syncBuffer // keep the access log out of the output
-	f := newFixture(tb, withLogs(&logs), withConfig(func(c *config) { c.Sync = sync; c.Demo = false }))
+	opts = append([]testOption{withLogs(&logs), withConfig(func(c *config) { c.Sync = sync; c.Demo = false })}, opts...)
+	f := newFixture(tb, opts...)
 	members := make([]string, loadMembers)
 	le := &loadEnv{f: f, tokens: make([]string, loadMembers)}
 	for i := range members {
