@@ -64,7 +64,8 @@ type config struct {
 	// 10s; raise it for very large membership lists on slow links.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing a response. Default 30s. WebSocket
-	// connections are exempt from both (they have their own deadlines).
+	// connections are exempt from both once upgraded (they have their own
+	// deadlines).
 	WriteTimeout time.Duration
 	// IdleTimeout bounds how long a keep-alive connection waits for its
 	// next request. Default 2m.

@@ -270,14 +270,12 @@ func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// acceptWebSocket upgrades a handshake that checkHandshake passed. The
-// connection is freed from the server's read and write deadlines, which
-// bound requests, not the WebSocket's life: the event loop has its own.
-// If Accept fails all the same, it has written the response.
+// acceptWebSocket upgrades a handshake that checkHandshake passed. If
+// Accept fails all the same, it has written the response. The server's
+// read and write deadlines bound requests, not a WebSocket's life:
+// net/http clears them when the connection is hijacked (a test holds it
+// to that), and the event loop bounds each write and pings on its own.
 func (s *server) acceptWebSocket(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Time{})
-	rc.SetWriteDeadline(time.Time{})
 	return websocket.Accept(w, r, nil)
 }
 

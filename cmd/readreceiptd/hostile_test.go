@@ -690,3 +690,17 @@ func TestDemoSafety(t *testing.T) {
 		}
 	}
 }
+
+// TestEventSocketsOutliveRequestDeadlines checks that the read and write
+// deadlines, which bound requests, do not end an event WebSocket: one
+// opened under one-second deadlines still gets events after they passed.
+func TestEventSocketsOutliveRequestDeadlines(t *testing.T) {
+	f := newFixture(t, withConfig(func(c *config) { c.ReadTimeout = time.Second; c.WriteTimeout = time.Second }))
+	f.admin.ok("POST", "/v1/groups", map[string]any{"groupID": "g", "memberList": []string{"alice", "bob"}}, nil)
+	f.admin.ok("POST", "/v1/messages", tracked(gmsg("g", "m1", "alice")), nil)
+	conn := dialEvents(t, f.base, f.s.mintToken("alice", time.Hour), true, nil)
+	waitConns(t, f.s, "alice", 1)
+	time.Sleep(2500 * time.Millisecond) // past both deadlines
+	f.user("bob").ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
+	wantEvent(t, conn, eventJSON{GroupID: "g", UserID: "bob", MessageID: "m1", ReadCount: 1, UnreadCount: 0})
+}
