@@ -98,6 +98,9 @@
 //
 // openapi.yaml (also served at /openapi.yaml) documents every endpoint,
 // its fields (the SDK's names) and the HTTP status of each error code.
+// The tests check every exchange they make against it; lint-openapi beside
+// it checks the file itself with an outside validator (the Redocly CLI,
+// from npm).
 //
 // # Operations
 //
