@@ -108,8 +108,9 @@
 // begun. GET /metrics serves Prometheus metrics: readreceiptd_requests_total
 // {endpoint,code}, readreceiptd_request_duration_seconds{endpoint},
 // readreceiptd_receipts_recorded_total, readreceiptd_events_sent_total,
-// readreceiptd_events_dropped_total, readreceiptd_websocket_slow_closed_total
-// and readreceiptd_websocket_connections. On SIGTERM or SIGINT the server
+// readreceiptd_events_dropped_total, readreceiptd_websocket_slow_closed_total,
+// readreceiptd_websocket_connections and readreceiptd_connections_refused_total
+// (connections answered 503 over -max-conns). On SIGTERM or SIGINT the server
 // closes event connections (1001), stops accepting, lets calls in progress
 // finish, then closes the engine and its store.
 package main
