@@ -100,6 +100,12 @@ var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // fields are ignored, so that a client may send the SDK's whole Message
 // object.
 func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	return decodeWith(w, r, limit, func(body []byte) error { return json.Unmarshal(body, v) })
+}
+
+// decodeWith is decode with the JSON decoder given: unmarshal decodes the
+// body, which decodeWith has checked (type, size, deadline, exact text).
+func decodeWith(w http.ResponseWriter, r *http.Request, limit int64, unmarshal func([]byte) error) error {
 	if err := checkJSONType(r.Header.Get("Content-Type")); err != nil {
 		return err
 	}
@@ -130,7 +136,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	if !exactJSONText(body) {
 		return errNotUTF8
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := unmarshal(body); err != nil {
 		return badRequest("bad JSON body: %v", err)
 	}
 	return nil
@@ -360,7 +366,7 @@ type messageListResponse[T any] struct {
 func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id identity) error {
 	req := getListRequest()
 	defer putListRequest(req)
-	if err := decode(w, r, req, maxBodyBytes); err != nil {
+	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMessageList(b, req) }); err != nil {
 		return err
 	}
 	msgs, err := refs(req.MessageList)
@@ -412,7 +418,7 @@ func caller(id identity) readreceipt.Caller {
 func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity) error {
 	req := getListRequest()
 	defer putListRequest(req)
-	if err := decode(w, r, req, maxBodyBytes); err != nil {
+	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMessageList(b, req) }); err != nil {
 		return err
 	}
 	msgs, err := refs(req.MessageList)
@@ -461,7 +467,7 @@ type memberPageJSON struct {
 // message's read (filter 0) or unread (filter 1) members.
 func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identity) error {
 	var req membersRequest
-	if err := decode(w, r, &req, maxBodyBytes); err != nil {
+	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMembersRequest(b, &req) }); err != nil {
 		return err
 	}
 	ref, err := req.Message.ref()
