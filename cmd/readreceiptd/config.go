@@ -73,7 +73,10 @@ type config struct {
 	// MaxHeaderBytes bounds a request's header block. Default 16 KiB.
 	MaxHeaderBytes int
 	// MaxConns caps the connections open at once, WebSockets included;
-	// over it a new connection is answered 503 and closed. Default 1024.
+	// over it a new connection is answered 503 and closed. Default: the
+	// open-file limit less fdReserve, within [64, 10000] (1024 where the
+	// limit is unknown), so that connections never take the descriptors
+	// the store needs.
 	MaxConns int
 	// MaxEventConnsPerUser caps one user's event WebSockets; over it the
 	// handshake is answered 429. Default 8.
@@ -82,6 +85,22 @@ type config struct {
 	// are refused, and the token subcommand will not mint them. Default
 	// 24h.
 	MaxTokenTTL time.Duration
+}
+
+// fdReserve is how many open files the default -max-conns leaves to the
+// store, the log and the listener.
+const fdReserve = 256
+
+// defaultMaxConns is the default -max-conns for an open-file limit (0:
+// unknown).
+func defaultMaxConns(limit uint64) int {
+	if limit == 0 {
+		return 1024
+	}
+	if limit < 64+fdReserve {
+		return 64
+	}
+	return int(min(limit-fdReserve, 10000))
 }
 
 // envPrefix is the prefix of every environment variable the server reads.
@@ -104,7 +123,7 @@ func defaultConfig() config {
 		WriteTimeout:         30 * time.Second,
 		IdleTimeout:          2 * time.Minute,
 		MaxHeaderBytes:       16 << 10,
-		MaxConns:             1024,
+		MaxConns:             defaultMaxConns(fdLimit()),
 		MaxEventConnsPerUser: 8,
 		MaxTokenTTL:          24 * time.Hour,
 	}

@@ -122,17 +122,27 @@ func TestOversizedHeadersRefused(t *testing.T) {
 	}
 }
 
-// TestSlowClientsDoNotStopHealth holds many stalled requests open and
-// checks that /healthz and API calls are answered meanwhile.
+// TestSlowClientsDoNotStopHealth holds thousands of stalled requests open,
+// under the default connection cap, and checks that /healthz and API
+// calls are answered meanwhile.
 func TestSlowClientsDoNotStopHealth(t *testing.T) {
-	const slow = 200
-	f := newFixture(t, withConfig(func(c *config) { c.ReadTimeout = time.Minute; c.MaxConns = slow + 50 }))
+	const slow = 2000
+	// This process holds both ends of every connection.
+	if lim := fdLimit(); lim < 2*slow+1024 {
+		t.Skipf("the open-file limit is %d; %d slow clients need %d", lim, slow, 2*slow+1024)
+	}
+	if d := defaultConfig().MaxConns; d < slow+50 {
+		t.Fatalf("the default -max-conns is %d, under %d with an open-file limit of %d", d, slow+50, fdLimit())
+	}
+	f := newFixture(t, withConfig(func(c *config) { c.ReadTimeout = time.Minute }))
 	tok := f.s.mintToken("alice", time.Hour)
 	conns := make([]net.Conn, slow)
 	for i := range conns {
 		conns[i] = rawDial(t, f.base)
 		fmt.Fprintf(conns[i], "POST /v1/receipts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", tok)
 	}
+	// Every one of them holds a connection of the server.
+	waitFor(t, func() bool { return len(f.s.listener.slots) >= slow })
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for i := range 20 {
 		resp, err := hc.Get(f.base + "/healthz")
@@ -145,6 +155,14 @@ func TestSlowClientsDoNotStopHealth(t *testing.T) {
 		}
 	}
 	f.admin.ok("POST", "/v1/groups", map[string]any{"groupID": "g", "memberList": []string{"alice", "bob"}}, nil)
+}
+
+func TestDefaultMaxConns(t *testing.T) {
+	for limit, want := range map[uint64]int{0: 1024, 100: 64, 1024: 768, 20000: 10000, 1 << 20: 10000} {
+		if got := defaultMaxConns(limit); got != want {
+			t.Errorf("defaultMaxConns(%d) = %d, want %d", limit, got, want)
+		}
+	}
 }
 
 func TestConnectionCap(t *testing.T) {

@@ -32,7 +32,8 @@
 //	-write-timeout     READRECEIPTD_WRITE_TIMEOUT     to write a response (30s)
 //	-idle-timeout      READRECEIPTD_IDLE_TIMEOUT      an idle keep-alive connection is kept (2m)
 //	-max-header-bytes  READRECEIPTD_MAX_HEADER_BYTES  largest request header block (16384)
-//	-max-conns         READRECEIPTD_MAX_CONNS         connections open at once, WebSockets included (1024)
+//	-max-conns         READRECEIPTD_MAX_CONNS         connections open at once, WebSockets included
+//	                   (the open-file limit less 256, within 64 to 10000)
 //	-max-event-conns-per-user READRECEIPTD_MAX_EVENT_CONNS_PER_USER  event sockets per user (8)
 //
 // A client that stops sending headers is disconnected after
@@ -41,8 +42,8 @@
 // answered 503 (code 70201) and closed at once; the deadlines free each
 // slot within seconds. Event WebSockets are exempt from the read and
 // write timeouts (they are pinged every 30s and each write is bounded).
-// Raise -read-timeout for very large membership lists on slow links, and
-// keep -max-conns under the process's file-descriptor limit.
+// Raise -read-timeout for very large membership lists on slow links; a
+// -max-conns set by hand should stay under the process's open-file limit.
 //
 // The data directory holds the Pebble store (<data>/store) and, if the
 // server generated it, the secret (<data>/secret). Without -secret the
