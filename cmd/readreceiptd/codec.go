@@ -9,7 +9,8 @@ package main
 // unknown fields skipped after validation), and one rule more: a field
 // named twice is refused, as it is ambiguous. Other bodies still go
 // through encoding/json. A differential test holds the two to the same
-// answers.
+// answers. A deeply nested unknown field (over maxSkipDepth) is refused
+// too.
 
 import (
 	"bytes"
@@ -327,9 +328,10 @@ func (d *jsonDecoder) skip() error {
 	return d.skipDepth(0)
 }
 
-// maxSkipDepth bounds the nesting of skipped values (encoding/json's
-// bound is 10000).
-const maxSkipDepth = 10000
+// maxSkipDepth bounds the nesting of skipped values. encoding/json allows
+// 10000 levels, which lets each hostile request grow its goroutine's stack
+// by megabytes; the SDK's message objects nest a few levels.
+const maxSkipDepth = 64
 
 func (d *jsonDecoder) skipDepth(depth int) error {
 	if depth > maxSkipDepth {

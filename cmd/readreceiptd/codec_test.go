@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -53,7 +54,7 @@ func agree(t *testing.T, body []byte) {
 	}
 	twice := func(err error) bool {
 		var se *errSyntax
-		return errors.As(err, &se) && se.msg == "a field is named twice"
+		return errors.As(err, &se) && (se.msg == "a field is named twice" || se.msg == "nested too deeply")
 	}
 	got := getListRequest()
 	defer putListRequest(got)
@@ -133,6 +134,18 @@ func TestDecoderMatchesEncodingJSON(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+func TestDecoderNestingBound(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(`{"messageList":[{"ID":"m","payload":` + strings.Repeat("[", n) + strings.Repeat("]", n) + `}]}`)
+	}
+	if err := decodeMessageList(nest(maxSkipDepth), getListRequest()); err != nil {
+		t.Fatalf("%d levels: %v", maxSkipDepth, err)
+	}
+	if err := decodeMessageList(nest(maxSkipDepth+2), getListRequest()); err == nil {
+		t.Fatalf("%d levels accepted", maxSkipDepth+2)
 	}
 }
 
