@@ -383,7 +383,7 @@ func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id i
 		code, msg := codeOf(hide(id, rr.Err))
 		out = append(out, receiptResultJSON{ID: rr.MessageID, Recorded: rr.Recorded, Code: code, Message: msg})
 	}
-	writeOK(w, messageListResponse[receiptResultJSON]{MessageList: out})
+	writeReceiptResults(w, out)
 	if cap(out) <= 2*pooledListCap {
 		clear(out)
 		*outp = out[:0]
@@ -444,7 +444,7 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity
 			Message: msg,
 		}
 	}
-	writeOK(w, messageListResponse[receiptInfoJSON]{MessageList: out})
+	writeReceiptInfos(w, out)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -478,4 +479,122 @@ func decodeMembersRequest(b []byte, req *membersRequest) error {
 		return err
 	}
 	return d.end()
+}
+
+// The answers of receipt and count calls, the most frequent, are encoded
+// by hand too; a test holds them byte for byte to encoding/json's output
+// (with HTML escaping off, as writeJSON sets it).
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaped as encoding/json
+// escapes it with HTML escaping off.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, "true"...)
+	}
+	return append(b, "false"...)
+}
+
+// writeReceiptResults answers a receipt call: {"code":0,"data":
+// {"messageList":[...]}}.
+func writeReceiptResults(w http.ResponseWriter, list []receiptResultJSON) {
+	jb := jsonBuffers.Get().(*jsonBuffer)
+	b := append(jb.buf.AvailableBuffer()[:0], `{"code":0,"data":{"messageList":[`...)
+	for i, r := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"ID":`...)
+		b = appendString(b, r.ID)
+		b = append(b, `,"recorded":`...)
+		b = appendBool(b, r.Recorded)
+		b = append(b, `,"code":`...)
+		b = strconv.AppendInt(b, int64(r.Code), 10)
+		b = append(b, `,"message":`...)
+		b = appendString(b, r.Message)
+		b = append(b, '}')
+	}
+	b = append(b, "]}}\n"...)
+	writeBody(w, http.StatusOK, jb, b)
+}
+
+// writeReceiptInfos answers a count call.
+func writeReceiptInfos(w http.ResponseWriter, list []receiptInfoJSON) {
+	jb := jsonBuffers.Get().(*jsonBuffer)
+	b := append(jb.buf.AvailableBuffer()[:0], `{"code":0,"data":{"messageList":[`...)
+	for i, r := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"ID":`...)
+		b = appendString(b, r.ID)
+		b = append(b, `,"conversationType":`...)
+		b = appendString(b, r.ConversationType)
+		b = append(b, `,"readReceiptInfo":{"readCount":`...)
+		b = strconv.AppendInt(b, int64(r.ReadReceiptInfo.ReadCount), 10)
+		b = append(b, `,"unreadCount":`...)
+		b = strconv.AppendInt(b, int64(r.ReadReceiptInfo.UnreadCount), 10)
+		b = append(b, `,"isPeerRead":`...)
+		b = appendBool(b, r.ReadReceiptInfo.IsPeerRead)
+		b = append(b, `},"code":`...)
+		b = strconv.AppendInt(b, int64(r.Code), 10)
+		b = append(b, `,"message":`...)
+		b = appendString(b, r.Message)
+		b = append(b, '}')
+	}
+	b = append(b, "]}}\n"...)
+	writeBody(w, http.StatusOK, jb, b)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
@@ -155,3 +156,56 @@ func FuzzDecoders(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { agree(t, body) })
 }
+
+// TestEncodersMatchEncodingJSON holds the hand encoders byte for byte to
+// writeOK's encoding/json output, on strings of every awkward kind.
+func TestEncodersMatchEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	pieces := []string{"", "a", "m001", `"`, `\`, "/", "<>&", "\x00", "\x1f", "\x7f", "\b\f\n\r\t", "é", "😀",
+		"\u2028", "\u2029", "\xff", "\xed\xa0\x80", "\ufffd", "readreceipt: no receipt info", " "}
+	str := func() string {
+		var sb strings.Builder
+		for range rng.IntN(4) {
+			sb.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		return sb.String()
+	}
+	encode := func(write func(http.ResponseWriter)) string {
+		w := &discardBody{h: http.Header{}}
+		write(w)
+		return w.b.String()
+	}
+	for range 2000 {
+		var results []receiptResultJSON
+		var infos []receiptInfoJSON
+		for range rng.IntN(4) {
+			results = append(results, receiptResultJSON{ID: str(), Recorded: rng.IntN(2) == 0, Code: rng.IntN(100000) - 10, Message: str()})
+			infos = append(infos, receiptInfoJSON{ID: str(), ConversationType: str(),
+				ReadReceiptInfo: readReceiptInfoJSON{ReadCount: rng.IntN(1 << 30), UnreadCount: rng.IntN(3), IsPeerRead: rng.IntN(2) == 0},
+				Code:            rng.IntN(100000), Message: str()})
+		}
+		if results == nil {
+			results, infos = []receiptResultJSON{}, []receiptInfoJSON{}
+		}
+		got := encode(func(w http.ResponseWriter) { writeReceiptResults(w, results) })
+		want := encode(func(w http.ResponseWriter) { writeOK(w, messageListResponse[receiptResultJSON]{MessageList: results}) })
+		if got != want {
+			t.Fatalf("receipt results %+v:\n got %q\nwant %q", results, got, want)
+		}
+		got = encode(func(w http.ResponseWriter) { writeReceiptInfos(w, infos) })
+		want = encode(func(w http.ResponseWriter) { writeOK(w, messageListResponse[receiptInfoJSON]{MessageList: infos}) })
+		if got != want {
+			t.Fatalf("receipt infos %+v:\n got %q\nwant %q", infos, got, want)
+		}
+	}
+}
+
+// discardBody is a ResponseWriter that keeps the body.
+type discardBody struct {
+	h http.Header
+	b bytes.Buffer
+}
+
+func (w *discardBody) Header() http.Header         { return w.h }
+func (w *discardBody) WriteHeader(int)             {}
+func (w *discardBody) Write(p []byte) (int, error) { return w.b.Write(p) }

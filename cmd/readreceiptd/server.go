@@ -248,13 +248,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		jb.buf.Reset()
 		jb.buf.WriteString(`{"code":10002,"message":"readreceiptd: cannot encode the response"}` + "\n")
 	}
+	writeBody(w, status, jb, jb.buf.Bytes())
+}
+
+// writeBody writes body, a JSON text held in (or grown from) jb's buffer,
+// as a response with status, and gives jb back to the pool.
+func writeBody(w http.ResponseWriter, status int, jb *jsonBuffer, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
 	h["Cache-Control"] = hdrNoStore
-	h["Content-Length"] = []string{strconv.Itoa(jb.buf.Len())}
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
-	w.Write(jb.buf.Bytes())
-	if jb.buf.Cap() <= maxPooledBuffer {
+	w.Write(body)
+	if cap(body) <= maxPooledBuffer {
+		// Keep the grown storage for the next answer.
+		jb.buf = *bytes.NewBuffer(body[:0])
 		jsonBuffers.Put(jb)
 	}
 }
