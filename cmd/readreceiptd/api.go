@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"mime"
 	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/readreceipt/readreceipt"
 )
@@ -78,26 +83,154 @@ func refs(list []messageJSON) ([]readreceipt.MessageRef, error) {
 	return out, nil
 }
 
-// decode reads r's JSON body into v. Unknown fields are ignored, so that a
-// client may send the SDK's whole Message object.
+// Body errors.
+var (
+	errEmptyBody = badRequest("empty body: a JSON object is expected")
+	errNotUTF8   = badRequest("the body is not valid UTF-8 (or holds an unpaired UTF-16 surrogate escape): strings are taken exactly or refused")
+)
+
+// bodyBuffers are pooled request-body buffers.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// decode reads r's JSON body into v. The body must be declared as
+// application/json (415 otherwise), fit in limit bytes (413), arrive
+// before the server's read deadline (408), and be valid UTF-8 with no
+// unpaired surrogate escape (400): encoding/json would silently replace
+// either by U+FFFD, so that two different IDs would become one. Unknown
+// fields are ignored, so that a client may send the SDK's whole Message
+// object.
 func decode(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
+	return decodeWith(w, r, limit, func(body []byte) error { return json.Unmarshal(body, v) })
+}
+
+// decodeWith is decode with the JSON decoder given: unmarshal decodes the
+// body, which decodeWith has checked (type, size, deadline, exact text).
+func decodeWith(w http.ResponseWriter, r *http.Request, limit int64, unmarshal func([]byte) error) error {
+	if err := checkJSONType(r.Header.Get("Content-Type")); err != nil {
+		return err
+	}
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			bodyBuffers.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit)); err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return &apiError{Status: http.StatusRequestEntityTooLarge, Code: readreceipt.CodeInvalidParameter,
 				Message: fmt.Sprintf("readreceiptd: body over %d bytes", mbe.Limit)}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return &apiError{Status: http.StatusRequestTimeout, Code: readreceipt.CodeInvalidParameter,
+				Message: "readreceiptd: the body did not arrive within the server's -read-timeout"}
+		default:
+			return badRequest("reading the body: %v", err)
 		}
-		if errors.Is(err, io.EOF) {
-			return badRequest("empty body: a JSON object is expected")
-		}
+	}
+	body := buf.Bytes()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return errEmptyBody
+	}
+	if !exactJSONText(body) {
+		return errNotUTF8
+	}
+	if err := unmarshal(body); err != nil {
 		return badRequest("bad JSON body: %v", err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return badRequest("bad JSON body: data after the object")
-	}
 	return nil
+}
+
+// checkJSONType accepts application/json, with at most a charset
+// parameter of utf-8.
+func checkJSONType(ct string) error {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err == nil && mt == "application/json" {
+		cs, ok := params["charset"]
+		if len(params) == 0 || (len(params) == 1 && ok && strings.EqualFold(cs, "utf-8")) {
+			return nil
+		}
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return &apiError{Status: http.StatusUnsupportedMediaType, Code: readreceipt.CodeInvalidParameter,
+		Message: fmt.Sprintf("readreceiptd: Content-Type must be application/json, not %s", ct)}
+}
+
+// exactJSONText reports whether a JSON text decodes without replacement:
+// it is valid UTF-8, and every \u escape of a UTF-16 surrogate is half of
+// a pair. A backslash appears in JSON inside strings only, so escapes are
+// found without tracking where strings begin; malformed escapes are left
+// for the JSON decoder to refuse.
+func exactJSONText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for i := bytes.IndexByte(b, '\\'); i >= 0; {
+		if i+1 >= len(b) {
+			return true
+		}
+		if b[i+1] != 'u' {
+			i = next(b, i+2)
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		if !ok {
+			return true // the decoder refuses it
+		}
+		switch {
+		case 0xDC00 <= r && r <= 0xDFFF:
+			return false // a low half without its high half
+		case 0xD800 <= r && r <= 0xDBFF:
+			if i+11 >= len(b) || b[i+6] != '\\' || b[i+7] != 'u' {
+				return false
+			}
+			lo, ok := hex4(b, i+8)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return false
+			}
+			i = next(b, i+12)
+		default:
+			i = next(b, i+6)
+		}
+	}
+	return true
+}
+
+// next returns the index of the first backslash of b at or after from,
+// or -1.
+func next(b []byte, from int) int {
+	if from >= len(b) {
+		return -1
+	}
+	j := bytes.IndexByte(b[from:], '\\')
+	if j < 0 {
+		return -1
+	}
+	return from + j
+}
+
+// hex4 decodes the four hexadecimal digits of b at i.
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // codeOf returns the code and message of a per-message error (0, "" for
@@ -110,28 +243,53 @@ func codeOf(err error) (int, string) {
 	return body.Code, body.Message
 }
 
+// hide returns the error a user (not the administrator) is given for err
+// about a message. Whether a message exists is not the user's to learn:
+// "permission denied" (10007: not the sender), "not a recipient" (91006)
+// and "group not found" (10010) would each tell a user that a message ID
+// is, or is not, in use. They are answered as 10062, exactly as for a
+// message that was never tracked. Errors about the request itself, and
+// "own message" (91005, which only the sender gets), are kept.
+func hide(id identity, err error) error {
+	if err == nil || id.Admin {
+		return err
+	}
+	var ee *readreceipt.Error
+	if errors.As(err, &ee) {
+		switch ee.Code {
+		case readreceipt.CodePermissionDenied, readreceipt.CodeNotRecipient, readreceipt.CodeGroupNotFound:
+			return &apiError{Status: http.StatusNotFound, Code: readreceipt.CodeReceiptNotFound, Message: errNotFoundMessage}
+		case readreceipt.CodeReceiptNotFound:
+			return &apiError{Status: http.StatusNotFound, Code: readreceipt.CodeReceiptNotFound, Message: errNotFoundMessage}
+		}
+	}
+	return err
+}
+
+// errNotFoundMessage is the one message of 10062 to users, whatever the
+// engine's reason was.
+const errNotFoundMessage = "readreceiptd: no receipt info for the message"
+
 // POST /v1/messages (administrator): track a sent message that asks for
 // read receipts.
-func (s *server) handleTrack(w http.ResponseWriter, r *http.Request, _ identity) {
+func (s *server) handleTrack(w http.ResponseWriter, r *http.Request, _ identity) error {
 	var m messageJSON
 	if err := decode(w, r, &m, maxBodyBytes); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	conv, err := m.conversation()
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if !m.NeedReadReceipt {
 		writeOK(w, trackResponse{Tracked: false})
-		return
+		return nil
 	}
 	if err := s.eng.TrackMessage(r.Context(), readreceipt.Message{Conversation: conv, ID: m.ID, Sender: m.From}); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	writeOK(w, trackResponse{Tracked: true})
+	return nil
 }
 
 type trackResponse struct {
@@ -144,27 +302,54 @@ type messageRequest struct {
 
 // POST /v1/messages/delete (administrator): drop a recalled or deleted
 // message's receipt state.
-func (s *server) handleDelete(w http.ResponseWriter, r *http.Request, _ identity) {
+func (s *server) handleDelete(w http.ResponseWriter, r *http.Request, _ identity) error {
 	var req messageRequest
 	if err := decode(w, r, &req, maxBodyBytes); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	ref, err := req.Message.ref()
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := s.eng.DeleteMessage(r.Context(), ref); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	writeOK(w, struct{}{})
+	return nil
 }
 
 type messageListRequest struct {
 	MessageList []messageJSON `json:"messageList"`
 }
+
+// listRequests are pooled request structs, so that decoding a list does
+// not grow a new slice element by element on every call. Elements are
+// zeroed before reuse: encoding/json decodes into an element in place and
+// would keep the fields a new element does not name.
+var listRequests = sync.Pool{New: func() any {
+	return &messageListRequest{MessageList: make([]messageJSON, 0, pooledListCap)}
+}}
+
+// pooledListCap is the capacity of pooled lists: the engine's default
+// bound on messages per call.
+const pooledListCap = 30
+
+func getListRequest() *messageListRequest {
+	req := listRequests.Get().(*messageListRequest)
+	l := req.MessageList[:cap(req.MessageList)]
+	clear(l)
+	req.MessageList = l[:0]
+	return req
+}
+
+func putListRequest(req *messageListRequest) {
+	if cap(req.MessageList) <= 2*pooledListCap {
+		listRequests.Put(req)
+	}
+}
+
+// receiptResults are pooled answer lists of receipt calls.
+var resultLists = sync.Pool{New: func() any { s := make([]receiptResultJSON, 0, pooledListCap); return &s }}
 
 type receiptResultJSON struct {
 	ID       string `json:"ID"`
@@ -178,28 +363,33 @@ type messageListResponse[T any] struct {
 }
 
 // POST /v1/receipts (user): the token's user has read the messages.
-func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id identity) {
-	var req messageListRequest
-	if err := decode(w, r, &req, maxBodyBytes); err != nil {
-		writeError(w, err)
-		return
+func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id identity) error {
+	req := getListRequest()
+	defer putListRequest(req)
+	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMessageList(b, req) }); err != nil {
+		return err
 	}
 	msgs, err := refs(req.MessageList)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	res, err := s.eng.SendMessageReadReceipt(r.Context(), id.UserID, msgs)
 	if err != nil {
-		writeError(w, err)
-		return
+		return hide(id, err)
 	}
-	out := make([]receiptResultJSON, len(res))
-	for i, rr := range res {
-		code, msg := codeOf(rr.Err)
-		out[i] = receiptResultJSON{ID: rr.MessageID, Recorded: rr.Recorded, Code: code, Message: msg}
+	outp := resultLists.Get().(*[]receiptResultJSON)
+	out := (*outp)[:0]
+	for _, rr := range res {
+		code, msg := codeOf(hide(id, rr.Err))
+		out = append(out, receiptResultJSON{ID: rr.MessageID, Recorded: rr.Recorded, Code: code, Message: msg})
 	}
-	writeOK(w, messageListResponse[receiptResultJSON]{MessageList: out})
+	writeReceiptResults(w, out)
+	if cap(out) <= 2*pooledListCap {
+		clear(out)
+		*outp = out[:0]
+		resultLists.Put(outp)
+	}
+	return nil
 }
 
 type readReceiptInfoJSON struct {
@@ -225,25 +415,23 @@ func caller(id identity) readreceipt.Caller {
 }
 
 // POST /v1/receipts/query (user or administrator): counts of messages.
-func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity) {
-	var req messageListRequest
-	if err := decode(w, r, &req, maxBodyBytes); err != nil {
-		writeError(w, err)
-		return
+func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity) error {
+	req := getListRequest()
+	defer putListRequest(req)
+	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMessageList(b, req) }); err != nil {
+		return err
 	}
 	msgs, err := refs(req.MessageList)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	infos, err := s.eng.GetMessageReadReceiptList(r.Context(), caller(id), msgs)
 	if err != nil {
-		writeError(w, err)
-		return
+		return hide(id, err)
 	}
 	out := make([]receiptInfoJSON, len(infos))
 	for i, info := range infos {
-		code, msg := codeOf(info.Err)
+		code, msg := codeOf(hide(id, info.Err))
 		out[i] = receiptInfoJSON{
 			ID:               info.MessageID,
 			ConversationType: msgs[0].Conversation.Type.String(),
@@ -256,7 +444,8 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity
 			Message: msg,
 		}
 	}
-	writeOK(w, messageListResponse[receiptInfoJSON]{MessageList: out})
+	writeReceiptInfos(w, out)
+	return nil
 }
 
 type membersRequest struct {
@@ -276,16 +465,14 @@ type memberPageJSON struct {
 
 // POST /v1/receipts/members (user or administrator): one page of a group
 // message's read (filter 0) or unread (filter 1) members.
-func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identity) {
+func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identity) error {
 	var req membersRequest
-	if err := decode(w, r, &req, maxBodyBytes); err != nil {
-		writeError(w, err)
-		return
+	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMembersRequest(b, &req) }); err != nil {
+		return err
 	}
 	ref, err := req.Message.ref()
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	var filter readreceipt.MemberFilter
 	switch req.Filter {
@@ -294,15 +481,13 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identi
 	case 1:
 		filter = readreceipt.FilterUnread
 	default:
-		writeError(w, badRequest("filter must be 0 (read) or 1 (unread), not %d", req.Filter))
-		return
+		return badRequest("filter must be 0 (read) or 1 (unread), not %d", req.Filter)
 	}
 	page, err := s.eng.GetGroupMessageReadMemberList(r.Context(), caller(id), readreceipt.MemberListRequest{
 		Message: ref, Filter: filter, Cursor: req.Cursor, Count: req.Count,
 	})
 	if err != nil {
-		writeError(w, err)
-		return
+		return hide(id, err)
 	}
 	out := memberPageJSON{MessageID: page.MessageID, IsCompleted: page.IsCompleted, Cursor: page.Cursor}
 	if filter == readreceipt.FilterRead {
@@ -313,6 +498,7 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identi
 		out.UnreadUserIDList = &list
 	}
 	writeOK(w, out)
+	return nil
 }
 
 func nonNil(s []string) []string {
@@ -340,74 +526,69 @@ type memberListRequest struct {
 }
 
 // writeGroup answers with the group's current state.
-func (s *server) writeGroup(w http.ResponseWriter, r *http.Request, gid string) {
+func (s *server) writeGroup(w http.ResponseWriter, r *http.Request, gid string) error {
 	info, err := s.eng.GetGroup(r.Context(), gid)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	writeOK(w, groupJSON{GroupID: info.ID, Type: info.Type.String(), MemberNum: info.Members, Version: info.Version})
+	return nil
 }
 
 // POST /v1/groups (administrator): create a group. type defaults to Work.
-func (s *server) handleCreateGroup(w http.ResponseWriter, r *http.Request, _ identity) {
+func (s *server) handleCreateGroup(w http.ResponseWriter, r *http.Request, _ identity) error {
 	var req createGroupRequest
 	if err := decode(w, r, &req, maxMemberBodyBytes); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if req.Type == "" {
 		req.Type = readreceipt.GroupWork.String()
 	}
 	typ, err := readreceipt.ParseGroupType(req.Type)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := s.eng.CreateGroup(r.Context(), req.GroupID, typ, req.MemberList); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	s.writeGroup(w, r, req.GroupID)
+	return s.writeGroup(w, r, req.GroupID)
 }
 
 // GET /v1/groups/{groupID} (administrator).
-func (s *server) handleGetGroup(w http.ResponseWriter, r *http.Request, _ identity) {
-	s.writeGroup(w, r, r.PathValue("groupID"))
+func (s *server) handleGetGroup(w http.ResponseWriter, r *http.Request, _ identity) error {
+	return s.writeGroup(w, r, r.PathValue("groupID"))
 }
 
 // POST /v1/groups/{groupID}/members (administrator): add members.
-func (s *server) handleAddMembers(w http.ResponseWriter, r *http.Request, _ identity) {
-	s.changeMembers(w, r, s.eng.AddGroupMembers)
+func (s *server) handleAddMembers(w http.ResponseWriter, r *http.Request, _ identity) error {
+	return s.changeMembers(w, r, s.eng.AddGroupMembers)
 }
 
 // POST /v1/groups/{groupID}/members/remove (administrator): remove members.
-func (s *server) handleRemoveMembers(w http.ResponseWriter, r *http.Request, _ identity) {
-	s.changeMembers(w, r, s.eng.RemoveGroupMembers)
+func (s *server) handleRemoveMembers(w http.ResponseWriter, r *http.Request, _ identity) error {
+	return s.changeMembers(w, r, s.eng.RemoveGroupMembers)
 }
 
-func (s *server) changeMembers(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, gid string, members []string) error) {
+func (s *server) changeMembers(w http.ResponseWriter, r *http.Request, change func(ctx context.Context, gid string, members []string) error) error {
 	gid := r.PathValue("groupID")
 	var req memberListRequest
 	if err := decode(w, r, &req, maxMemberBodyBytes); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if err := change(r.Context(), gid, req.MemberList); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	s.writeGroup(w, r, gid)
+	return s.writeGroup(w, r, gid)
 }
 
 // DELETE /v1/groups/{groupID} (administrator): dismiss a group.
-func (s *server) handleDismissGroup(w http.ResponseWriter, r *http.Request, _ identity) {
+func (s *server) handleDismissGroup(w http.ResponseWriter, r *http.Request, _ identity) error {
 	gid := r.PathValue("groupID")
 	if err := s.eng.DismissGroup(r.Context(), gid); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	writeOK(w, struct {
 		GroupID string `json:"groupID"`
 	}{gid})
+	return nil
 }

@@ -150,9 +150,10 @@ func TestGroupReceipts(t *testing.T) {
 			t.Errorf("message %d: got %+v, want code %d recorded %v", i, got, w.code, w.recorded)
 		}
 	}
+	// A non-member learns no more than for a message that does not exist.
 	eve := f.user("eve")
 	eve.ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), &rr)
-	if rr.MessageList[0].Code != 91006 {
+	if rr.MessageList[0].Code != 10062 {
 		t.Fatalf("receipt from a non-member: %+v", rr)
 	}
 
@@ -216,16 +217,16 @@ func TestQueryAccess(t *testing.T) {
 	f.admin.ok("POST", "/v1/messages", tracked(gmsg("g", "m1", "alice")), nil)
 	f.user("bob").ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
 
-	// Another user's message: 10007 in the list for counts, 403 for the
-	// member list.
+	// Another user's message: the same answer as for a message that does
+	// not exist (10062 in the list for counts, 404 for the member list).
 	var qi receiptInfos
 	f.user("carol").ok("POST", "/v1/receipts/query", list(gmsg("g", "m1", "alice")), &qi)
-	if got := qi.MessageList[0]; got.Code != 10007 || got.ReadReceiptInfo.ReadCount != 0 {
+	if got := qi.MessageList[0]; got.Code != 10062 || got.ReadReceiptInfo.ReadCount != 0 {
 		t.Fatalf("carol's query of alice's message: %+v", got)
 	}
 	req := map[string]any{"message": gmsg("g", "m1", "alice"), "filter": 0, "cursor": "", "count": 10}
-	f.user("carol").fails("POST", "/v1/receipts/members", req, 403, 10007)
-	f.user("bob").fails("POST", "/v1/receipts/members", req, 403, 10007)
+	f.user("carol").fails("POST", "/v1/receipts/members", req, 404, 10062)
+	f.user("bob").fails("POST", "/v1/receipts/members", req, 404, 10062)
 
 	// The administrator sees everything.
 	f.admin.ok("POST", "/v1/receipts/query", list(gmsg("g", "m1", "alice")), &qi)
@@ -374,11 +375,11 @@ func TestC2CReceipts(t *testing.T) {
 		t.Fatalf("alice's receipt for her own message: %+v", rr)
 	}
 	f.user("carol").ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c2")), &rr)
-	if rr.MessageList[0].Code != 91006 {
+	if rr.MessageList[0].Code != 10062 {
 		t.Fatalf("carol's receipt for a message of alice and bob: %+v", rr)
 	}
 	f.user("carol").ok("POST", "/v1/receipts/query", list(cmsg("alice", "bob", "c1")), &qi)
-	if qi.MessageList[0].Code != 10007 {
+	if qi.MessageList[0].Code != 10062 {
 		t.Fatalf("carol's query: %+v", qi)
 	}
 }
@@ -451,13 +452,13 @@ func TestHealthMetricsAndRoutes(t *testing.T) {
 	f.user("bob").ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
 	f.user("carol").ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
 	f.user("carol").ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
-	f.user("bob").fails("POST", "/v1/receipts/members", map[string]any{"message": gmsg("g", "m1", "alice"), "filter": 0, "count": 5}, 403, 10007)
+	f.user("bob").fails("POST", "/v1/receipts/members", map[string]any{"message": gmsg("g", "m1", "alice"), "filter": 0, "count": 5}, 404, 10062)
 	anon.fails("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), 401, CodeTokenMissing)
 
 	body := getText(t, f.base+"/metrics")
 	for _, want := range []string{
 		`readreceiptd_requests_total{code="0",endpoint="POST /v1/receipts"} 3`,
-		`readreceiptd_requests_total{code="10007",endpoint="POST /v1/receipts/members"} 1`,
+		`readreceiptd_requests_total{code="10062",endpoint="POST /v1/receipts/members"} 1`,
 		`readreceiptd_requests_total{code="70001",endpoint="POST /v1/receipts"} 1`,
 		`readreceiptd_request_duration_seconds_count{endpoint="POST /v1/receipts"} 4`,
 		`readreceiptd_receipts_recorded_total 2`,
@@ -477,7 +478,7 @@ func TestHealthMetricsAndRoutes(t *testing.T) {
 		t.Fatalf("unknown route: %v", res)
 	}
 	res = f.admin.exchangeNoSpec("GET", "/v1/receipts")
-	if res.Status != 404 || res.Code != 10004 || !strings.Contains(res.Message, "GET /v1/receipts") {
+	if res.Status != 405 || res.Code != 10004 || !strings.Contains(res.Message, "GET /v1/receipts") {
 		t.Fatalf("wrong method: %v", res)
 	}
 
@@ -529,4 +530,20 @@ func mustJSON(t testing.TB, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestPooledRequestsStartEmpty sends, one after the other, a message that
+// names from and one that does not: the second must not inherit the
+// first's fields from a reused request.
+func TestPooledRequestsStartEmpty(t *testing.T) {
+	f := newFixture(t)
+	f.admin.ok("POST", "/v1/messages", tracked(cmsg("alice", "bob", "c1")), nil)
+	bob := f.user("bob")
+	for range 20 {
+		bob.ok("POST", "/v1/receipts/query", list(cmsg("alice", "bob", "c1")), nil)
+		res := bob.callRaw("POST", "/v1/receipts/query", `{"messageList":[{"ID":"c1","conversationType":"C2C","to":"bob"}]}`)
+		if res.Status != 400 || res.Code != 10004 {
+			t.Fatalf("a C2C message without from after one with it: %v", res)
+		}
+	}
 }

@@ -216,3 +216,26 @@ func waitFor(t testing.TB, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestVerifiedTokensRechecked checks that a remembered token is still
+// held to its expiry and to the lifetime bound.
+func TestVerifiedTokensRechecked(t *testing.T) {
+	sg := newSigner([]byte(testSecret))
+	now := time.Unix(1_800_000_000, 0)
+	tok := sg.sign("alice", now.Add(time.Hour))
+	for range 2 { // the second check finds the remembered token
+		if user, err := sg.verify(tok, now, 2*time.Hour); err != nil || user != "alice" {
+			t.Fatalf("fresh token: %q %v", user, err)
+		}
+	}
+	if _, err := sg.verify(tok, now.Add(time.Hour), 2*time.Hour); codeOfErr(err) != CodeTokenExpired {
+		t.Fatalf("remembered token after its expiry: %v", err)
+	}
+	if _, err := sg.verify(tok, now, 30*time.Minute); codeOfErr(err) != CodeTokenMalformed {
+		t.Fatalf("remembered token over a lower lifetime bound: %v", err)
+	}
+	// A spelling of its own is not found among the remembered.
+	if _, err := sg.verify(tok+"A", now, 2*time.Hour); err == nil {
+		t.Fatal("a longer token passed")
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -51,6 +52,39 @@ type config struct {
 	// EventQueue is how many event messages may wait for one WebSocket
 	// connection before it is dropped as too slow. Default 64.
 	EventQueue int
+	// DemoPublic allows demo mode on an address that is not loopback.
+	// Default false: demo mode hands tokens to anyone who asks.
+	DemoPublic bool
+
+	// Limits that keep the server bounded under hostile clients.
+
+	// ReadHeaderTimeout bounds reading a request's headers. Default 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. Default
+	// 10s; raise it for very large membership lists on slow links.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response. Default 30s. WebSocket
+	// connections are exempt from both once upgraded (they have their own
+	// deadlines).
+	WriteTimeout time.Duration
+	// IdleTimeout bounds how long a keep-alive connection waits for its
+	// next request. Default 2m.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header block. Default 16 KiB.
+	MaxHeaderBytes int
+	// MaxConns caps the connections open at once, WebSockets included;
+	// over it a new connection is answered 503 and closed. Default: the
+	// open-file limit less fdReserve, within [64, 10000] (1024 where the
+	// limit is unknown), so that connections never take the descriptors
+	// the store needs.
+	MaxConns int
+	// MaxEventConnsPerUser caps one user's event WebSockets; over it the
+	// handshake is answered 429. Default 8.
+	MaxEventConnsPerUser int
+	// MaxTokenTTL is the longest lifetime a token may have: longer ones
+	// are refused, and the token subcommand will not mint them. Default
+	// 24h.
+	MaxTokenTTL time.Duration
 	// Redis, when set, keeps the engine's state in Redis instead of the
 	// Pebble store of DataDir: one address of a standalone server, or seed
 	// addresses of a cluster (a single address of a cluster node is
@@ -59,6 +93,22 @@ type config struct {
 	Redis string
 	// RedisPrefix starts every Redis key of the engine. Default "rr:".
 	RedisPrefix string
+}
+
+// fdReserve is how many open files the default -max-conns leaves to the
+// store, the log and the listener.
+const fdReserve = 256
+
+// defaultMaxConns is the default -max-conns for an open-file limit (0:
+// unknown).
+func defaultMaxConns(limit uint64) int {
+	if limit == 0 {
+		return 1024
+	}
+	if limit < 64+fdReserve {
+		return 64
+	}
+	return int(min(limit-fdReserve, 10000))
 }
 
 // envPrefix is the prefix of every environment variable the server reads.
@@ -76,6 +126,15 @@ func defaultConfig() config {
 		ShutdownTimeout: 30 * time.Second,
 		EventQueue:      64,
 		RedisPrefix:     "rr:",
+
+		ReadHeaderTimeout:    5 * time.Second,
+		ReadTimeout:          10 * time.Second,
+		WriteTimeout:         30 * time.Second,
+		IdleTimeout:          2 * time.Minute,
+		MaxHeaderBytes:       16 << 10,
+		MaxConns:             defaultMaxConns(fdLimit()),
+		MaxEventConnsPerUser: 8,
+		MaxTokenTTL:          24 * time.Hour,
 	}
 }
 
@@ -108,27 +167,42 @@ func configFlags(fs *flag.FlagSet, cfg *config, getenv func(string) string) func
 	str(&cfg.Addr, "addr", "ADDR", "listen address")
 	boolean(&cfg.Demo, "demo", "DEMO", "serve the demo page at /")
 	boolean(&cfg.Sync, "sync", "SYNC", "sync every write before acknowledging it (false trades crash safety for latency)")
+	duration := func(p *time.Duration, name, env, usage string) {
+		if v := getenv(envPrefix + env); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s%s: %q is not a duration", envPrefix, env, v))
+			} else {
+				*p = d
+			}
+		}
+		fs.DurationVar(p, name, *p, usage+" (env "+envPrefix+env+")")
+	}
+	integer := func(p *int, name, env, usage string) {
+		if v := getenv(envPrefix + env); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s%s: %q is not a number", envPrefix, env, v))
+			} else {
+				*p = n
+			}
+		}
+		fs.IntVar(p, name, *p, usage+" (env "+envPrefix+env+")")
+	}
 	str(&cfg.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
 	str(&cfg.Redis, "redis", "REDIS", "keep the state in Redis: a standalone address or cluster seed addresses, comma-separated (default: the Pebble store in -data)")
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "prefix of every Redis key; servers sharing a state use the same")
-	if v := getenv(envPrefix + "SHUTDOWN_TIMEOUT"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%sSHUTDOWN_TIMEOUT: %q is not a duration", envPrefix, v))
-		} else {
-			cfg.ShutdownTimeout = d
-		}
-	}
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long shutdown waits for calls in progress (env "+envPrefix+"SHUTDOWN_TIMEOUT)")
-	if v := getenv(envPrefix + "EVENT_QUEUE"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			envErrs = append(envErrs, fmt.Errorf("%sEVENT_QUEUE: %q is not a number", envPrefix, v))
-		} else {
-			cfg.EventQueue = n
-		}
-	}
-	fs.IntVar(&cfg.EventQueue, "event-queue", cfg.EventQueue, "event messages that may wait for one WebSocket connection before it is dropped (env "+envPrefix+"EVENT_QUEUE)")
+	duration(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", "how long shutdown waits for calls in progress")
+	integer(&cfg.EventQueue, "event-queue", "EVENT_QUEUE", "event messages that may wait for one WebSocket connection before it is dropped")
+	boolean(&cfg.DemoPublic, "demo-public", "DEMO_PUBLIC", "allow demo mode on an address that is not loopback (demo mode hands tokens to anyone)")
+	duration(&cfg.ReadHeaderTimeout, "read-header-timeout", "READ_HEADER_TIMEOUT", "time allowed to read a request's headers")
+	duration(&cfg.ReadTimeout, "read-timeout", "READ_TIMEOUT", "time allowed to read a whole request, body included")
+	duration(&cfg.WriteTimeout, "write-timeout", "WRITE_TIMEOUT", "time allowed to write a response (WebSockets are exempt)")
+	duration(&cfg.IdleTimeout, "idle-timeout", "IDLE_TIMEOUT", "how long an idle keep-alive connection is kept")
+	integer(&cfg.MaxHeaderBytes, "max-header-bytes", "MAX_HEADER_BYTES", "largest request header block, in bytes")
+	integer(&cfg.MaxConns, "max-conns", "MAX_CONNS", "most connections open at once; over it new ones are answered 503 and closed")
+	integer(&cfg.MaxEventConnsPerUser, "max-event-conns-per-user", "MAX_EVENT_CONNS_PER_USER", "most event WebSockets one user may hold; over it the handshake is answered 429")
+	duration(&cfg.MaxTokenTTL, "max-token-ttl", "MAX_TOKEN_TTL", "longest token lifetime accepted (and minted by the token subcommand)")
 	return func() error { return errors.Join(envErrs...) }
 }
 
@@ -156,7 +230,57 @@ func (c *config) validate() error {
 	if c.Secret != "" && len(c.Secret) < minSecretLen {
 		return fmt.Errorf("the secret is %d bytes; at least %d are needed", len(c.Secret), minSecretLen)
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"-read-header-timeout", c.ReadHeaderTimeout}, {"-read-timeout", c.ReadTimeout},
+		{"-write-timeout", c.WriteTimeout}, {"-idle-timeout", c.IdleTimeout}, {"-max-token-ttl", c.MaxTokenTTL},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %v", d.name, d.v)
+		}
+	}
+	if c.MaxHeaderBytes < 1024 {
+		return fmt.Errorf("-max-header-bytes must be at least 1024, not %d", c.MaxHeaderBytes)
+	}
+	if c.MaxConns < 1 {
+		return fmt.Errorf("-max-conns must be at least 1, not %d", c.MaxConns)
+	}
+	if c.MaxEventConnsPerUser < 1 {
+		return fmt.Errorf("-max-event-conns-per-user must be at least 1, not %d", c.MaxEventConnsPerUser)
+	}
 	return nil
+}
+
+// validateServe checks what only the server (not the token subcommand)
+// depends on: demo mode's safety.
+func (c *config) validateServe() error {
+	if !c.Demo {
+		return nil
+	}
+	if isDemoUser(c.Admin) {
+		return fmt.Errorf("-admin %q is a demo user, and demo mode hands any demo user's token to anyone: choose another -admin, or run with -demo=false", c.Admin)
+	}
+	if !c.DemoPublic && !isLoopback(c.Addr) {
+		return fmt.Errorf("demo mode hands tokens to anyone who asks, and -addr %s is not a loopback address: run with -demo=false, or give -demo-public to serve the demo there anyway", c.Addr)
+	}
+	return nil
+}
+
+// isLoopback reports whether the listen address addr only accepts
+// connections from this machine: a loopback IP, or the name localhost.
+// An empty host (every interface) is not.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // loadSecret returns the secret to sign tokens with: the configured one,

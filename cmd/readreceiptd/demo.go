@@ -110,13 +110,14 @@ func (s *server) registerDemo(mux *http.ServeMux) error {
 		return err
 	}
 	d := &demo{s: s, chat: chat, static: static}
-	mux.HandleFunc("GET /{$}", d.handleIndex)
-	mux.HandleFunc("GET /web/{file...}", d.handleStatic)
-	mux.HandleFunc("GET /demo/users", d.handleUsers)
-	mux.HandleFunc("POST /demo/login", d.handleLogin)
-	mux.HandleFunc("GET /demo/messages", d.handleList)
-	mux.HandleFunc("POST /demo/messages", d.handlePost)
-	mux.HandleFunc("GET /demo/stream", d.handleStream)
+	handle := func(pattern string, h handler) { mux.Handle(pattern, s.serveEndpoint(h)) }
+	handle("GET /{$}", d.handleIndex)
+	handle("GET /web/{file...}", d.handleStatic)
+	handle("GET /demo/users", d.handleUsers)
+	handle("POST /demo/login", d.handleLogin)
+	handle("GET /demo/messages", d.handleList)
+	handle("POST /demo/messages", d.handlePost)
+	handle("GET /demo/stream", d.handleStream)
 	return nil
 }
 
@@ -155,8 +156,8 @@ func errDemoUser(user string) error {
 }
 
 // demoIdentity authenticates r and requires a demo user's token.
-func (d *demo) demoIdentity(r *http.Request) (identity, error) {
-	id, err := d.s.authenticate(r)
+func (d *demo) demoIdentity(r *http.Request, fromQuery bool) (identity, error) {
+	id, err := d.s.authenticate(r, fromQuery)
 	if err != nil {
 		return identity{}, err
 	}
@@ -166,64 +167,60 @@ func (d *demo) demoIdentity(r *http.Request) (identity, error) {
 	return id, nil
 }
 
-func (d *demo) handleUsers(w http.ResponseWriter, r *http.Request) {
+func (d *demo) handleUsers(w http.ResponseWriter, r *http.Request) error {
 	writeOK(w, map[string]any{"groupID": demoGroupID, "users": demoUsers})
+	return nil
 }
 
 // handleLogin answers POST /demo/login {"userID"} with a token for a demo
-// user: {"userID","userToken"}.
-func (d *demo) handleLogin(w http.ResponseWriter, r *http.Request) {
+// user: {"userID","userToken"}. It never hands out the administrator's
+// token: config.validate refuses an -admin that names a demo user, and the
+// check here holds even so.
+func (d *demo) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		UserID string `json:"userID"`
 	}
 	if err := decode(w, r, &req, demoMaxBody); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	if !isDemoUser(req.UserID) {
-		writeError(w, errDemoUser(req.UserID))
-		return
+	if !isDemoUser(req.UserID) || req.UserID == d.s.cfg.Admin {
+		return errDemoUser(req.UserID)
 	}
 	writeOK(w, map[string]string{
 		"userID":    req.UserID,
-		"userToken": d.s.mintToken(req.UserID, demoTokenTTL),
+		"userToken": d.s.mintToken(req.UserID, min(demoTokenTTL, d.s.cfg.MaxTokenTTL)),
 	})
+	return nil
 }
 
 // handlePost answers POST /demo/messages {"text","needReadReceipt"}: it
 // sends text to the demo group as the token's user, tracking it in the
 // engine when it asks for a receipt, and returns the message.
-func (d *demo) handlePost(w http.ResponseWriter, r *http.Request) {
-	id, err := d.demoIdentity(r)
+func (d *demo) handlePost(w http.ResponseWriter, r *http.Request) error {
+	id, err := d.demoIdentity(r, false)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	var req struct {
 		Text            string `json:"text"`
 		NeedReadReceipt bool   `json:"needReadReceipt"`
 	}
 	if err := decode(w, r, &req, demoMaxBody); err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	text := strings.TrimSpace(req.Text)
 	switch {
 	case text == "":
-		writeError(w, badRequest("text is empty"))
-		return
+		return badRequest("text is empty")
 	case !utf8.ValidString(text):
-		writeError(w, badRequest("text is not UTF-8"))
-		return
+		return badRequest("text is not UTF-8")
 	case utf8.RuneCountInString(text) > demoMaxText:
-		writeError(w, badRequest("text is over %d characters", demoMaxText))
-		return
+		return badRequest("text is over %d characters", demoMaxText)
 	}
 	now := d.s.now()
 	msgID, err := newDemoMessageID(now)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	m := demoMessage{
 		ID:               msgID,
@@ -237,8 +234,7 @@ func (d *demo) handlePost(w http.ResponseWriter, r *http.Request) {
 	tracked := readreceipt.Message{Conversation: readreceipt.Group(demoGroupID), ID: m.ID, Sender: m.From}
 	if m.NeedReadReceipt {
 		if err := d.s.eng.TrackMessage(r.Context(), tracked); err != nil {
-			writeError(w, err)
-			return
+			return err
 		}
 	}
 	if err := d.chat.append(m); err != nil {
@@ -249,22 +245,22 @@ func (d *demo) handlePost(w http.ResponseWriter, r *http.Request) {
 				d.s.log.Error("demo: dropping an unstored message", "id", m.ID, "err", derr)
 			}
 		}
-		writeError(w, &apiError{Status: http.StatusInternalServerError, Code: readreceipt.CodeInternal, Message: "readreceiptd: cannot store the message"})
-		return
+		return &apiError{Status: http.StatusInternalServerError, Code: readreceipt.CodeInternal, Message: "readreceiptd: cannot store the message"}
 	}
 	writeOK(w, m)
+	return nil
 }
 
 // handleList answers GET /demo/messages with {"groupID","messageList"}: the
 // kept messages, oldest first. With after=<ID> it lists only the messages
 // after that one (all of them if it is no longer kept).
-func (d *demo) handleList(w http.ResponseWriter, r *http.Request) {
-	if _, err := d.demoIdentity(r); err != nil {
-		writeError(w, err)
-		return
+func (d *demo) handleList(w http.ResponseWriter, r *http.Request) error {
+	if _, err := d.demoIdentity(r, false); err != nil {
+		return err
 	}
 	msgs, _ := d.chat.since(r.URL.Query().Get("after"))
 	writeOK(w, map[string]any{"groupID": demoGroupID, "messageList": msgs})
+	return nil
 }
 
 // demoStreamEvent is the event of the demo stream: new messages of the demo
@@ -290,21 +286,21 @@ type demoStreamMessage struct {
 // wait for it (http.Server does not track hijacked connections, and the
 // event hub's wait covers only its own); the stream uses nothing that
 // shutdown closes.
-func (d *demo) handleStream(w http.ResponseWriter, r *http.Request) {
-	id, err := d.demoIdentity(r)
+func (d *demo) handleStream(w http.ResponseWriter, r *http.Request) error {
+	id, err := d.demoIdentity(r, true)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
 	if d.s.stopping.Load() {
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: readreceipt.CodeClosed, Message: "readreceiptd: server shutting down"})
-		return
+		return errHubClosed
 	}
-	conn, err := websocket.Accept(w, r, nil)
+	if err := checkHandshake(r); err != nil {
+		return err
+	}
+	conn, err := d.s.acceptWebSocket(w, r)
 	if err != nil {
-		// Accept has written the response.
 		d.s.log.Info("demo stream: upgrade failed", "user", id.UserID, "err", err)
-		return
+		return nil
 	}
 	defer conn.CloseNow()
 	// The client sends nothing; ctx ends when the connection does.
@@ -322,13 +318,13 @@ func (d *demo) handleStream(w http.ResponseWriter, r *http.Request) {
 			b, err := json.Marshal(demoStreamMessage{Event: demoStreamEvent, Data: msgs})
 			if err != nil {
 				conn.Close(websocket.StatusInternalError, "cannot encode messages")
-				return
+				return nil
 			}
 			wctx, cancel := context.WithTimeout(ctx, eventWriteTimeout)
 			err = conn.Write(wctx, websocket.MessageText, b)
 			cancel()
 			if err != nil {
-				return
+				return nil
 			}
 			after = msgs[len(msgs)-1].ID
 		}
@@ -337,17 +333,17 @@ func (d *demo) handleStream(w http.ResponseWriter, r *http.Request) {
 		case <-tick.C:
 			if d.s.stopping.Load() {
 				conn.Close(websocket.StatusGoingAway, "server shutting down")
-				return
+				return nil
 			}
 		case <-ping.C:
 			pctx, cancel := context.WithTimeout(ctx, eventWriteTimeout)
 			err := conn.Ping(pctx)
 			cancel()
 			if err != nil {
-				return
+				return nil
 			}
 		case <-ctx.Done():
-			return
+			return nil
 		}
 	}
 }
@@ -544,25 +540,24 @@ func loadStatic(fsys fs.FS, dir string) (map[string]staticFile, error) {
 const pageCSP = "default-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-func (d *demo) handleIndex(w http.ResponseWriter, r *http.Request) {
-	d.serveStatic(w, r, "index.html")
+func (d *demo) handleIndex(w http.ResponseWriter, r *http.Request) error {
+	return d.serveStatic(w, r, "index.html")
 }
 
-func (d *demo) handleStatic(w http.ResponseWriter, r *http.Request) {
-	d.serveStatic(w, r, r.PathValue("file"))
+func (d *demo) handleStatic(w http.ResponseWriter, r *http.Request) error {
+	return d.serveStatic(w, r, r.PathValue("file"))
 }
 
 // serveStatic serves the embedded file name, or a 404 error in the API's
 // shape.
-func (d *demo) serveStatic(w http.ResponseWriter, r *http.Request, name string) {
+func (d *demo) serveStatic(w http.ResponseWriter, r *http.Request, name string) error {
 	f, ok := d.static[name]
 	if !ok {
-		writeError(w, &apiError{
+		return &apiError{
 			Status:  http.StatusNotFound,
 			Code:    readreceipt.CodeInvalidParameter,
 			Message: fmt.Sprintf("readreceiptd: no file %s", r.URL.Path),
-		})
-		return
+		}
 	}
 	h := w.Header()
 	h.Set("Content-Type", f.contentType)
@@ -575,4 +570,5 @@ func (d *demo) serveStatic(w http.ResponseWriter, r *http.Request, name string) 
 	}
 	// ServeContent answers If-None-Match with 304 and handles ranges.
 	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.body))
+	return nil
 }

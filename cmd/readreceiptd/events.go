@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,23 +76,33 @@ type hub struct {
 	m     *metrics
 	log   *slog.Logger
 	depth int
+	// perUser caps the open connections of one user.
+	perUser int
 
 	mu     sync.Mutex
 	conns  map[string]map[*eventClient]struct{}
 	closed bool
 }
 
-func newHub(m *metrics, log *slog.Logger, depth int) *hub {
-	return &hub{m: m, log: log, depth: depth, conns: make(map[string]map[*eventClient]struct{})}
+func newHub(m *metrics, log *slog.Logger, depth, perUser int) *hub {
+	return &hub{m: m, log: log, depth: depth, perUser: perUser, conns: make(map[string]map[*eventClient]struct{})}
 }
 
-// add registers a new connection of user. It returns nil once the hub is
-// closed.
-func (h *hub) add(user string) *eventClient {
+// errHubClosed is the answer to a handshake during shutdown.
+var errHubClosed = &apiError{Status: http.StatusServiceUnavailable, Code: readreceipt.CodeClosed, Message: "readreceiptd: server shutting down"}
+
+// add registers a new connection of user, before its handshake is
+// answered. It fails once the hub is closed, or when user already has
+// perUser connections (429, CodeTooManyEventConns).
+func (h *hub) add(user string) (*eventClient, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil
+		return nil, errHubClosed
+	}
+	if len(h.conns[user]) >= h.perUser {
+		return nil, &apiError{Status: http.StatusTooManyRequests, Code: CodeTooManyEventConns,
+			Message: fmt.Sprintf("readreceiptd: %d event connections are open for this user, the most the server's -max-event-conns-per-user allows", h.perUser)}
 	}
 	c := &eventClient{
 		user:  user,
@@ -103,7 +117,7 @@ func (h *hub) add(user string) *eventClient {
 	}
 	set[c] = struct{}{}
 	h.m.conns.Inc()
-	return c
+	return c, nil
 }
 
 // remove unregisters c; it is called once, when c's handler ends.
@@ -136,13 +150,30 @@ func (h *hub) clients(user string) []*eventClient {
 
 // publish is the engine subscriber: it queues each sender's events, as one
 // message, on each of the sender's connections. It runs on the receipt
-// call's goroutine and never waits for a client.
+// call's goroutine and never waits for a client. Events of senders
+// without a connection (most of them) are counted and skipped before
+// anything is converted or encoded.
 func (h *hub) publish(events []readreceipt.ReceiptEvent) {
 	h.m.receipts.Add(float64(len(events)))
-	// Group by sender, keeping the engine's order within each.
-	var senders []string
-	bySender := make(map[string][]eventJSON, 1)
-	for _, ev := range events {
+	// Group by sender, keeping the engine's order within each. A receipt
+	// call's events are usually of one sender, so the last lookup is
+	// remembered.
+	var (
+		senders  []string
+		bySender map[string][]eventJSON
+		last     string
+		lastLive bool
+	)
+	for i, ev := range events {
+		if i == 0 || ev.Sender != last {
+			last, lastLive = ev.Sender, h.connected(ev.Sender)
+		}
+		if !lastLive {
+			continue
+		}
+		if bySender == nil {
+			bySender = make(map[string][]eventJSON, 1)
+		}
 		if _, ok := bySender[ev.Sender]; !ok {
 			senders = append(senders, ev.Sender)
 		}
@@ -185,6 +216,13 @@ func (h *hub) publish(events []readreceipt.ReceiptEvent) {
 	}
 }
 
+// connected reports whether user has an open connection.
+func (h *hub) connected(user string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns[user]) > 0
+}
+
 // close closes every connection with StatusGoingAway and refuses new ones.
 func (h *hub) close() {
 	h.mu.Lock()
@@ -200,30 +238,90 @@ func (h *hub) close() {
 // handleEvents serves GET /v1/events: a WebSocket on which the token's
 // user receives the events of the messages it sent. The token comes in the
 // Authorization header or, for browsers, the token query parameter.
-func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	id, err := s.authenticate(r)
+//
+// Every refusal is an API error in JSON: 401 for the token, 426 for a
+// request that is not a WebSocket handshake, 400 for a malformed one, 403
+// for a cross-origin browser, 429 over the per-user connection cap, 503
+// during shutdown.
+func (s *server) handleEvents(w http.ResponseWriter, r *http.Request) error {
+	id, err := s.authenticate(r, true)
 	if err != nil {
-		writeError(w, err)
-		return
+		return err
 	}
-	conn, err := websocket.Accept(w, r, nil)
+	if err := checkHandshake(r); err != nil {
+		return err
+	}
+	c, err := s.hub.add(id.UserID)
 	if err != nil {
-		// Accept has written the response.
-		s.log.Info("events: upgrade failed", "user", id.UserID, "err", err)
-		return
-	}
-	c := s.hub.add(id.UserID)
-	if c == nil {
-		conn.Close(websocket.StatusGoingAway, "server shutting down")
-		return
+		return err
 	}
 	defer s.hub.remove(c)
+	conn, err := s.acceptWebSocket(w, r)
+	if err != nil {
+		s.log.Info("events: upgrade failed", "user", id.UserID, "err", err)
+		return nil
+	}
 	s.log.Info("events: connected", "user", id.UserID)
 	// The client sends nothing; CloseRead answers pings and notices the
 	// peer's close. ctx ends when the connection does.
 	ctx := conn.CloseRead(context.Background())
 	reason := s.serveEvents(ctx, conn, c)
 	s.log.Info("events: disconnected", "user", id.UserID, "reason", reason)
+	return nil
+}
+
+// acceptWebSocket upgrades a handshake that checkHandshake passed. If
+// Accept fails all the same, it has written the response. The server's
+// read and write deadlines bound requests, not a WebSocket's life:
+// net/http clears them when the connection is hijacked (a test holds it
+// to that), and the event loop bounds each write and pings on its own.
+func (s *server) acceptWebSocket(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	return websocket.Accept(w, r, nil)
+}
+
+// checkHandshake refuses, as API errors, what websocket.Accept would
+// refuse in plain text: a request that is not a WebSocket handshake (426),
+// a malformed one (400) and a cross-origin one (403; browsers send Origin,
+// and only the server's own pages may open its sockets).
+func checkHandshake(r *http.Request) error {
+	if !r.ProtoAtLeast(1, 1) || !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return &apiError{Status: http.StatusUpgradeRequired, Code: readreceipt.CodeInvalidParameter,
+			Message: "readreceiptd: this endpoint is a WebSocket: send an HTTP/1.1 upgrade handshake",
+			Header:  http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}}}
+	}
+	if r.Header.Get("Sec-WebSocket-Version") != "13" {
+		return &apiError{Status: http.StatusUpgradeRequired, Code: readreceipt.CodeInvalidParameter,
+			Message: "readreceiptd: only WebSocket version 13 is supported",
+			Header:  http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Version": {"13"}}}
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return badRequest("a WebSocket handshake needs one Sec-WebSocket-Key")
+	}
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
+		return badRequest("Sec-WebSocket-Key must be 16 bytes in base64")
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return &apiError{Status: http.StatusForbidden, Code: CodeOriginRefused,
+				Message: "readreceiptd: the Origin of this WebSocket handshake is not this server"}
+		}
+	}
+	return nil
+}
+
+// headerHasToken reports whether a comma-separated header of h holds
+// token, compared without case.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // serveEvents writes c's queue to conn until the connection ends, the

@@ -37,10 +37,11 @@ type loadEnv struct {
 	bodies [][]byte
 }
 
-func newLoadEnv(tb testing.TB, sync bool) *loadEnv {
+func newLoadEnv(tb testing.TB, sync bool, opts ...testOption) *loadEnv {
 	tb.Helper()
 	var logs syncBuffer // keep the access log out of the output
-	f := newFixture(tb, withLogs(&logs), withConfig(func(c *config) { c.Sync = sync; c.Demo = false }))
+	opts = append([]testOption{withLogs(&logs), withConfig(func(c *config) { c.Sync = sync; c.Demo = false })}, opts...)
+	f := newFixture(tb, opts...)
 	members := make([]string, loadMembers)
 	le := &loadEnv{f: f, tokens: make([]string, loadMembers)}
 	for i := range members {
@@ -108,7 +109,12 @@ func (le *loadEnv) post(path, token string, body []byte) error {
 	return nil
 }
 
+// pairs is the number of distinct (reader, batch) pairs: receipt calls
+// that each record loadBatch new receipts.
+func (le *loadEnv) pairs() int64 { return int64(len(le.bodies)) * (loadMembers - 1) }
+
 // receipt sends the next receipt call: reader and batch from le.next.
+// Past le.pairs() calls the pairs repeat, and calls record nothing new.
 func (le *loadEnv) receipt() error {
 	n := le.next.Add(1) - 1
 	batches := int64(len(le.bodies))
@@ -150,6 +156,11 @@ func (l *latencies) quantile(q float64) time.Duration {
 // succeeded and that the counts add up to the receipts sent. It logs
 // requests per second and latencies; the figures to record come from
 // BenchmarkLoad.
+//
+// How many calls fit in the window depends on the machine. A receipt
+// client stops when the reader/message pairs run out (a fast machine
+// gets there: about 50,000 calls), so the test checks what was sent,
+// whatever the speed.
 func TestLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("load test")
@@ -172,6 +183,11 @@ func TestLoad(t *testing.T) {
 				t0 := time.Now()
 				var err error
 				if w%2 == 0 {
+					if le.next.Load() >= le.pairs() {
+						break // the pairs ran out: nothing new to record
+					}
+					// Clients racing past the check send repeats, which
+					// record nothing and are not counted below.
 					err = le.receipt()
 				} else {
 					err = le.counts(w + i)
@@ -199,11 +215,12 @@ func TestLoad(t *testing.T) {
 		len(rec.d), float64(len(rec.d))/elapsed.Seconds(), rec.quantile(0.5), rec.quantile(0.99),
 		len(cnt.d), float64(len(cnt.d))/elapsed.Seconds(), cnt.quantile(0.5), cnt.quantile(0.99))
 
-	// Every receipt call recorded loadBatch new receipts (the pairs do not
-	// run out in 3 seconds): the counts must sum to exactly that.
-	calls := le.next.Load()
-	if calls >= int64(len(le.bodies))*(loadMembers-1) {
-		t.Fatalf("%d receipt calls exhausted the reader/message pairs; enlarge the group", calls)
+	// Every receipt call among the first pairs recorded loadBatch new
+	// receipts, and no later one was sent: the counts must sum to exactly
+	// that.
+	calls := min(le.next.Load(), le.pairs())
+	if calls == 0 {
+		t.Fatal("no receipt call was made")
 	}
 	var total int
 	for b := range le.bodies {

@@ -22,8 +22,30 @@
 //	-log-format READRECEIPTD_LOG_FORMAT text or json (text)
 //	-shutdown-timeout READRECEIPTD_SHUTDOWN_TIMEOUT  wait for calls in progress (30s)
 //	-event-queue READRECEIPTD_EVENT_QUEUE  event messages a connection may fall behind (64)
+//	-demo-public READRECEIPTD_DEMO_PUBLIC  allow demo mode on a non-loopback -addr (false)
+//	-max-token-ttl READRECEIPTD_MAX_TOKEN_TTL  longest token lifetime accepted or minted (24h)
 //	-redis     READRECEIPTD_REDIS     keep the state in Redis: standalone address or cluster seeds (off)
 //	-redis-prefix READRECEIPTD_REDIS_PREFIX  prefix of the engine's Redis keys (rr:)
+//
+// Limits, which keep the server bounded under hostile clients:
+//
+//	-read-header-timeout READRECEIPTD_READ_HEADER_TIMEOUT  to read a request's headers (5s)
+//	-read-timeout      READRECEIPTD_READ_TIMEOUT      to read a whole request, body included (10s)
+//	-write-timeout     READRECEIPTD_WRITE_TIMEOUT     to write a response (30s)
+//	-idle-timeout      READRECEIPTD_IDLE_TIMEOUT      an idle keep-alive connection is kept (2m)
+//	-max-header-bytes  READRECEIPTD_MAX_HEADER_BYTES  largest request header block (16384)
+//	-max-conns         READRECEIPTD_MAX_CONNS         connections open at once, WebSockets included
+//	                   (the open-file limit less 256, within 64 to 10000)
+//	-max-event-conns-per-user READRECEIPTD_MAX_EVENT_CONNS_PER_USER  event sockets per user (8)
+//
+// A client that stops sending headers is disconnected after
+// -read-header-timeout; one that stops mid-body is answered 408 after
+// -read-timeout and disconnected. Over -max-conns a new connection is
+// answered 503 (code 70201) and closed at once; the deadlines free each
+// slot within seconds. Event WebSockets are exempt from the read and
+// write timeouts (they are pinged every 30s and each write is bounded).
+// Raise -read-timeout for very large membership lists on slow links; a
+// -max-conns set by hand should stay under the process's open-file limit.
 //
 // With -redis, several readreceiptd started with the same -redis,
 // -redis-prefix and -secret serve one state: each receipt is recorded
@@ -45,16 +67,49 @@
 // user named by -admin is the administrator, who alone may track and
 // delete messages and change groups. Failures answer 401 with code 70001
 // (no token), 70002 (bad signature), 70003 (expired) or 70004 (malformed),
-// and 403 with 70005 for a user on an administrator endpoint. A request
-// without the header may carry the token as ?token=, which is there for
-// WebSocket clients in browsers (they cannot set headers); other clients
-// should use the header. Logs carry request paths only, never query
-// strings or headers.
+// and 403 with 70005 for a user on an administrator endpoint; a 401
+// carries WWW-Authenticate: Bearer. The signature is checked in its one
+// canonical spelling (43 base64url characters), and a token whose expiry
+// lies more than -max-token-ttl ahead is refused (70004); the token
+// subcommand will not mint one. Only the WebSocket handshakes (/v1/events,
+// /demo/stream) take the token as ?token=, for browsers, which cannot
+// set headers there; any other request with ?token= is refused (70004)
+// so that tokens do not end up in URLs. Logs carry request paths only,
+// never query strings or headers.
+//
+// # Input
+//
+// Every answer is JSON with a code, errors included, and carries
+// X-Content-Type-Options: nosniff (see openapi.yaml for the table of
+// codes). JSON bodies must be sent as Content-Type: application/json
+// (else 415). A body that is not valid UTF-8, or holds an unpaired UTF-16
+// surrogate escape, is refused with 400 (10004) instead of being decoded
+// with U+FFFD, which would make two different IDs one. A wrong method on
+// a known path answers 405 with Allow; an unknown path 404. The event
+// socket's refusals (426 not a handshake, 400 malformed, 403 another
+// origin, 429 over the per-user cap) are JSON too. Only net/http's own
+// answers to unparseable requests (400) and oversized headers (431) are
+// plain text.
+//
+// A user learns nothing about messages that are not theirs: asking for a
+// message someone else sent, receipting one the user does not receive, or
+// naming a group that does not exist all answer 10062, as for a message
+// never tracked. The administrator gets the engine's precise codes.
+//
+// # Demo mode
+//
+// Demo mode (on by default) hands a token to anyone who names a demo user
+// at /demo/login. The server refuses to start in demo mode when -admin
+// names a demo user (it would hand out the administrator's token), or
+// when -addr is not a loopback address, unless -demo-public is given.
 //
 // # API
 //
 // openapi.yaml (also served at /openapi.yaml) documents every endpoint,
 // its fields (the SDK's names) and the HTTP status of each error code.
+// The tests check every exchange they make against it; lint-openapi beside
+// it checks the file itself with an outside validator (the Redocly CLI,
+// from npm).
 //
 // # Operations
 //
@@ -62,8 +117,9 @@
 // begun. GET /metrics serves Prometheus metrics: readreceiptd_requests_total
 // {endpoint,code}, readreceiptd_request_duration_seconds{endpoint},
 // readreceiptd_receipts_recorded_total, readreceiptd_events_sent_total,
-// readreceiptd_events_dropped_total, readreceiptd_websocket_slow_closed_total
-// and readreceiptd_websocket_connections. On SIGTERM or SIGINT the server
+// readreceiptd_events_dropped_total, readreceiptd_websocket_slow_closed_total,
+// readreceiptd_websocket_connections and readreceiptd_connections_refused_total
+// (connections answered 503 over -max-conns). On SIGTERM or SIGINT the server
 // closes event connections (1001), stops accepting, lets calls in progress
 // finish, then closes the engine and its store.
 package main
@@ -151,6 +207,9 @@ func runWith(ctx context.Context, args []string, env runEnv) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if err := cfg.validateServe(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -234,11 +293,19 @@ func redisClient(ctx context.Context, addrs []string) (redis.UniversalClient, er
 // 503, event connections are closed with StatusGoingAway, the listener
 // stops, calls in progress finish (up to cfg.ShutdownTimeout), and the
 // engine and its store are closed.
+//
+// The connections are capped at cfg.MaxConns, and every request is held
+// to the configured deadlines and header size.
 func (s *server) serve(ctx context.Context, ln net.Listener, h http.Handler, ready func(string, *server)) error {
+	s.listener = newLimitListener(ln, s.cfg.MaxConns, s.metrics.refused)
+	ln = s.listener
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -337,6 +404,9 @@ func runToken(args []string, env runEnv) error {
 	}
 	if *ttl <= 0 {
 		return fmt.Errorf("token: -ttl must be positive, not %v", *ttl)
+	}
+	if *ttl > cfg.MaxTokenTTL {
+		return fmt.Errorf("token: -ttl %v is over -max-token-ttl %v, and the server would refuse the token", *ttl, cfg.MaxTokenTTL)
 	}
 	secret, err := loadSecret(&cfg, false, env.stderr)
 	if err != nil {

@@ -31,6 +31,8 @@ type metrics struct {
 	slowClosed prometheus.Counter
 	// conns is the number of open event connections.
 	conns prometheus.Gauge
+	// refused counts connections refused over -max-conns.
+	refused prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -65,8 +67,12 @@ func newMetrics() *metrics {
 			Name: "readreceiptd_websocket_connections",
 			Help: "Open event WebSocket connections.",
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "readreceiptd_connections_refused_total",
+			Help: "Connections answered 503 and closed because -max-conns were open.",
+		}),
 	}
-	m.reg.MustRegister(m.calls, m.latency, m.receipts, m.eventsSent, m.eventsDropped, m.slowClosed, m.conns,
+	m.reg.MustRegister(m.calls, m.latency, m.receipts, m.eventsSent, m.eventsDropped, m.slowClosed, m.conns, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
