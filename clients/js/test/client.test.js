@@ -16,6 +16,8 @@ before(async () => {
   server = await Server.start();
 });
 after(async () => {
+  // A failed reconnect flow leaves its client reconnecting: stop it.
+  if (globalThis.__rr) await globalThis.__rr.alice.destroy();
   if (server) await server.stop();
 });
 
