@@ -241,6 +241,11 @@ func TestE2EDemoPage(t *testing.T) {
 	)
 	alice.shot("00-landing")
 	alice.signIn("alice")
+	// The page's receipts go through @readreceipt/client, the copy served
+	// beside it.
+	if !e2eEval[bool](alice, "the client is loaded", `performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname === '/web/readreceipt-client.js')`) {
+		t.Fatal("the demo page did not load /web/readreceipt-client.js")
+	}
 	// Marks this page load: a reload would lose it.
 	e2eEval[chromedp.Void](alice, "mark the page", `window.e2eSamePage = true`)
 	alice.shot("01-alice-signed-in")

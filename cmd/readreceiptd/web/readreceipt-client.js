@@ -76,6 +76,8 @@ export class ReadReceiptError extends Error {
 
 // The server's name for the receipt event, as it sends it today.
 const SERVER_RECEIPT_EVENT = 'MESSAGE_READ_RECEIPT_RECEIVED';
+// The message of the token check (see #checkToken).
+const CHECK_MESSAGE = Object.freeze({ ID: 'readreceipt-client-login-check', conversationType: 'GROUP', to: 'readreceipt-client-login-check' });
 // Token failures (HTTP 401): the token must be renewed, retrying will not help.
 const TOKEN_CODES = new Set([70001, 70002, 70003, 70004]);
 
@@ -311,12 +313,13 @@ export class ReadReceiptClient {
     return { code: 0, data: { repeatLogin: false } };
   }
 
-  // #checkToken asks the server whether token is good: an empty query is
-  // refused as bad input (400) after the token passed, or with a token code
-  // (401) if it did not.
+  // #checkToken asks the server whether token is good, with a query for a
+  // message nobody tracks: it answers 401 with a token code if the token
+  // fails, else 200 (with 10062 for that message). Any answer but a token
+  // code or no answer at all means the token passed.
   async #checkToken(token) {
     try {
-      await this.#request('v1/receipts/query', { messageList: [] }, token);
+      await this.#request('v1/receipts/query', { messageList: [CHECK_MESSAGE] }, token);
     } catch (e) {
       if (TOKEN_CODES.has(e.code) || e.code === CODES.NETWORK || e.code === CODES.BAD_RESPONSE) throw e;
     }
