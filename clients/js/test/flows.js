@@ -167,6 +167,16 @@ export async function errorFlow(env) {
   out.afterLogout = await codeOf(alice.getMessageReadReceiptList([m1]));
   await alice.destroy();
   out.afterDestroy = await codeOf(alice.login({ userID: 'alice', userSig: env.tokens.alice }));
+  out.overtaken = await (async () => {
+    const c = ReadReceipt.create({ baseURL: env.base });
+    const p = c.login({ userID: 'alice', userSig: env.tokens.alice });
+    await c.logout();
+    const r = await codeOf(p);
+    r.userID = c.userID;
+    r.netState = c.netState;
+    await c.destroy();
+    return r;
+  })();
   out.unreachable = await codeOf((async () => {
     const c = ReadReceipt.create({ baseURL: env.deadBase });
     await c.login({ userID: 'alice', userSig: env.tokens.alice });

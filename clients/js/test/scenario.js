@@ -132,6 +132,9 @@ export function checkErrors(r) {
   rejected('afterLogout', 92001);
   rejected('afterDestroy', 92004);
   rejected('unreachable', 92002);
+  rejected('overtaken', 92001);
+  assert.equal(r.overtaken.userID, '', 'a login overtaken by logout leaves the client logged out');
+  assert.equal(r.overtaken.netState, 'disconnected');
   assert.equal(r.perMessage[0].code, undefined);
   assert.equal(typeof r.perMessage[0].readCount, 'number');
   assert.equal(r.perMessage[1].code, 10062);

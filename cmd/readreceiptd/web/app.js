@@ -178,7 +178,13 @@
     const data = await api('POST', '/demo/login', { userID: user }, { noAuth: true });
     if (session !== state.session) throw new DOMException('user switched', 'AbortError');
     state.token = data.userToken;
-    await client.login({ userID: user, userSig: data.userToken });
+    try {
+      await client.login({ userID: user, userSig: data.userToken });
+    } catch (e) {
+      // A switch to another user meanwhile overtakes this login.
+      if (session !== state.session) throw new DOMException('user switched', 'AbortError');
+      throw e;
+    }
     if (session !== state.session) throw new DOMException('user switched', 'AbortError');
   }
 

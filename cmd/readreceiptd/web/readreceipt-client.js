@@ -302,7 +302,13 @@ export class ReadReceiptClient {
     if (this.#token && this.#userID === userID && this.#token === userSig) {
       return { code: 0, data: { repeatLogin: true } };
     }
+    const session = this.#session;
     await this.#checkToken(userSig);
+    if (session !== this.#session || this.#destroyed) {
+      // logout, destroy or another login came while the token was checked:
+      // the latest call wins.
+      throw fail(this.#destroyed ? CODES.DESTROYED : CODES.NOT_LOGGED_IN, 'login was overtaken by logout or another login');
+    }
     if (this.#token) this.#stop();
     this.#session++;
     this.#userID = userID;
