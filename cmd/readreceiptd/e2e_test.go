@@ -579,3 +579,21 @@ func TestE2EDemoPageReconnects(t *testing.T) {
 	}
 	alice.shot("reconnect-02-alice-back-1-read")
 }
+
+// The demo page's client, web/readreceipt-client.js, is a copy of
+// clients/js/index.js (go:embed cannot reach outside this package): the two
+// must not drift apart. clients/js/test/copy.test.js checks the same from
+// the npm side.
+func TestWebClientIsTheClientsCopy(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "clients", "js", "index.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := os.ReadFile(filepath.Join("web", "readreceipt-client.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(src) != string(copied) {
+		t.Fatal("cmd/readreceiptd/web/readreceipt-client.js differs from clients/js/index.js: run cp clients/js/index.js cmd/readreceiptd/web/readreceipt-client.js")
+	}
+}
