@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -241,6 +243,11 @@ func TestE2EDemoPage(t *testing.T) {
 	)
 	alice.shot("00-landing")
 	alice.signIn("alice")
+	// The page's receipts go through @readreceipt/client, the copy served
+	// beside it.
+	if !e2eEval[bool](alice, "the client is loaded", `performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname === '/web/readreceipt-client.js')`) {
+		t.Fatal("the demo page did not load /web/readreceipt-client.js")
+	}
 	// Marks this page load: a reload would lose it.
 	e2eEval[chromedp.Void](alice, "mark the page", `window.e2eSamePage = true`)
 	alice.shot("01-alice-signed-in")
@@ -418,5 +425,175 @@ func (tab *e2eTab) walkMembers(filter int, firstShot string) ([]string, int) {
 		tab.do("load more", chromedp.Click(chromedp.ID("load-more")))
 		tab.waitFor("next page", fmt.Sprintf(`%s && (document.querySelectorAll('#member-list li').length > %d || document.getElementById('member-list').dataset.state === 'done')`, settled, len(got)))
 		pages++
+	}
+}
+
+// e2eConns is a listener that remembers its connections, so that a test can
+// cut them all at once, as a network drop would.
+type e2eConns struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (l *e2eConns) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// cut closes every connection accepted so far.
+func (l *e2eConns) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		c.Close()
+	}
+	clear(l.conns)
+}
+
+// startE2EBrowser starts headless chromium for a test, as TestE2EDemoPage
+// does, and returns its browser context.
+func startE2EBrowser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(900, 760),
+	)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(browser) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("start %s: %v", chromium, err)
+		}
+	case <-time.After(60 * time.Second):
+		cancelBrowser()
+		t.Fatalf("%s did not start within 60s", chromium)
+	}
+	return browser
+}
+
+// The demo page, whose receipts go through @readreceipt/client, loses its
+// connections; a receipt recorded while it is away is not sent to it as an
+// event, yet once the client has reconnected by itself the page refreshes
+// its counts and shows it, without a reload.
+func TestE2EDemoPageReconnects(t *testing.T) {
+	chromium := findChromium(t)
+	var offline atomic.Bool
+	var conns *e2eConns
+	base, s := startTestServer(t, demoLogs(t),
+		withListener(func(l net.Listener) net.Listener {
+			conns = &e2eConns{Listener: l, conns: map[net.Conn]struct{}{}}
+			return conns
+		}),
+		withMiddleware(func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if offline.Load() && (r.URL.Path == "/v1/events" || r.URL.Path == "/demo/stream") {
+					writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: readreceipt.CodeClosed, Message: "readreceiptd: offline for the test"})
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		}))
+	shots := os.Getenv("READRECEIPTD_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	browser := startE2EBrowser(t, chromium)
+
+	const text = "Are you still there after the network drop?"
+	alice := newE2ETab(t, browser, "alice", shots)
+	alice.do("open the page", chromedp.Navigate(base+"/"))
+	alice.signIn("alice")
+	e2eEval[chromedp.Void](alice, "mark the page", `window.e2eSamePage = true`)
+	alice.do("send",
+		chromedp.SendKeys(chromedp.ID("text"), text),
+		chromedp.Click(chromedp.ID("send")),
+	)
+	alice.waitFor("badge 0 read", e2eMsgJS(text)+`?.querySelector('.badge')?.textContent === '0 read'`)
+	id := e2eEval[string](alice, "message ID", e2eMsgJS(text)+`.dataset.id`)
+
+	// The network drops, and the sockets cannot come back for now.
+	offline.Store(true)
+	conns.cut()
+	alice.waitFor("the page says it is reconnecting", `document.getElementById('conn').dataset.state === 'connecting' &&
+		document.getElementById('toasts').innerText.includes('connection lost; reconnecting')`)
+	alice.shot("reconnect-01-alice-offline")
+
+	// Bob reads it meanwhile: the event has no connection of alice's to go to.
+	body := `{"messageList":[{"ID":` + e2eJSString(id) + `,"conversationType":"GROUP","to":"demo","from":"alice"}]}`
+	req, err := http.NewRequest("POST", base+"/v1/receipts", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.mintToken("bob", time.Hour))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		Code int `json:"code"`
+		Data struct {
+			MessageList []receiptResultJSON `json:"messageList"`
+		} `json:"data"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&answer)
+	res.Body.Close()
+	if err != nil || answer.Code != 0 || len(answer.Data.MessageList) != 1 || !answer.Data.MessageList[0].Recorded {
+		t.Fatalf("bob's receipt: %v %+v", err, answer)
+	}
+	if got := e2eEval[string](alice, "badge while offline", e2eMsgJS(text)+`.querySelector('.badge').textContent`); got != "0 read" {
+		t.Fatalf("while offline the badge says %q", got)
+	}
+
+	// The sockets may come back: the client reconnects by itself, and the
+	// page refreshes the counts it may have missed.
+	offline.Store(false)
+	alice.waitFor("live again", `document.getElementById('conn').dataset.state === 'live'`)
+	alice.waitFor("badge 1 read after the reconnect", e2eMsgJS(text)+`?.querySelector('.badge')?.textContent === '1 read'`)
+	if !e2eEval[bool](alice, "same page", `window.e2eSamePage === true`) {
+		t.Fatal("alice's page was reloaded")
+	}
+	alice.shot("reconnect-02-alice-back-1-read")
+}
+
+// The demo page's client, web/readreceipt-client.js, is a copy of
+// clients/js/index.js (go:embed cannot reach outside this package): the two
+// must not drift apart. clients/js/test/copy.test.js checks the same from
+// the npm side.
+func TestWebClientIsTheClientsCopy(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "clients", "js", "index.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := os.ReadFile(filepath.Join("web", "readreceipt-client.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(src) != string(copied) {
+		t.Fatal("cmd/readreceiptd/web/readreceipt-client.js differs from clients/js/index.js: run cp clients/js/index.js cmd/readreceiptd/web/readreceipt-client.js")
 	}
 }

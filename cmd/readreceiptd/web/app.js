@@ -1,9 +1,20 @@
 // readreceipt demo page: chat in the demo group as one of its users, ask for
 // read receipts, report what you read, and watch the sender's counts change.
 // Plain browser JavaScript, served as is: no build step, no dependencies.
+//
+// The read receipts go through @readreceipt/client (readreceipt-client.js
+// here, a copy of clients/js/index.js), with the SDK's calls: the page is
+// that client's living example. Under it are readreceiptd's /v1/receipts,
+// /v1/receipts/query, /v1/receipts/members and the /v1/events WebSocket.
+// The /demo/ endpoints (users, login, messages, the message stream) stand
+// for the IM host that owns users and message bodies; the page calls them
+// itself.
+//
+// This is a classic script that loads the client with import(), so the
+// page's <script src="/web/app.js" defer> stays as it is.
 'use strict';
 
-(() => {
+(async () => {
   // Members per page of the read/unread lists. Small on purpose, so that the
   // demo group's six members already need "Load more".
   const PAGE_SIZE = 2;
@@ -38,11 +49,14 @@
     pendingRead: new Set(),
     onScreen: new Set(),   // others' messages currently in view
     flushTimer: 0,
-    ws: null, wsAttempts: 0, wsTimer: 0,
+    net: 'disconnected',   // the receipt client's last NET_STATE_CHANGE
     stream: null, streamAttempts: 0, streamTimer: 0,
     observer: null,
     panel: null,           // the open member panel, see openMembers
   };
+
+  // The token codes (HTTP 401) of readreceiptd: the demo signs in again.
+  const TOKEN_CODES = new Set([70001, 70002, 70003, 70004]);
 
   class APIError extends Error {
     constructor(code, message, status) {
@@ -73,7 +87,30 @@
     setTimeout(() => t.remove(), 10000);
   }
 
-  // ---- HTTP ----
+  // ---- the read-receipt client ----
+
+  let ReadReceipt;
+  try {
+    ({ default: ReadReceipt } = await import('/web/readreceipt-client.js'));
+  } catch (e) {
+    showError('Loading the read-receipt client', e);
+    return;
+  }
+  const client = ReadReceipt.create({ baseURL: location.origin });
+
+  // rr runs a call of the client; if the token was refused (expired, or the
+  // server restarted with a new key) it signs in again once and repeats it.
+  async function rr(call) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!TOKEN_CODES.has(e.code) || !state.user) throw e;
+      await login(state.user, state.session);
+      return call();
+    }
+  }
+
+  // ---- HTTP to the demo host ----
 
   async function api(method, path, body, opts = {}) {
     const headers = {};
@@ -135,22 +172,28 @@
     }));
   }
 
+  // login gets a demo token for user and logs the receipt client in with it
+  // (the token is the client's userSig).
   async function login(user, session) {
     const data = await api('POST', '/demo/login', { userID: user }, { noAuth: true });
     if (session !== state.session) throw new DOMException('user switched', 'AbortError');
     state.token = data.userToken;
+    try {
+      await client.login({ userID: user, userSig: data.userToken });
+    } catch (e) {
+      // A switch to another user meanwhile overtakes this login.
+      if (session !== state.session) throw new DOMException('user switched', 'AbortError');
+      throw e;
+    }
+    if (session !== state.session) throw new DOMException('user switched', 'AbortError');
   }
 
   function resetUserState() {
     state.session++;
-    for (const ws of [state.ws, state.stream]) {
-      if (ws) { ws.onclose = null; ws.close(1000, 'user switched'); }
-    }
-    state.ws = null;
+    client.logout();
+    if (state.stream) { state.stream.onclose = null; state.stream.close(1000, 'user switched'); }
     state.stream = null;
-    state.wsAttempts = 0;
     state.streamAttempts = 0;
-    clearTimeout(state.wsTimer);
     clearTimeout(state.streamTimer);
     clearTimeout(state.flushTimer);
     if (state.observer) state.observer.disconnect();
@@ -187,9 +230,8 @@
       addMessages(data.messageList || []);
       el.empty.hidden = state.messages.size > 0;
       scrollToEnd();
-      connectEvents(session);
       connectStream(session);
-      await refreshCounts([...state.messages.values()].filter(isOwnTracked).map((m) => m.ID), session);
+      await refreshCounts(ownTrackedIDs(), session);
     } catch (e) {
       if (e.name === 'AbortError') return;
       showError(`Signing in as ${user}`, e);
@@ -383,7 +425,7 @@
     for (const batch of chunks(ids, RECEIPT_BATCH)) {
       const list = batch.map((id) => ref(state.messages.get(id)));
       try {
-        const data = await api('POST', '/v1/receipts', { messageList: list });
+        const { data } = await rr(() => client.sendMessageReadReceipt(list));
         if (session !== state.session) return;
         for (const r of data.messageList || []) {
           if (!r.code) {
@@ -420,23 +462,26 @@
   async function refreshCounts(ids, session) {
     for (const batch of chunks(ids, QUERY_BATCH)) {
       const list = batch.map((id) => ref(state.messages.get(id)));
-      let data;
+      let res;
       try {
-        data = await api('POST', '/v1/receipts/query', { messageList: list });
+        // Resolves with the messages given, each with readReceiptInfo set.
+        res = await rr(() => client.getMessageReadReceiptList(list));
       } catch (e) {
         if (e.name === 'AbortError' || session !== state.session) return;
         showError('Fetching read counts', e);
         continue;
       }
       if (session !== state.session) return;
-      for (const it of data.messageList || []) {
-        if (it.code) {
-          state.receipts.set(it.ID, { code: it.code, message: it.message });
-          if (it.code !== CODE_RECEIPT_NOT_FOUND) showError('Read count', new APIError(it.code, it.message));
+      for (const m of res.data.messageList) {
+        const info = m.readReceiptInfo;
+        if (!info) continue;
+        if (info.code) {
+          state.receipts.set(m.ID, { code: info.code, message: info.message });
+          if (info.code !== CODE_RECEIPT_NOT_FOUND) showError('Read count', new APIError(info.code, info.message));
         } else {
-          applyCounts(it.ID, it.readReceiptInfo.readCount, it.readReceiptInfo.unreadCount, true);
+          applyCounts(m.ID, info.readCount, info.unreadCount, true);
         }
-        updateBadge(it.ID);
+        updateBadge(m.ID);
       }
     }
   }
@@ -476,67 +521,54 @@
     badge.setAttribute('aria-label', `${badge.textContent}. Show who has read it`);
   }
 
-  // ---- receipt events over the WebSocket ----
+  // ---- receipt events, from the client ----
 
-  // The indicator is live when both sockets are open: receipt events and
-  // new messages.
+  // The indicator is live when both sockets are open: receipt events (the
+  // client's) and new messages (the demo stream).
   function updateConn() {
     const open = (ws) => ws && ws.readyState === WebSocket.OPEN;
+    const events = client.netState;
     let st = 'off';
-    if (open(state.ws) && open(state.stream)) st = 'live';
-    else if (state.user && (state.ws || state.stream)) st = 'connecting';
+    if (events === ReadReceipt.TYPES.NET_STATE_CONNECTED && open(state.stream)) st = 'live';
+    else if (state.user && (events !== ReadReceipt.TYPES.NET_STATE_DISCONNECTED || state.stream)) st = 'connecting';
     el.conn.dataset.state = st;
     el.conn.textContent = st === 'live' ? 'live' : st === 'connecting' ? 'connecting' : 'offline';
   }
 
-  function connectEvents(session) {
-    if (session !== state.session) return;
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${proto}//${location.host}/v1/events?token=${encodeURIComponent(state.token)}`);
-    state.ws = ws;
-    updateConn();
-    ws.onopen = () => {
-      if (session !== state.session) return;
-      updateConn();
-      if (state.wsAttempts > 0) {
-        // Events may have been missed while disconnected.
-        refreshCounts([...state.messages.values()].filter(isOwnTracked).map((m) => m.ID), session);
-      }
-      state.wsAttempts = 0;
-    };
-    ws.onmessage = (ev) => {
-      if (session !== state.session) return;
-      let msg;
-      try { msg = JSON.parse(ev.data); } catch (e) {
-        showError('Receipt event', new APIError('bad-event', 'the server sent an event that is not JSON'));
-        return;
-      }
-      if (msg.event !== 'MESSAGE_READ_RECEIPT_RECEIVED' || !Array.isArray(msg.data)) return;
-      for (const it of msg.data) {
-        if (state.messages.has(it.messageID)) applyCounts(it.messageID, it.readCount, it.unreadCount, false);
-      }
-    };
-    ws.onclose = (ev) => {
-      if (session !== state.session) return;
-      state.ws = null;
-      updateConn();
-      state.wsAttempts++;
-      if (state.wsAttempts === 1) {
-        showError('Live receipt events', new APIError(ev.code, `connection closed${ev.reason ? ': ' + ev.reason : ''}; reconnecting`));
-      }
-      const delay = Math.min(1000 * 2 ** (state.wsAttempts - 1), 15000);
-      state.wsTimer = setTimeout(async () => {
-        if (session !== state.session) return;
-        if (state.wsAttempts % 3 === 0) {
-          // Repeated failures may mean the token went stale: get a fresh one.
-          try { await login(state.user, session); } catch (e) {
-            if (e.name !== 'AbortError') showError('Signing in again', e);
-          }
-        }
-        connectEvents(session);
-      }, delay);
-    };
+  function ownTrackedIDs() {
+    return [...state.messages.values()].filter(isOwnTracked).map((m) => m.ID);
   }
+
+  client.on(ReadReceipt.EVENT.MESSAGE_READ_RECEIPT_RECEIVED, (event) => {
+    for (const it of event.data) {
+      if (state.messages.has(it.messageID)) applyCounts(it.messageID, it.readCount, it.unreadCount, false);
+    }
+  });
+
+  client.on(ReadReceipt.EVENT.NET_STATE_CHANGE, (event) => {
+    const { state: net, reconnected } = event.data;
+    const was = state.net;
+    state.net = net;
+    updateConn();
+    if (was === ReadReceipt.TYPES.NET_STATE_CONNECTED && net === ReadReceipt.TYPES.NET_STATE_CONNECTING) {
+      showError('Live receipt events', new APIError(ReadReceipt.CODES.NETWORK, 'connection lost; reconnecting'));
+    }
+    // Events may have been missed while disconnected.
+    if (reconnected) refreshCounts(ownTrackedIDs(), state.session);
+  });
+
+  // The client gave up reconnecting because the token was refused (it
+  // expired, or the server came back with another key): sign in again.
+  client.on(ReadReceipt.EVENT.ERROR, async () => {
+    const session = state.session;
+    if (!state.user) return;
+    try {
+      await login(state.user, session);
+      await refreshCounts(ownTrackedIDs(), session);
+    } catch (e) {
+      if (e.name !== 'AbortError') showError('Signing in again', e);
+    }
+  });
 
   // ---- read / unread member lists ----
 
@@ -605,11 +637,12 @@
     t.loading = true;
     renderTab();
     try {
-      const data = await api('POST', '/v1/receipts/members', {
+      const { data } = await rr(() => client.getGroupMessageReadMemberList({
         message: ref(state.messages.get(p.id)), filter, cursor: t.cursor, count: PAGE_SIZE,
-      });
+      }));
       if (state.panel !== p) return;
-      t.users.push(...((filter === 0 ? data.readUserIDList : data.unreadUserIDList) || []));
+      // Both lists are in every page; the one asked for has the members.
+      t.users.push(...(filter === 0 ? data.readUserIDList : data.unreadUserIDList));
       t.cursor = data.cursor || '';
       t.done = !!data.isCompleted;
       t.loaded = true;
