@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -151,6 +152,14 @@ func (s *server) admin(h func(http.ResponseWriter, *http.Request, identity) erro
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	if s.stopping.Load() {
 		writeJSON(w, http.StatusServiceUnavailable, healthBody{Code: readreceipt.CodeClosed, Status: "stopping"})
+		return nil
+	}
+	// Not ready while the engine cannot reach its state (Redis down or
+	// failing over); the embedded store always answers.
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.eng.Ping(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, healthBody{Code: readreceipt.CodeUnavailable, Status: "state unreachable"})
 		return nil
 	}
 	writeJSON(w, http.StatusOK, healthBody{Code: 0, Status: "ok"})
@@ -324,7 +333,7 @@ func statusOf(code int) int {
 		return http.StatusNotFound
 	case readreceipt.CodeGroupExists, readreceipt.CodeAlreadyTracked:
 		return http.StatusConflict
-	case readreceipt.CodeFeatureDisabled, readreceipt.CodeClosed:
+	case readreceipt.CodeFeatureDisabled, readreceipt.CodeClosed, readreceipt.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError

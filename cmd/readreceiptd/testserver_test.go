@@ -39,6 +39,12 @@ func withMiddleware(m func(http.Handler) http.Handler) testOption {
 	return func(ts *testSetup) { ts.middleware = m }
 }
 
+// withoutCheck leaves out the invariant check at the end of the test (for
+// tests that check it themselves, while what the engine needs still runs).
+func withoutCheck() testOption {
+	return func(ts *testSetup) { ts.noCheck = true }
+}
+
 // withListener wraps the server's listener.
 func withListener(l func(net.Listener) net.Listener) testOption {
 	return func(ts *testSetup) { ts.listener = l }
