@@ -223,7 +223,7 @@ func (s *EngineRedis) SetSync(ctx context.Context, on bool) error {
 func (s *EngineRedis) MessageKeys(ctx context.Context, gid, msgID string, members int) ([]string, error) {
 	base := s.p + "{g" + strconv.Itoa(len(gid)) + ":" + gid + "}"
 	lp := strconv.Itoa(len(msgID)) + ":" + msgID
-	cands := []string{base + "M" + lp}
+	cands := []string{base + "M" + lp, base + "S" + lp}
 	for hi := 0; hi <= (members-1)/65536; hi++ {
 		cands = append(cands, base+"R"+lp+":"+strconv.Itoa(hi))
 	}

@@ -14,9 +14,10 @@ import (
 // --- W4Big: the Redis memory of one message in a 1,000,000-member group
 // with 10 readers, for the systems on Redis: MEMORY USAGE (SAMPLES 0) of
 // every key of the message. The engine's Redis backend keeps a message hash
-// and one reader bitmap per 65,536-member chunk that has a reader (up to
-// 8 KiB each); the hand-written peer keeps a copy of the member bitmap
-// (125 KB) besides. Two placements of the readers: spread (10 at random
+// and, while it has fewer than 256 readers, a set of their indexes (then
+// one reader bitmap per 65,536-member chunk that has a reader, up to 8 KiB
+// each); the hand-written peer keeps a copy of the member bitmap (125 KB)
+// besides. Two placements of the readers: spread (10 at random
 // among all members) and front (members 1 to 10). Not counted: the
 // engine's entry of the message ID in the group's message set (X), and the
 // group's own keys, which every message shares.
