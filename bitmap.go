@@ -149,8 +149,7 @@ func (e *embedded) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16
 		if err != nil {
 			return internalErr("decode readers", err)
 		}
-		m.chunks.set(hi, bm)
-		added += bitmapBytes(bm)
+		added += m.installReaders(hi, bm)
 	}
 	return nil
 }

@@ -4,143 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
-	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/readreceipt/readreceipt/store"
 )
-
-// msgEntry is the engine's in-memory state of one message: its meta, its
-// read count and the reader chunks loaded so far, plus the receipts being
-// written. The table pins an entry while a call uses it.
-//
-// The entry is kept equal to the store: a receipt is first marked pending
-// (so that a concurrent duplicate is not counted twice), then written, and
-// only after the write succeeds added to count and chunks. Calls that remove
-// or replace a message (TrackMessage of a stale one, DeleteMessage, expiry)
-// hold the conversation's write lock, so no receipt is in flight then.
-type msgEntry struct {
-	key        string // the message's key prefix
-	shard      int
-	refs       int32 // guarded by the table shard
-	size       int64 // guarded by the table shard
-	prev, next *msgEntry
-
-	mu      sync.Mutex
-	loaded  bool
-	exists  bool
-	meta    messageRecord
-	count   int64
-	chunks  chunkSet            // committed readers, by chunk
-	pending map[uint32]struct{} // readers being written
-	deltas  int                 // receipts written as merge deltas since the last collapse
-	// unread holds, by chunk, the recipients (but the sender) who have not
-	// read: made by member pages from a loaded chunk of readers and the
-	// message's membership snapshot, which never changes, and kept current
-	// by every receipt committed to the chunk (addReader).
-	unread chunkSet
-
-	// collapsing is set while collapse waits for pending receipts to end and
-	// writes; cond (on mu) wakes the collapse and the receipts waiting for
-	// it or for a pending receipt to end.
-	collapsing bool
-	cond       *sync.Cond
-}
-
-// chunkSet holds a message's bitmaps by chunk. It is a short list, not a
-// map: most messages have one chunk, and a map of one entry costs ten
-// times the memory of a list of one.
-type chunkSet []chunkBitmap
-
-type chunkBitmap struct {
-	hi uint16
-	bm *roaring.Bitmap
-}
-
-// get returns the bitmap of chunk hi, or nil.
-func (s chunkSet) get(hi uint16) *roaring.Bitmap {
-	for i := range s {
-		if s[i].hi == hi {
-			return s[i].bm
-		}
-	}
-	return nil
-}
-
-// set installs bm as the bitmap of chunk hi.
-func (s *chunkSet) set(hi uint16, bm *roaring.Bitmap) {
-	for i := range *s {
-		if (*s)[i].hi == hi {
-			(*s)[i].bm = bm
-			return
-		}
-	}
-	*s = append(*s, chunkBitmap{hi, bm})
-}
-
-// wait waits on m's condition; the caller holds m.mu.
-func (m *msgEntry) wait() {
-	if m.cond == nil {
-		m.cond = sync.NewCond(&m.mu)
-	}
-	m.cond.Wait()
-}
-
-// unmark ends reader idx's pending mark; the caller holds m.mu.
-func (m *msgEntry) unmark(idx uint32) {
-	delete(m.pending, idx)
-	if len(m.pending) == 0 {
-		m.pending = nil // an emptied map keeps its buckets; most messages are idle
-	}
-	if m.cond != nil {
-		m.cond.Broadcast() // a collapse, or a receipt of the same reader, may wait
-	}
-}
-
-// isPending reports whether a receipt of reader idx is being written; the
-// caller holds m.mu.
-func (m *msgEntry) isPending(idx uint32) bool {
-	_, ok := m.pending[idx]
-	return ok
-}
-
-// c2cReader is the pending mark of a C2C message's only recipient.
-const c2cReader = 0
-
-// reset forgets the message; the caller holds m.mu and returns the bytes to
-// uncharge.
-func (m *msgEntry) reset() int64 {
-	var freed int64
-	for _, c := range m.chunks {
-		freed += bitmapBytes(c.bm)
-	}
-	for _, c := range m.unread {
-		freed += bitmapBytes(c.bm)
-	}
-	m.unread = nil
-	m.loaded, m.exists = true, false
-	m.meta = messageRecord{}
-	m.count = 0
-	m.chunks = nil
-	m.pending = nil
-	m.deltas = 0
-	return freed
-}
-
-// addReader records a committed receipt of reader idx in the loaded chunk
-// of readers; the caller holds m.mu.
-func (m *msgEntry) addReader(idx uint32) {
-	hi := chunkOf(idx)
-	m.chunks.get(hi).Add(idx)
-	if u := m.unread.get(hi); u != nil {
-		u.Remove(idx)
-	}
-}
-
-func (m *msgEntry) hasReader(idx uint32) bool {
-	bm := m.chunks.get(chunkOf(idx))
-	return bm != nil && bm.Contains(idx)
-}
 
 // releaseAll unpins entries.
 func (e *embedded) releaseAll(ms []*msgEntry) {
@@ -212,17 +79,8 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 		}
 	}
 	for i, m := range want {
-		var added int64
 		m.mu.Lock()
-		if !m.loaded {
-			m.loaded = true
-			m.exists = metas[i] != nil
-			m.meta, m.count = recs[i], counts[i]
-			if readers[i] != nil {
-				m.chunks = chunkSet{{0, readers[i]}}
-				added = bitmapBytes(readers[i])
-			}
-		}
+		added := m.load(metas[i] != nil, recs[i], counts[i], readers[i])
 		m.mu.Unlock()
 		e.entries.charge(m, added)
 	}
@@ -350,8 +208,7 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	if err := e.st.Write(ctx, &b, e.writeOpts()); err != nil {
 		return internalErr("track message", err)
 	}
-	freed = m.reset()
-	m.exists, m.meta = true, rec
+	freed = m.track(rec)
 	return nil
 }
 

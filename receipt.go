@@ -148,46 +148,12 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 		it.ok = true
 	}
 
-	// Mark the new receipts pending, then write them in one batch.
+	// Mark the new receipts pending, write them in one batch, and commit
+	// them to the cached state once the write succeeded.
 	pending := e.markPending(items, idx, isGroup)
 	if len(pending) > 0 {
-		// Every receipt of the call adds the same reader: one operand
-		// serves them all, and the keys share one allocation.
-		var b store.Batch
-		add, one := store.EncodeSetAdd(idx), store.EncodeCounter(1)
-		size := 0
-		for _, it := range pending {
-			size += 2*len(it.m.key) + 4
-		}
-		keys := make([]byte, 0, size)
-		for _, it := range pending {
-			if isGroup {
-				start := len(keys)
-				keys = append(keys, it.m.key...)
-				keys = append(keys, msgReaders, byte(chunkOf(idx)>>8), byte(chunkOf(idx)))
-				b.Merge(keys[start:len(keys):len(keys)], add)
-			}
-			if it.meta.ownCount() {
-				start := len(keys)
-				keys = append(keys, it.m.key...)
-				keys = append(keys, msgCount)
-				b.Merge(keys[start:len(keys):len(keys)], one)
-			}
-		}
-		werr := e.st.Write(ctx, &b, e.writeOpts())
-		for _, it := range pending {
-			m := it.m
-			m.mu.Lock()
-			m.unmark(idx)
-			if werr == nil {
-				if isGroup {
-					m.addReader(idx)
-					m.deltas++
-				}
-				m.count++
-			}
-			m.mu.Unlock()
-		}
+		werr := e.writeReceipts(ctx, pending, idx, isGroup)
+		e.commitReceipts(pending, idx, isGroup, werr == nil)
 		if werr != nil {
 			return nil, nil, internalErr("record receipts", werr)
 		}
@@ -219,6 +185,48 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 	return results, events, nil
 }
 
+// writeReceipts writes reader idx's pending receipts in one batch.
+func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, idx uint32, isGroup bool) error {
+	// Every receipt of the call adds the same reader: one operand serves
+	// them all, and the keys share one allocation.
+	var b store.Batch
+	add, one := store.EncodeSetAdd(idx), store.EncodeCounter(1)
+	size := 0
+	for _, it := range pending {
+		size += 2*len(it.m.key) + 4
+	}
+	keys := make([]byte, 0, size)
+	for _, it := range pending {
+		if isGroup {
+			start := len(keys)
+			keys = append(keys, it.m.key...)
+			keys = append(keys, msgReaders, byte(chunkOf(idx)>>8), byte(chunkOf(idx)))
+			b.Merge(keys[start:len(keys):len(keys)], add)
+		}
+		if it.meta.ownCount() {
+			start := len(keys)
+			keys = append(keys, it.m.key...)
+			keys = append(keys, msgCount)
+			b.Merge(keys[start:len(keys):len(keys)], one)
+		}
+	}
+	return e.st.Write(ctx, &b, e.writeOpts())
+}
+
+// commitReceipts ends the pending marks of a write and, if it succeeded
+// (written), records the receipts in the cached state.
+func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup, written bool) {
+	for _, it := range pending {
+		m := it.m
+		m.mu.Lock()
+		m.unmark(idx)
+		if written {
+			m.commit(idx, isGroup)
+		}
+		m.mu.Unlock()
+	}
+}
+
 // markPending marks reader idx pending on every message of items that may
 // take its receipt and has not yet, and returns those items.
 //
@@ -248,10 +256,7 @@ func (e *embedded) markPending(items []receiptItem, idx uint32, isGroup bool) []
 				break
 			}
 			if !m.hasReader(idx) && (isGroup || m.count == 0) {
-				if m.pending == nil {
-					m.pending = make(map[uint32]struct{})
-				}
-				m.pending[idx] = struct{}{}
+				m.mark(idx)
 				pending = append(pending, it)
 			}
 			m.mu.Unlock()
@@ -323,6 +328,6 @@ func (e *embedded) collapse(ctx context.Context, m *msgEntry) {
 		b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(m.count))
 	}
 	if e.st.Write(context.WithoutCancel(ctx), &b, store.WriteOptions{}) == nil {
-		m.deltas = 0
+		m.collapsed()
 	}
 }

@@ -153,8 +153,7 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 			u = roaring.AndNot(snap, readers)
 			u.Remove(meta.SenderIndex)
 			u.RunOptimize()
-			m.unread.set(h, u)
-			added = bitmapBytes(u)
+			added = m.installUnread(h, u)
 		}
 		it := u.Iterator()
 		it.AdvanceIfNeeded(pos)
