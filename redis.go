@@ -774,8 +774,12 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 		if isGroup {
 			gc = p.HMGet(ctx, base+"G", "i", "s")
 		}
+		fields := []string{"h", "n", "t"} // t: the read time of a C2C message
+		if isGroup {
+			fields = fields[:2]
+		}
 		for i, id := range ids {
-			mcs[i] = p.HMGet(ctx, base+"M"+redisLP(id), "h", "n", "t")
+			mcs[i] = p.HMGet(ctx, base+"M"+redisLP(id), fields...)
 		}
 		return nil
 	})
@@ -805,8 +809,10 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 		if n, ok := v[1].(string); ok {
 			out[i].count, _ = strconv.ParseInt(n, 10, 64)
 		}
-		if t, ok := v[2].(string); ok {
-			out[i].readAt, _ = strconv.ParseInt(t, 10, 64)
+		if len(v) > 2 {
+			if t, ok := v[2].(string); ok {
+				out[i].readAt, _ = strconv.ParseInt(t, 10, 64)
+			}
 		}
 		b.metas.add(b.metaKey(conv, ids[i]), m, int64(len(h))+96)
 	}

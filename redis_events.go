@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -28,10 +29,17 @@ import (
 // a listener that is not connected, so events published while an engine's
 // subscription is cut (a failover of the channel's master, a network
 // failure) are lost, and so are events beyond the publish queue when Redis
-// cannot keep up. Clients refresh counts after a reconnect.
+// cannot keep up, and events on a channel that had no listener in the last
+// second (an engine publishes nothing to a channel nobody listens on, and
+// checks again a second later). Clients refresh counts after a reconnect.
 
 // redisEventChannels is the number of event channels.
 const redisEventChannels = 16
+
+// redisQuietFor is how long a channel that had no listener is not
+// published to: an engine that starts listening may miss the events of
+// that long (delivery is at most once).
+const redisQuietFor = time.Second
 
 // redisPublishQueue bounds the event batches waiting to be published.
 const redisPublishQueue = 4096
@@ -47,10 +55,15 @@ type redisEvents struct {
 	mu        sync.Mutex
 	listening bool
 	subs      []*redis.PubSub
+
+	// quiet[k], owned by the publisher, is until when channel k is known
+	// to have no listener: SPUBLISH answers how many received a message,
+	// and publishing to nobody costs Redis for nothing.
+	quiet [redisEventChannels]time.Time
 }
 
 type redisEventBatch struct {
-	channel string
+	k       int
 	payload []byte
 }
 
@@ -92,7 +105,7 @@ func (ev *redisEvents) publish(events []ReceiptEvent) {
 			continue
 		}
 		select {
-		case ev.queue <- redisEventBatch{channel: ev.channel(k), payload: payload}:
+		case ev.queue <- redisEventBatch{k: k, payload: payload}:
 		default:
 		}
 	}
@@ -106,7 +119,12 @@ func (ev *redisEvents) publisher() {
 		case <-ev.stop:
 			return
 		case m := <-ev.queue:
-			_ = ev.b.c.SPublish(ctx, m.channel, m.payload).Err()
+			if time.Now().Before(ev.quiet[m.k]) {
+				continue
+			}
+			if n, err := ev.b.c.SPublish(ctx, ev.channel(m.k), m.payload).Result(); err == nil && n == 0 {
+				ev.quiet[m.k] = time.Now().Add(redisQuietFor)
+			}
 		}
 	}
 }
