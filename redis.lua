@@ -46,6 +46,13 @@ local function chunk_in_force(base, hi, ver)
   return r[1]
 end
 
+-- group_inc returns the incarnation of a usable group, or nil.
+local function group_inc(base)
+  local g = redis.call('HMGET', base .. 'G', 'i', 's')
+  if not g[1] or g[2] then return nil end
+  return g[1]
+end
+
 -- The group record; nil if there is no usable group (none, or being
 -- created or dismissed).
 local function group(base)
@@ -335,12 +342,9 @@ redis.register_function('rr_receipt', function(keys, args)
   local base = keys[1]
   local isgroup = args[1] == '1'
   local out = {}
-  if isgroup then
-    local g = group(base)
-    if not g or g.i ~= args[2] then
-      for i = 5, #args, 2 do out[#out + 1] = -1; out[#out + 1] = 0 end
-      return out
-    end
+  if isgroup and group_inc(base) ~= args[2] then
+    for i = 5, #args, 2 do out[#out + 1] = -1; out[#out + 1] = 0 end
+    return out
   end
   local idx = tonumber(args[3])
   for i = 5, #args, 2 do
@@ -363,6 +367,11 @@ redis.register_function('rr_receipt', function(keys, args)
           for _, r in ipairs(redis.call('SMEMBERS', sk)) do add_dense(base, id, mk, tonumber(r)) end
           redis.call('UNLINK', sk)
         end
+      elseif meta_end(h) <= CHUNK then
+        -- One chunk: it is new exactly when the message has no reader yet.
+        local rk = readers_key(base, id, 0)
+        new = redis.call('SETBIT', rk, idx, 1) == 0
+        if new and n == 0 then set_ttl_like(rk, mk) end
       else
         new = add_dense(base, id, mk, idx) == 0
       end
@@ -389,8 +398,7 @@ end)
 -- readers), or an error reply GONE when the message is not the one given.
 redis.register_function('rr_readers', function(keys, args)
   local base = keys[1]
-  local g = group(base)
-  if not g or g.i ~= args[1] then return redis.error_reply('GONE') end
+  if group_inc(base) ~= args[1] then return redis.error_reply('GONE') end
   local id = args[2]
   local h = redis.call('HGET', msg_key(base, id), 'h')
   if not h or string.sub(h, 1, 4) ~= args[3] then return redis.error_reply('GONE') end
