@@ -323,6 +323,22 @@ local function set_ttl_like(key, mk)
   if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 end
 
+-- INLINE is the most member indexes whose readers a message keeps in its
+-- own hash (field r, a bitmap of up to 64 bytes) instead of a key of their
+-- own: most groups are small, and a key costs far more than its bitmap.
+local INLINE = 512
+
+-- set_bit sets bit idx of bitmap string r (Redis's bit order: bit 0 is the
+-- high bit of byte 0) and returns the new string and the old bit.
+local function set_bit(r, idx)
+  local byte = math.floor(idx / 8) + 1
+  local mask = 2 ^ (7 - idx % 8)
+  if #r < byte then r = r .. string.rep('\0', byte - #r) end
+  local b = string.byte(r, byte)
+  if bit.band(b, mask) ~= 0 then return r, 1 end
+  return string.sub(r, 1, byte - 1) .. string.char(bit.bor(b, mask)) .. string.sub(r, byte + 1), 0
+end
+
 -- add_dense sets reader idx in its chunk and returns the old bit.
 local function add_dense(base, id, mk, idx)
   local hi = math.floor(idx / CHUNK)
@@ -350,13 +366,14 @@ redis.register_function('rr_receipt', function(keys, args)
   for i = 5, #args, 2 do
     local id, nonce = args[i], args[i + 1]
     local mk = msg_key(base, id)
-    local m = redis.call('HMGET', mk, 'h', 'n', 'sp')
+    local m = redis.call('HMGET', mk, 'h', 'n', 'sp', 'r')
     local h = m[1]
     if not h or string.sub(h, 1, 4) ~= nonce then
       out[#out + 1] = -1; out[#out + 1] = 0
     elseif isgroup then
       local n = tonumber(m[2])
       local smax = tonumber(m[3] or '0')
+      local e = meta_end(h)
       local new
       if n < smax then
         local sk = sparse_key(base, id)
@@ -364,10 +381,21 @@ redis.register_function('rr_receipt', function(keys, args)
         new = redis.call('SADD', sk, idx) == 1
         if new and fresh then set_ttl_like(sk, mk) end
         if new and n + 1 == smax then
-          for _, r in ipairs(redis.call('SMEMBERS', sk)) do add_dense(base, id, mk, tonumber(r)) end
+          local rs = redis.call('SMEMBERS', sk)
+          if e <= INLINE then
+            local r = ''
+            for _, x in ipairs(rs) do r = set_bit(r, tonumber(x)) end
+            redis.call('HSET', mk, 'r', r)
+          else
+            for _, x in ipairs(rs) do add_dense(base, id, mk, tonumber(x)) end
+          end
           redis.call('UNLINK', sk)
         end
-      elseif meta_end(h) <= CHUNK then
+      elseif e <= INLINE then
+        local r, old = set_bit(m[4] or '', idx)
+        new = old == 0
+        if new then redis.call('HSET', mk, 'r', r) end
+      elseif e <= CHUNK then
         -- One chunk: it is new exactly when the message has no reader yet.
         local rk = readers_key(base, id, 0)
         new = redis.call('SETBIT', rk, idx, 1) == 0
@@ -396,12 +424,20 @@ end)
 -- group message at or after hi, up to last: {hi, bitmap}, {-1} when there
 -- is none, {-2, indexes...} for a message in the sparse form (all its
 -- readers), or an error reply GONE when the message is not the one given.
+-- A message kept inline answers its one chunk, 0.
 redis.register_function('rr_readers', function(keys, args)
   local base = keys[1]
   if group_inc(base) ~= args[1] then return redis.error_reply('GONE') end
   local id = args[2]
   local h = redis.call('HGET', msg_key(base, id), 'h')
   if not h or string.sub(h, 1, 4) ~= args[3] then return redis.error_reply('GONE') end
+  if meta_end(h) <= INLINE then
+    local r = redis.call('HGET', msg_key(base, id), 'r')
+    if redis.call('EXISTS', sparse_key(base, id)) == 0 then
+      if r then return {0, r} end
+      return {-1}
+    end
+  end
   local sk = sparse_key(base, id)
   if redis.call('EXISTS', sk) == 1 then
     local out = {-2}

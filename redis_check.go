@@ -283,6 +283,12 @@ func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string
 		}
 		got.Or(c.bitmapOf(base+rs, uint32(hi)<<chunkBits))
 	}
+	if r, ok := vals["r"]; ok {
+		if len(readers) > 0 || sparse != "" || meta.EndIndex > 512 {
+			c.errorf("%s: inline readers besides others, or for %d indexes", base+s, meta.EndIndex)
+		}
+		got.Or(bitsToBitmap(r, 0))
+	}
 	if sparse != "" {
 		if len(readers) > 0 {
 			c.errorf("%s: readers in both forms", base+s)

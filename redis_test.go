@@ -175,7 +175,9 @@ func TestRedisExpiry(t *testing.T) {
 	ctx := context.Background()
 	const retention = 1500 * time.Millisecond
 	e := openRedisEngine(t, c, "exp:", readreceipt.WithRetention(retention))
-	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "r"}))
+	// More members than a message keeps readers for in its own hash, so
+	// that its readers have a key of their own, which must expire too.
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, append([]string{"s", "r"}, userList("u", 600)...)))
 	msg := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "s"}
 	require.NoError(t, e.TrackMessage(ctx, msg))
 	res, err := e.SendMessageReadReceipt(ctx, "r", []readreceipt.MessageRef{msg.Ref()})
