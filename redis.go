@@ -33,8 +33,11 @@ import (
 //	base C<hi>             sorted set of the versions chunk hi was written at
 //	base C<hi>:<version>   membership chunk hi at version: a bitmap, bit i = index hi*65536+i
 //	base X                 set of the group's message IDs
-//	base M<len>:<id>       hash: a message (h meta, n read count, t C2C read time)
-//	base R<len>:<id>:<hi>  bitmap: the message's readers in chunk hi
+//	base M<len>:<id>       hash: a message (h meta, n read count, t C2C read time,
+//	                       r its readers' bitmap when its indexes stay within 512,
+//	                       sp its sparse limit when it started sparse)
+//	base S<len>:<id>       set: the readers of a message in the sparse form
+//	base R<len>:<id>:<hi>  bitmap: the message's readers in chunk hi (dense form)
 //	<prefix>secret         the cursor secret
 //
 // Message keys expire with the retention (by Redis's clock); an engine
