@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -131,9 +132,10 @@ func (e *Engine) liveErr(exists bool, meta *messageRecord, isGroup bool, groupIn
 	return nil
 }
 
-// receiptInfo fills in one message's read state from its meta and count,
-// or its error: lerr from liveErr, or the caller's refusal.
-func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptInfo, caller Caller, conv Conversation, meta *messageRecord, count int64, lerr error) {
+// receiptInfo fills in one message's read state from its meta, count and
+// (C2C) read time in Unix nanoseconds, or its error: lerr from liveErr, or
+// the caller's refusal.
+func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptInfo, caller Caller, conv Conversation, meta *messageRecord, count, readAt int64, lerr error) {
 	if lerr == nil {
 		lerr = e.authorize(ctx, mb, caller, conv, meta)
 	}
@@ -144,6 +146,17 @@ func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptIn
 	info.ReadCount = int(count)
 	info.UnreadCount = int(int64(meta.Recipients) - count)
 	info.IsPeerRead = conv.Type == ConversationC2C && count > 0
+	info.ReadTime = readTime(conv, count, readAt)
+}
+
+// readTime is the ReadTime of a C2C message read at readAt (Unix
+// nanoseconds; 0 when no time is stored, as for receipts recorded before
+// read times were).
+func readTime(conv Conversation, count, readAt int64) time.Time {
+	if conv.Type != ConversationC2C || count == 0 || readAt == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, readAt).UTC()
 }
 
 // authorize decides whether caller may read a live message's receipts.

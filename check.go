@@ -79,6 +79,7 @@ type checkMsg struct {
 	meta     *messageRecord
 	count    int64
 	hasCount bool
+	readAt   int64 // a C2C message's read time, 0 without one
 	readers  map[uint16]*roaring.Bitmap
 	timeKey  bool
 }
@@ -242,6 +243,12 @@ func (c *checker) loadMessageKey(k, v []byte) {
 			return
 		}
 		m.readers[binary.BigEndian.Uint16(rest[1:])] = bm
+	case msgReadAt:
+		if len(v) != 8 || len(rest) != 1 {
+			c.fail("message %s/%s: bad read time", conv, id)
+			return
+		}
+		m.readAt = int64(binary.BigEndian.Uint64(v))
 	default:
 		c.fail("message %s/%s: unknown key kind %q", conv, id, rest[0])
 	}
@@ -346,7 +353,13 @@ func (c *checker) verifyMessage(m *checkMsg) {
 		if !m.conv.has(m.meta.Sender) || len(m.readers) != 0 || m.count < 0 || m.count > 1 || m.meta.Recipients != 1 {
 			c.fail("message %s: bad C2C state (sender %q, count %d)", name, m.meta.Sender, m.count)
 		}
+		if m.readAt != 0 && m.count != 1 {
+			c.fail("message %s: a read time without a receipt", name)
+		}
 		return
+	}
+	if m.readAt != 0 {
+		c.fail("message %s: a read time on a group message", name)
 	}
 	var total uint64
 	for _, bm := range m.readers {
@@ -434,7 +447,7 @@ func (c *checker) verifyCache() {
 		if !stored {
 			return
 		}
-		if m.meta != *s.meta || m.count != s.count {
+		if m.meta != *s.meta || m.count != s.count || s.conv.Type == ConversationC2C && m.readAt != s.readAt {
 			c.fail("cached message %q: count %d, stored %d", m.key, m.count, s.count)
 		}
 		for _, ch := range m.chunks {

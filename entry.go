@@ -38,6 +38,7 @@ type msgEntry struct {
 	exists  bool
 	meta    messageRecord
 	count   int64
+	readAt  int64               // C2C: when the peer's receipt was recorded (Unix ns)
 	chunks  chunkSet            // committed readers, by chunk
 	pending map[uint32]struct{} // readers being written
 	deltas  int                 // receipts written as merge deltas since the last collapse
@@ -92,12 +93,12 @@ const c2cReader = 0
 // the message exists, its meta and count, and, where the count is the size
 // of the one chunk of readers, that chunk (nil otherwise). It returns the
 // bytes to charge.
-func (m *msgEntry) load(exists bool, meta messageRecord, count int64, readers *roaring.Bitmap) int64 {
+func (m *msgEntry) load(exists bool, meta messageRecord, count, readAt int64, readers *roaring.Bitmap) int64 {
 	if m.loaded {
 		return 0
 	}
 	m.loaded, m.exists = true, exists
-	m.meta, m.count = meta, count
+	m.meta, m.count, m.readAt = meta, count, readAt
 	if readers != nil {
 		m.chunks = chunkSet{{0, readers}}
 		return bitmapBytes(readers)
@@ -126,7 +127,7 @@ func (m *msgEntry) reset() int64 {
 	m.unread = nil
 	m.loaded, m.exists = true, false
 	m.meta = messageRecord{}
-	m.count = 0
+	m.count, m.readAt = 0, 0
 	m.chunks = nil
 	m.pending = nil
 	m.deltas = 0
@@ -167,10 +168,11 @@ func (m *msgEntry) isPending(idx uint32) bool {
 	return ok
 }
 
-// commit records reader idx's receipt, written to the store: the count,
-// and for a group message the loaded chunk of readers (and the unread set
-// of its chunk, if made) and one more delta.
-func (m *msgEntry) commit(idx uint32, isGroup bool) {
+// commit records reader idx's receipt, written to the store at readAt: the
+// count, the read time of a C2C message, and for a group message the
+// loaded chunk of readers (and the unread set of its chunk, if made) and
+// one more delta.
+func (m *msgEntry) commit(idx uint32, isGroup bool, readAt int64) {
 	if isGroup {
 		hi := chunkOf(idx)
 		m.chunks.get(hi).Add(idx)
@@ -178,6 +180,8 @@ func (m *msgEntry) commit(idx uint32, isGroup bool) {
 			u.Remove(idx)
 		}
 		m.deltas++
+	} else {
+		m.readAt = readAt
 	}
 	m.count++
 }

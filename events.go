@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ReceiptEvent tells a message's sender that a receipt was recorded: the
@@ -27,11 +28,14 @@ type ReceiptEvent struct {
 	UnreadCount int
 	// IsPeerRead reports, for a C2C message, that the peer has read it.
 	IsPeerRead bool
+	// ReadTime is, for a C2C message, when the receipt was recorded (the
+	// SDK's timestamp); zero for group messages.
+	ReadTime time.Time
 	// Reader is the user whose receipt caused the event.
 	Reader string
 }
 
-func newEvent(conv Conversation, meta messageRecord, reader, msgID string, count int64) ReceiptEvent {
+func newEvent(conv Conversation, meta messageRecord, reader, msgID string, count, readAt int64) ReceiptEvent {
 	ev := ReceiptEvent{
 		Sender:       meta.Sender,
 		Conversation: conv,
@@ -45,6 +49,7 @@ func newEvent(conv Conversation, meta messageRecord, reader, msgID string, count
 	} else {
 		ev.UserID = conv.other(meta.Sender)
 		ev.IsPeerRead = count > 0
+		ev.ReadTime = readTime(conv, count, readAt)
 	}
 	return ev
 }

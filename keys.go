@@ -23,6 +23,7 @@ import (
 //	'm' conv lp(msg) \x00                      message meta
 //	'm' conv lp(msg) 'n'                       read count (merge counter)
 //	'm' conv lp(msg) 'r' hi16                  readers with index>>16 == hi16 (merge set)
+//	'm' conv lp(msg) 't'                       C2C: when the peer's receipt was recorded (Unix ns)
 //	't' trackedAt64 conv lp(msg)               expiry index
 //
 // where conv is 'g' lp(group) or 'c' lp(userA) lp(userB) with userA < userB.
@@ -41,6 +42,7 @@ const (
 	msgMeta    = 0x00
 	msgCount   = 'n'
 	msgReaders = 'r'
+	msgReadAt  = 't'
 
 	convGroup = 'g'
 	convC2C   = 'c'

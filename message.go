@@ -58,12 +58,26 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 		}
 		owners = append(owners, i)
 	}
+	// A C2C message's read time follows, after every count.
+	var c2c []int
+	for _, i := range owners {
+		if recs[i].Incarnation == 0 {
+			keys = append(keys, withSuffix([]byte(want[i].key), msgReadAt))
+			c2c = append(c2c, i)
+		}
+	}
 	counts := make([]int64, len(want))
+	readAts := make([]int64, len(want))
 	readers := make([]*roaring.Bitmap, len(want))
 	if len(keys) > 0 {
 		vals, err := e.st.Get(ctx, keys)
 		if err != nil {
 			return internalErr("read message", err)
+		}
+		for j, i := range c2c {
+			if v := vals[len(owners)+j]; len(v) == 8 {
+				readAts[i] = int64(binary.BigEndian.Uint64(v))
+			}
 		}
 		for j, i := range owners {
 			if recs[i].ownCount() {
@@ -80,7 +94,7 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	}
 	for i, m := range want {
 		m.mu.Lock()
-		added := m.load(metas[i] != nil, recs[i], counts[i], readers[i])
+		added := m.load(metas[i] != nil, recs[i], counts[i], readAts[i], readers[i])
 		m.mu.Unlock()
 		e.entries.charge(m, added)
 	}

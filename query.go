@@ -2,6 +2,7 @@ package readreceipt
 
 import (
 	"context"
+	"time"
 )
 
 // ReceiptInfo is the read state of one message, as returned by
@@ -15,6 +16,10 @@ type ReceiptInfo struct {
 	UnreadCount int
 	// IsPeerRead reports, for a C2C message, that the peer has read it.
 	IsPeerRead bool
+	// ReadTime is, for a C2C message the peer has read, when its receipt
+	// was recorded (the SDK's timestamp); zero otherwise, and for group
+	// messages.
+	ReadTime time.Time
 	// Err is set, and the counts are zero, when the message's state cannot
 	// be given: ErrReceiptNotFound or ErrPermissionDenied.
 	Err error
@@ -66,16 +71,16 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		out[i].MessageID = r.ID
 		buf = appendMessagePrefix(buf[:0], ck, r.ID)
 		var meta messageRecord
-		var count int64
+		var count, readAt int64
 		var lerr error
 		if !e.entries.peek(buf, func(m *msgEntry) {
 			meta, lerr = e.liveMeta(m, isGroup, g, now)
-			count = m.count
+			count, readAt = m.count, m.readAt
 		}) {
 			missed = append(missed, i)
 			continue
 		}
-		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, readAt, lerr)
 	}
 	if len(missed) == 0 {
 		return out, nil
@@ -92,9 +97,9 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		m := ms[j]
 		m.mu.Lock()
 		meta, lerr := e.liveMeta(m, isGroup, g, now)
-		count := m.count
+		count, readAt := m.count, m.readAt
 		m.mu.Unlock()
-		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, readAt, lerr)
 	}
 	return out, nil
 }

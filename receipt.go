@@ -2,6 +2,7 @@ package readreceipt
 
 import (
 	"context"
+	"encoding/binary"
 
 	"github.com/readreceipt/readreceipt/store"
 )
@@ -151,9 +152,10 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 	// Mark the new receipts pending, write them in one batch, and commit
 	// them to the cached state once the write succeeded.
 	pending := e.markPending(items, idx, isGroup)
+	readAt := e.now()
 	if len(pending) > 0 {
-		werr := e.writeReceipts(ctx, pending, idx, isGroup)
-		e.commitReceipts(pending, idx, isGroup, werr == nil)
+		werr := e.writeReceipts(ctx, pending, idx, isGroup, readAt)
+		e.commitReceipts(pending, idx, isGroup, readAt, werr == nil)
 		if werr != nil {
 			return nil, nil, internalErr("record receipts", werr)
 		}
@@ -179,22 +181,24 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 			it.m.mu.Lock()
 			count := it.m.count
 			it.m.mu.Unlock()
-			events = append(events, newEvent(conv, it.meta, reader, refs[it.pos].ID, count))
+			events = append(events, newEvent(conv, it.meta, reader, refs[it.pos].ID, count, readAt))
 		}
 	}
 	return results, events, nil
 }
 
-// writeReceipts writes reader idx's pending receipts in one batch.
-func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, idx uint32, isGroup bool) error {
+// writeReceipts writes reader idx's pending receipts in one batch, with
+// the read time of C2C ones.
+func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, idx uint32, isGroup bool, readAt int64) error {
 	// Every receipt of the call adds the same reader: one operand serves
 	// them all, and the keys share one allocation.
 	var b store.Batch
 	add, one := store.EncodeSetAdd(idx), store.EncodeCounter(1)
 	size := 0
 	for _, it := range pending {
-		size += 2*len(it.m.key) + 4
+		size += 3*len(it.m.key) + 4
 	}
+	at := binary.BigEndian.AppendUint64(nil, uint64(readAt))
 	keys := make([]byte, 0, size)
 	for _, it := range pending {
 		if isGroup {
@@ -209,19 +213,25 @@ func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, id
 			keys = append(keys, msgCount)
 			b.Merge(keys[start:len(keys):len(keys)], one)
 		}
+		if !isGroup {
+			start := len(keys)
+			keys = append(keys, it.m.key...)
+			keys = append(keys, msgReadAt)
+			b.Set(keys[start:len(keys):len(keys)], at)
+		}
 	}
 	return e.st.Write(ctx, &b, e.writeOpts())
 }
 
 // commitReceipts ends the pending marks of a write and, if it succeeded
 // (written), records the receipts in the cached state.
-func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup, written bool) {
+func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bool, readAt int64, written bool) {
 	for _, it := range pending {
 		m := it.m
 		m.mu.Lock()
 		m.unmark(idx)
 		if written {
-			m.commit(idx, isGroup)
+			m.commit(idx, isGroup, readAt)
 		}
 		m.mu.Unlock()
 	}

@@ -891,7 +891,8 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 		} else {
 			args = append(args, "0", "0", 0)
 		}
-		args = append(args, b.now())
+		readAt := b.now()
+		args = append(args, readAt)
 		for _, j := range admitted {
 			args = append(args, want[j], nonceBytes(msgs[j].meta.Nonce))
 		}
@@ -912,7 +913,7 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 			case 1:
 				outcome[i].Recorded = true
 				m := &msgs[j]
-				events = append(events, newEvent(conv, m.meta, reader, ids[i], count))
+				events = append(events, newEvent(conv, m.meta, reader, ids[i], count, readAt))
 			case 0:
 			default:
 				b.metas.remove(b.metaKey(conv, ids[i]))
@@ -952,7 +953,7 @@ func (b *redisBackend) counts(ctx context.Context, caller Caller, conv Conversat
 		m := &msgs[i]
 		out[i].MessageID = ids[i]
 		lerr := b.liveErr(m.exists, &m.meta, conv.Type == ConversationGroup, inc, now)
-		b.receiptInfo(ctx, b, &out[i], caller, conv, &m.meta, m.count, lerr)
+		b.receiptInfo(ctx, b, &out[i], caller, conv, &m.meta, m.count, m.readAt, lerr)
 		if out[i].Err != nil && !perMessage(out[i].Err) {
 			return nil, out[i].Err
 		}

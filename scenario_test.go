@@ -242,7 +242,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			}
 			fmt.Fprintf(&out, "%s: read=%d unread=%d", in.MessageID, in.ReadCount, in.UnreadCount)
 			if d.HasArg("c2c") {
-				fmt.Fprintf(&out, " peer-read=%v", in.IsPeerRead)
+				fmt.Fprintf(&out, " peer-read=%v read-time=%s", in.IsPeerRead, fmtTime(in.ReadTime))
 			}
 			out.WriteString("\n")
 		}
@@ -285,8 +285,8 @@ func (h *harness) printEvents(out *strings.Builder) {
 			fmt.Fprintf(out, "event to %s: group=%s message=%s read=%d unread=%d (reader %s)\n",
 				ev.Sender, ev.GroupID, ev.MessageID, ev.ReadCount, ev.UnreadCount, ev.Reader)
 		} else {
-			fmt.Fprintf(out, "event to %s: user=%s message=%s peer-read=%v\n",
-				ev.Sender, ev.UserID, ev.MessageID, ev.IsPeerRead)
+			fmt.Fprintf(out, "event to %s: user=%s message=%s peer-read=%v read-time=%s\n",
+				ev.Sender, ev.UserID, ev.MessageID, ev.IsPeerRead, fmtTime(ev.ReadTime))
 		}
 	}
 }
@@ -422,6 +422,14 @@ func (h *harness) keys(ctx context.Context, t *testing.T) string {
 		return "none"
 	}
 	return strings.Join(parts, " ")
+}
+
+// fmtTime prints a read time, "-" for none.
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339Nano)
 }
 
 func result(err error) string {

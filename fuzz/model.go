@@ -156,9 +156,18 @@ type Msg struct {
 	Seq       int         // tells apart two trackings of the same key
 	Rcpts     []Recipient // in member-index order
 	Readers   map[string]bool
+	ReadAt    int64 // C2C: when the peer's receipt was recorded (Unix ns)
 }
 
 func (m *Msg) isGroup() bool { return m.Key.Conv.Type == rr.ConversationGroup }
+
+// readTime is the ReadTime the engine reports for the message.
+func (m *Msg) readTime() time.Time {
+	if m.isGroup() || len(m.Readers) == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, m.ReadAt).UTC()
+}
 
 func (m *Msg) isRecipient(u string) bool {
 	for _, r := range m.Rcpts {
@@ -600,6 +609,9 @@ func (m *Model) Receipt(reader string, refs []rr.MessageRef) (Outcome, []Result,
 			// already read: nothing to do
 		default:
 			msg.Readers[reader] = true
+			if !msg.isGroup() {
+				msg.ReadAt = m.Now
+			}
 			res[i].Recorded = true
 			recorded = append(recorded, msg)
 		}
@@ -626,6 +638,7 @@ func (m *Model) event(msg *Msg, reader string) rr.ReceiptEvent {
 	} else {
 		ev.UserID = msg.Rcpts[0].User
 		ev.IsPeerRead = read > 0
+		ev.ReadTime = msg.readTime()
 	}
 	return ev
 }
@@ -639,6 +652,7 @@ func (m *Model) Info(msg *Msg) rr.ReceiptInfo {
 		ReadCount:   read,
 		UnreadCount: len(msg.Rcpts) - read,
 		IsPeerRead:  !msg.isGroup() && read > 0,
+		ReadTime:    msg.readTime(),
 	}
 }
 
