@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/readreceipt/readreceipt"
@@ -396,6 +397,20 @@ type readReceiptInfoJSON struct {
 	ReadCount   int  `json:"readCount"`
 	UnreadCount int  `json:"unreadCount"`
 	IsPeerRead  bool `json:"isPeerRead"`
+	// Timestamp is, for a C2C message the peer has read, when the receipt
+	// was recorded, in Unix seconds as the SDK has it. It is left out when
+	// the engine has no time: group messages, unread C2C messages, and
+	// receipts recorded before the engine kept read times. Left out rather
+	// than 0, so that no one takes 1970 for a read time.
+	Timestamp int64 `json:"timestamp,omitempty"`
+}
+
+// unixSeconds is t in Unix seconds, 0 for the zero time.
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 type receiptInfoJSON struct {
@@ -439,6 +454,7 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity
 				ReadCount:   info.ReadCount,
 				UnreadCount: info.UnreadCount,
 				IsPeerRead:  info.IsPeerRead,
+				Timestamp:   unixSeconds(info.ReadTime),
 			},
 			Code:    code,
 			Message: msg,

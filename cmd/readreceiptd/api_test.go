@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestGroupEndpoints(t *testing.T) {
@@ -244,8 +245,8 @@ func TestQueryAccess(t *testing.T) {
 
 	// The administrator sees everything.
 	f.admin.ok("POST", "/v1/receipts/query", list(gmsg("g", "m1", "alice")), &qi)
-	if got := qi.MessageList[0]; got.Code != 0 || got.ReadReceiptInfo.ReadCount != 1 || got.ReadReceiptInfo.UnreadCount != 1 {
-		t.Fatalf("administrator's query: %+v", got)
+	if got := qi.MessageList[0]; got.Code != 0 || got.ReadReceiptInfo.ReadCount != 1 || got.ReadReceiptInfo.UnreadCount != 1 || got.ReadReceiptInfo.Timestamp != nil {
+		t.Fatalf("administrator's query (a group message read by one: counts, no timestamp): %+v", got)
 	}
 	var page memberPage
 	f.admin.ok("POST", "/v1/receipts/members", req, &page)
@@ -373,14 +374,37 @@ func TestC2CReceipts(t *testing.T) {
 			t.Fatalf("before any receipt: %+v", m)
 		}
 	}
+	for _, m := range qi.MessageList {
+		if m.ReadReceiptInfo.Timestamp != nil {
+			t.Fatalf("an unread C2C message has a timestamp: %+v", m)
+		}
+	}
 	var rr receiptResults
+	before := time.Now().Unix()
 	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c1")), &rr)
+	after := time.Now().Unix()
 	if !rr.MessageList[0].Recorded {
 		t.Fatalf("bob's receipt: %+v", rr)
 	}
 	alice.ok("POST", "/v1/receipts/query", list(cmsg("alice", "bob", "c1"), cmsg("alice", "bob", "c2")), &qi)
 	if !qi.MessageList[0].ReadReceiptInfo.IsPeerRead || qi.MessageList[1].ReadReceiptInfo.IsPeerRead {
 		t.Fatalf("isPeerRead after bob read c1: %+v", qi)
+	}
+	// The read message has the time bob's receipt was recorded, in
+	// seconds, as the SDK's timestamp; the unread one still has none.
+	if ts := qi.MessageList[0].ReadReceiptInfo.Timestamp; ts == nil || *ts < before || *ts > after {
+		t.Fatalf("timestamp of c1, read between %d and %d: %v", before, after, ts)
+	}
+	if ts := qi.MessageList[1].ReadReceiptInfo.Timestamp; ts != nil {
+		t.Fatalf("timestamp of unread c2: %d", *ts)
+	}
+	// A second receipt changes nothing, the time included.
+	first := *qi.MessageList[0].ReadReceiptInfo.Timestamp
+	time.Sleep(1100 * time.Millisecond)
+	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c1")), &rr)
+	alice.ok("POST", "/v1/receipts/query", list(cmsg("alice", "bob", "c1")), &qi)
+	if ts := qi.MessageList[0].ReadReceiptInfo.Timestamp; ts == nil || *ts != first {
+		t.Fatalf("timestamp of c1 after a repeated receipt: %v, want %d", ts, first)
 	}
 	if r := qi.MessageList[0].ReadReceiptInfo; r.ReadCount != 1 || r.UnreadCount != 0 {
 		t.Fatalf("C2C counts: %+v", r)
