@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"slices"
@@ -159,4 +160,77 @@ func TestDemoTownHall(t *testing.T) {
 		t.Fatalf("first unread page: %+v", p)
 	}
 	// The crowd keeps reading as the test ends: shutdown stops it.
+}
+
+// A town hall left smaller by an earlier run (a creation cut short, or a
+// smaller -demo-town-hall) is finished when the page opens it, without
+// starting over; a complete one is found ready at once after a restart.
+func TestDemoTownHallRestart(t *testing.T) {
+	dir := t.TempDir()
+	run := func(size int) testOption {
+		return withConfig(func(c *config) { c.DataDir = dir; c.DemoTownHall = size })
+	}
+	waitReady := func(t *testing.T, base, token string) townStatus {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			st := townStatusOf(t, base, token)
+			if st.State == townReady {
+				return st
+			}
+			if st.State == townFailed || time.Now().After(deadline) {
+				t.Fatalf("town hall not ready: %+v", st)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	small, big := townSlice+len(demoUsers), 2*townSlice+townSlice/3+len(demoUsers)
+	t.Run("first run", func(t *testing.T) {
+		base, _ := startTestServer(t, run(small))
+		alice := demoLogin(t, base, "alice")
+		demoOK(t, "POST", base+"/demo/townhall", alice, map[string]any{}, nil)
+		if st := waitReady(t, base, alice); st.MemberNum != small {
+			t.Fatalf("first run: %+v", st)
+		}
+	})
+	t.Run("bigger", func(t *testing.T) {
+		base, s := startTestServer(t, run(big))
+		alice := demoLogin(t, base, "alice")
+		if st := townStatusOf(t, base, alice); st.State != townAbsent {
+			t.Fatalf("a town hall smaller than asked for is %q before opening", st.State)
+		}
+		demoOK(t, "POST", base+"/demo/townhall", alice, map[string]any{}, nil)
+		if st := waitReady(t, base, alice); st.MemberNum != big {
+			t.Fatalf("after finishing: %+v", st)
+		}
+		info, err := s.eng.GetGroup(context.Background(), townGroupID)
+		if err != nil || info.Members != big {
+			t.Fatalf("group after finishing: %+v, %v", info, err)
+		}
+	})
+	t.Run("ready after restart", func(t *testing.T) {
+		base, _ := startTestServer(t, run(big))
+		alice := demoLogin(t, base, "alice")
+		if st := townStatusOf(t, base, alice); st.State != townReady || st.MemberNum != big {
+			t.Fatalf("complete town hall after a restart: %+v", st)
+		}
+		var m demoMessage
+		demoOK(t, "POST", base+"/demo/townhall/messages", alice, map[string]string{"text": "back again"}, &m)
+		if read, unread, code := demoCounts(t, base, alice, m); code != 0 || read+unread != big-1 {
+			t.Fatalf("counts of a message after the restart: read %d unread %d code %d", read, unread, code)
+		}
+	})
+}
+
+// Shutting the server down while the million are being added stops the
+// creation between two slices: the server stops (the test's cleanup fails
+// if it takes over 30 s), and nothing is left running.
+func TestDemoTownHallShutdownWhileCreating(t *testing.T) {
+	base, _ := startTestServer(t, demoLogs(t), withoutCheck(), withConfig(func(c *config) { c.DemoTownHall = 1_000_000 }))
+	alice := demoLogin(t, base, "alice")
+	var st townStatus
+	demoOK(t, "POST", base+"/demo/townhall", alice, map[string]any{}, &st)
+	if st.State != townCreating {
+		t.Fatalf("after opening: %+v", st)
+	}
 }
