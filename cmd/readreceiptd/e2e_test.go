@@ -690,6 +690,7 @@ func TestE2ETownHall(t *testing.T) {
 	if label := e2eEval[string](alice, "read tab", `document.getElementById('tab-read').textContent`); !strings.HasPrefix(label, "Read (") {
 		t.Fatalf("Read tab label %q", label)
 	}
+	e2eEval[bool](alice, "scroll the list", `(() => { const ml = document.getElementById('member-list'); ml.scrollTop = ml.scrollHeight; return true; })()`)
 	alice.shot("townhall-06-read-list-3-pages")
 	alice.do("Unread tab", chromedp.Click(chromedp.ID("tab-unread")))
 	alice.waitFor("first page of the unread", `document.getElementById('member-list').dataset.filter === '1' &&
