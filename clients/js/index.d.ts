@@ -66,7 +66,7 @@ export interface GroupReadReceiptInfo {
 }
 export interface C2CReadReceiptInfo {
   isPeerRead: boolean;
-  /** When the peer's receipt was recorded, in seconds; undefined until the server sends it. */
+  /** When the peer's receipt was recorded, in seconds; undefined while unread (or if the server has no time for it). */
   timestamp: number | undefined;
 }
 /** A message the server could not answer for: 10062 no receipt info, 10007 not yours to see. */
@@ -105,7 +105,7 @@ export interface ReadReceiptItem {
   readCount: number;
   unreadCount: number;
   isPeerRead: boolean;
-  /** When the receipt was recorded, in seconds, when the server sends it; else undefined. */
+  /** C2C: when the receipt was recorded, in seconds; undefined for group messages. */
   timestamp: number | undefined;
 }
 

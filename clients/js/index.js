@@ -105,7 +105,7 @@ function numberOr(v, dflt) {
 }
 
 // normalizeEventItem returns an event item in the SDK's shape. timestamp is
-// the server's (seconds) when it sends one, else undefined.
+// the server's (seconds) when it sends one (C2C items), else undefined.
 export function normalizeEventItem(it) {
   return {
     groupID: typeof it.groupID === 'string' ? it.groupID : '',
@@ -477,7 +477,8 @@ export class ReadReceiptClient {
    * unreadCount } for a group message, { isPeerRead, timestamp } for a C2C
    * one (and message.isPeerRead), or { code, message } for a message the
    * server could not answer for (10062 no receipt info, 10007 not yours).
-   * timestamp (seconds) is undefined until the server sends it.
+   * timestamp (seconds) is when the peer's receipt was recorded; undefined
+   * while the message is unread (readreceiptd leaves it out then).
    */
   async getMessageReadReceiptList(messageList) {
     const list = refs(messageList);

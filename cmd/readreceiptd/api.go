@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/readreceipt/readreceipt"
@@ -396,6 +397,20 @@ type readReceiptInfoJSON struct {
 	ReadCount   int  `json:"readCount"`
 	UnreadCount int  `json:"unreadCount"`
 	IsPeerRead  bool `json:"isPeerRead"`
+	// Timestamp is, for a C2C message the peer has read, when the receipt
+	// was recorded, in Unix seconds as the SDK has it. It is left out when
+	// the engine has no time: group messages, unread C2C messages, and
+	// receipts recorded before the engine kept read times. Left out rather
+	// than 0, so that no one takes 1970 for a read time.
+	Timestamp int64 `json:"timestamp,omitempty"`
+}
+
+// unixSeconds is t in Unix seconds, 0 for the zero time.
+func unixSeconds(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 type receiptInfoJSON struct {
@@ -439,6 +454,7 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity
 				ReadCount:   info.ReadCount,
 				UnreadCount: info.UnreadCount,
 				IsPeerRead:  info.IsPeerRead,
+				Timestamp:   unixSeconds(info.ReadTime),
 			},
 			Code:    code,
 			Message: msg,
@@ -455,12 +471,15 @@ type membersRequest struct {
 	Count   int         `json:"count"`
 }
 
+// memberPageJSON is a member page in the SDK's shape: both lists are
+// always present, the one the filter did not ask for empty, so that code
+// ported from the SDK may read either without a check.
 type memberPageJSON struct {
-	MessageID        string    `json:"messageID"`
-	IsCompleted      bool      `json:"isCompleted"`
-	Cursor           string    `json:"cursor"`
-	ReadUserIDList   *[]string `json:"readUserIDList,omitempty"`
-	UnreadUserIDList *[]string `json:"unreadUserIDList,omitempty"`
+	MessageID        string   `json:"messageID"`
+	IsCompleted      bool     `json:"isCompleted"`
+	Cursor           string   `json:"cursor"`
+	ReadUserIDList   []string `json:"readUserIDList"`
+	UnreadUserIDList []string `json:"unreadUserIDList"`
 }
 
 // POST /v1/receipts/members (user or administrator): one page of a group
@@ -489,15 +508,13 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identi
 	if err != nil {
 		return hide(id, err)
 	}
-	out := memberPageJSON{MessageID: page.MessageID, IsCompleted: page.IsCompleted, Cursor: page.Cursor}
-	if filter == readreceipt.FilterRead {
-		list := nonNil(page.ReadUserIDList)
-		out.ReadUserIDList = &list
-	} else {
-		list := nonNil(page.UnreadUserIDList)
-		out.UnreadUserIDList = &list
-	}
-	writeOK(w, out)
+	writeOK(w, memberPageJSON{
+		MessageID:        page.MessageID,
+		IsCompleted:      page.IsCompleted,
+		Cursor:           page.Cursor,
+		ReadUserIDList:   nonNil(page.ReadUserIDList),
+		UnreadUserIDList: nonNil(page.UnreadUserIDList),
+	})
 	return nil
 }
 
@@ -541,10 +558,7 @@ func (s *server) handleCreateGroup(w http.ResponseWriter, r *http.Request, _ ide
 	if err := decode(w, r, &req, maxMemberBodyBytes); err != nil {
 		return err
 	}
-	if req.Type == "" {
-		req.Type = readreceipt.GroupWork.String()
-	}
-	typ, err := readreceipt.ParseGroupType(req.Type)
+	typ, err := parseGroupType(req.Type)
 	if err != nil {
 		return err
 	}
@@ -552,6 +566,33 @@ func (s *server) handleCreateGroup(w http.ResponseWriter, r *http.Request, _ ide
 		return err
 	}
 	return s.writeGroup(w, r, req.GroupID)
+}
+
+// sdkGroupTypes are the values of the SDK's group type constants
+// (TIM.TYPES.GRP_*) that differ from the engine's names: GRP_WORK is
+// "Private", GRP_MEETING is "ChatRoom". GRP_PUBLIC, GRP_AVCHATROOM and
+// GRP_COMMUNITY ("Public", "AVChatRoom", "Community") are the engine's
+// names already.
+var sdkGroupTypes = map[string]readreceipt.GroupType{
+	"Private":  readreceipt.GroupWork,
+	"ChatRoom": readreceipt.GroupMeeting,
+}
+
+// parseGroupType returns the group type a request names: one of the
+// engine's names (Work, Public, Meeting, Community, AVChatRoom), one of the
+// SDK's constant values (Private, ChatRoom as aliases of Work, Meeting), or
+// "" for Work. Answers always name the type with the engine's name (Work,
+// not Private): one name per type in every answer, the name the engine,
+// its Go API and the metrics use; a JS app compares with the engine's
+// names or maps them back (the client's TYPES keep the SDK's values).
+func parseGroupType(s string) (readreceipt.GroupType, error) {
+	if s == "" {
+		return readreceipt.GroupWork, nil
+	}
+	if t, ok := sdkGroupTypes[s]; ok {
+		return t, nil
+	}
+	return readreceipt.ParseGroupType(s)
 }
 
 // GET /v1/groups/{groupID} (administrator).

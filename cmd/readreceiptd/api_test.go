@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestGroupEndpoints(t *testing.T) {
@@ -51,7 +52,21 @@ func TestGroupEndpoints(t *testing.T) {
 	f.admin.fails("POST", "/v1/groups/nope/members/remove", map[string]any{"memberList": []string{"a"}}, 404, 10010)
 
 	// Bad input.
+	// The SDK's group type values are aliases; answers use the engine's
+	// names.
+	for sdk, want := range map[string]string{"Private": "Work", "Public": "Public", "ChatRoom": "Meeting", "AVChatRoom": "AVChatRoom", "Community": "Community"} {
+		gid := "sdk-" + sdk
+		f.admin.ok("POST", "/v1/groups", map[string]any{"groupID": gid, "type": sdk, "memberList": []string{"a"}}, &g)
+		if g.Type != want {
+			t.Errorf("type %q: created a %q group, want %q", sdk, g.Type, want)
+		}
+		f.admin.ok("GET", "/v1/groups/"+gid, nil, &g)
+		if g.Type != want {
+			t.Errorf("type %q: GET answers %q, want %q", sdk, g.Type, want)
+		}
+	}
 	f.admin.fails("POST", "/v1/groups", map[string]any{"groupID": "g3", "type": "Club"}, 400, 10004)
+	f.admin.fails("POST", "/v1/groups", map[string]any{"groupID": "g3", "type": "private"}, 400, 10004)
 	f.admin.fails("POST", "/v1/groups", map[string]any{"groupID": ""}, 400, 10015)
 	f.admin.fails("POST", "/v1/groups", map[string]any{"groupID": strings.Repeat("x", 129)}, 400, 10015)
 	f.admin.fails("POST", "/v1/groups", map[string]any{"groupID": "g4", "memberList": []string{""}}, 400, 10004)
@@ -230,8 +245,8 @@ func TestQueryAccess(t *testing.T) {
 
 	// The administrator sees everything.
 	f.admin.ok("POST", "/v1/receipts/query", list(gmsg("g", "m1", "alice")), &qi)
-	if got := qi.MessageList[0]; got.Code != 0 || got.ReadReceiptInfo.ReadCount != 1 || got.ReadReceiptInfo.UnreadCount != 1 {
-		t.Fatalf("administrator's query: %+v", got)
+	if got := qi.MessageList[0]; got.Code != 0 || got.ReadReceiptInfo.ReadCount != 1 || got.ReadReceiptInfo.UnreadCount != 1 || got.ReadReceiptInfo.Timestamp != nil {
+		t.Fatalf("administrator's query (a group message read by one: counts, no timestamp): %+v", got)
 	}
 	var page memberPage
 	f.admin.ok("POST", "/v1/receipts/members", req, &page)
@@ -273,20 +288,17 @@ func TestMemberPaging(t *testing.T) {
 			if p.MessageID != "m1" {
 				t.Fatalf("page messageID %q", p.MessageID)
 			}
-			var got *[]string
-			if filter == 0 {
-				got = p.ReadUserIDList
-				if p.UnreadUserIDList != nil {
-					t.Fatal("filter 0 page carries unreadUserIDList")
-				}
-			} else {
-				got = p.UnreadUserIDList
-				if p.ReadUserIDList != nil {
-					t.Fatal("filter 1 page carries readUserIDList")
-				}
+			// Both lists are there, as in the SDK: the filter's, and
+			// the other one empty.
+			got, other := p.ReadUserIDList, p.UnreadUserIDList
+			if filter == 1 {
+				got, other = other, got
 			}
 			if got == nil {
 				t.Fatalf("filter %d: page without its list", filter)
+			}
+			if other == nil || len(*other) != 0 {
+				t.Fatalf("filter %d: the other list is %v, want []", filter, other)
 			}
 			if len(*got) > count {
 				t.Fatalf("page of %d members for count %d", len(*got), count)
@@ -313,8 +325,17 @@ func TestMemberPaging(t *testing.T) {
 		}
 	}
 
-	var p memberPage
+	// The first page, asked for with the SDK's cursor '' or with no
+	// cursor at all, is the same page.
+	var p, noCursor memberPage
 	sender.ok("POST", "/v1/receipts/members", map[string]any{"message": m, "filter": 0, "cursor": "", "count": 3}, &p)
+	sender.ok("POST", "/v1/receipts/members", map[string]any{"message": m, "filter": 0, "count": 3}, &noCursor)
+	if p.ReadUserIDList == nil || !slices.Equal(*p.ReadUserIDList, readers[:3]) || p.IsCompleted || p.Cursor == "" {
+		t.Fatalf("first page with cursor '': %+v", p)
+	}
+	if noCursor.ReadUserIDList == nil || !slices.Equal(*noCursor.ReadUserIDList, *p.ReadUserIDList) {
+		t.Fatalf("first page without a cursor: %+v, with cursor '': %+v", noCursor, p)
+	}
 	for _, c := range []struct {
 		body   map[string]any
 		status int
@@ -353,14 +374,37 @@ func TestC2CReceipts(t *testing.T) {
 			t.Fatalf("before any receipt: %+v", m)
 		}
 	}
+	for _, m := range qi.MessageList {
+		if m.ReadReceiptInfo.Timestamp != nil {
+			t.Fatalf("an unread C2C message has a timestamp: %+v", m)
+		}
+	}
 	var rr receiptResults
+	before := time.Now().Unix()
 	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c1")), &rr)
+	after := time.Now().Unix()
 	if !rr.MessageList[0].Recorded {
 		t.Fatalf("bob's receipt: %+v", rr)
 	}
 	alice.ok("POST", "/v1/receipts/query", list(cmsg("alice", "bob", "c1"), cmsg("alice", "bob", "c2")), &qi)
 	if !qi.MessageList[0].ReadReceiptInfo.IsPeerRead || qi.MessageList[1].ReadReceiptInfo.IsPeerRead {
 		t.Fatalf("isPeerRead after bob read c1: %+v", qi)
+	}
+	// The read message has the time bob's receipt was recorded, in
+	// seconds, as the SDK's timestamp; the unread one still has none.
+	if ts := qi.MessageList[0].ReadReceiptInfo.Timestamp; ts == nil || *ts < before || *ts > after {
+		t.Fatalf("timestamp of c1, read between %d and %d: %v", before, after, ts)
+	}
+	if ts := qi.MessageList[1].ReadReceiptInfo.Timestamp; ts != nil {
+		t.Fatalf("timestamp of unread c2: %d", *ts)
+	}
+	// A second receipt changes nothing, the time included.
+	first := *qi.MessageList[0].ReadReceiptInfo.Timestamp
+	time.Sleep(1100 * time.Millisecond)
+	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c1")), &rr)
+	alice.ok("POST", "/v1/receipts/query", list(cmsg("alice", "bob", "c1")), &qi)
+	if ts := qi.MessageList[0].ReadReceiptInfo.Timestamp; ts == nil || *ts != first {
+		t.Fatalf("timestamp of c1 after a repeated receipt: %v, want %d", ts, first)
 	}
 	if r := qi.MessageList[0].ReadReceiptInfo; r.ReadCount != 1 || r.UnreadCount != 0 {
 		t.Fatalf("C2C counts: %+v", r)

@@ -189,6 +189,8 @@ type receiptInfos struct {
 			ReadCount   int  `json:"readCount"`
 			UnreadCount int  `json:"unreadCount"`
 			IsPeerRead  bool `json:"isPeerRead"`
+			// Timestamp is nil when the answer has none.
+			Timestamp *int64 `json:"timestamp"`
 		} `json:"readReceiptInfo"`
 		Code    int    `json:"code"`
 		Message string `json:"message"`

@@ -589,6 +589,10 @@ func writeReceiptInfos(w http.ResponseWriter, list []receiptInfoJSON) {
 		b = strconv.AppendInt(b, int64(r.ReadReceiptInfo.UnreadCount), 10)
 		b = append(b, `,"isPeerRead":`...)
 		b = appendBool(b, r.ReadReceiptInfo.IsPeerRead)
+		if ts := r.ReadReceiptInfo.Timestamp; ts != 0 {
+			b = append(b, `,"timestamp":`...)
+			b = strconv.AppendInt(b, ts, 10)
+		}
 		b = append(b, `},"code":`...)
 		b = strconv.AppendInt(b, int64(r.Code), 10)
 		b = append(b, `,"message":`...)

@@ -52,6 +52,10 @@ type config struct {
 	// EventQueue is how many event messages may wait for one WebSocket
 	// connection before it is dropped as too slow. Default 64.
 	EventQueue int
+	// DemoTownHall is the size of the demo's town hall group, created in
+	// the background when the page opens it; 0 leaves it out. Default
+	// 1,000,000.
+	DemoTownHall int
 	// DemoPublic allows demo mode on an address that is not loopback.
 	// Default false: demo mode hands tokens to anyone who asks.
 	DemoPublic bool
@@ -125,6 +129,7 @@ func defaultConfig() config {
 		LogFormat:       "text",
 		ShutdownTimeout: 30 * time.Second,
 		EventQueue:      64,
+		DemoTownHall:    1_000_000,
 		RedisPrefix:     "rr:",
 
 		ReadHeaderTimeout:    5 * time.Second,
@@ -194,6 +199,7 @@ func configFlags(fs *flag.FlagSet, cfg *config, getenv func(string) string) func
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "prefix of every Redis key; servers sharing a state use the same")
 	duration(&cfg.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", "how long shutdown waits for calls in progress")
 	integer(&cfg.EventQueue, "event-queue", "EVENT_QUEUE", "event messages that may wait for one WebSocket connection before it is dropped")
+	integer(&cfg.DemoTownHall, "demo-town-hall", "DEMO_TOWN_HALL", "members of the demo's town hall group, created in the background when the page opens it (0: no town hall)")
 	boolean(&cfg.DemoPublic, "demo-public", "DEMO_PUBLIC", "allow demo mode on an address that is not loopback (demo mode hands tokens to anyone)")
 	duration(&cfg.ReadHeaderTimeout, "read-header-timeout", "READ_HEADER_TIMEOUT", "time allowed to read a request's headers")
 	duration(&cfg.ReadTimeout, "read-timeout", "READ_TIMEOUT", "time allowed to read a whole request, body included")
@@ -217,6 +223,9 @@ func (c *config) validate() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("-log-format must be text or json, not %q", c.LogFormat)
+	}
+	if c.DemoTownHall != 0 && (c.DemoTownHall <= len(demoUsers) || c.DemoTownHall > 10_000_000) {
+		return fmt.Errorf("-demo-town-hall must be 0 or %d to 10000000 members, not %d", len(demoUsers)+1, c.DemoTownHall)
 	}
 	if c.EventQueue < 1 {
 		return fmt.Errorf("-event-queue must be at least 1, not %d", c.EventQueue)

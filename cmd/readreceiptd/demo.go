@@ -90,6 +90,8 @@ type demo struct {
 	s      *server
 	chat   *demoChat
 	static map[string]staticFile
+	// town is the town hall, nil when -demo-town-hall is 0.
+	town *townHall
 }
 
 // registerDemo makes sure the demo group exists with every demo user in it,
@@ -110,6 +112,10 @@ func (s *server) registerDemo(mux *http.ServeMux) error {
 		return err
 	}
 	d := &demo{s: s, chat: chat, static: static}
+	if s.cfg.DemoTownHall > 0 {
+		d.town = newTownHall(s, s.cfg.DemoTownHall)
+		s.closers = append(s.closers, d.town.close)
+	}
 	handle := func(pattern string, h handler) { mux.Handle(pattern, s.serveEndpoint(h)) }
 	handle("GET /{$}", d.handleIndex)
 	handle("GET /web/{file...}", d.handleStatic)
@@ -118,6 +124,11 @@ func (s *server) registerDemo(mux *http.ServeMux) error {
 	handle("GET /demo/messages", d.handleList)
 	handle("POST /demo/messages", d.handlePost)
 	handle("GET /demo/stream", d.handleStream)
+	if d.town != nil {
+		handle("GET /demo/townhall", d.handleTownHall)
+		handle("POST /demo/townhall", d.handleTownHallOpen)
+		handle("POST /demo/townhall/messages", d.handleTownHallPost)
+	}
 	return nil
 }
 
@@ -168,7 +179,11 @@ func (d *demo) demoIdentity(r *http.Request, fromQuery bool) (identity, error) {
 }
 
 func (d *demo) handleUsers(w http.ResponseWriter, r *http.Request) error {
-	writeOK(w, map[string]any{"groupID": demoGroupID, "users": demoUsers})
+	townHall := ""
+	if d.town != nil {
+		townHall = townGroupID
+	}
+	writeOK(w, map[string]any{"groupID": demoGroupID, "users": demoUsers, "townHall": townHall})
 	return nil
 }
 

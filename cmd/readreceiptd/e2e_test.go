@@ -598,3 +598,103 @@ func TestWebClientIsTheClientsCopy(t *testing.T) {
 		t.Fatal("cmd/readreceiptd/web/readreceipt-client.js differs from clients/js/index.js: run cp clients/js/index.js cmd/readreceiptd/web/readreceipt-client.js")
 	}
 }
+
+// e2eTownMsgJS is a JavaScript expression for the town hall's list item of
+// the message whose text is text, or undefined.
+func e2eTownMsgJS(text string) string {
+	return `[...document.querySelectorAll('#town-messages li.msg')].find((li) => li.querySelector('.text').textContent === ` + e2eJSString(text) + `)`
+}
+
+// The million-member town hall, as a person uses it: alice opens it, the
+// page shows the creation's progress while the demo chat keeps working,
+// then she speaks there, turns the crowd's rate up, watches "N read" count
+// up live, and pages through who has read it with "Load more".
+func TestE2ETownHall(t *testing.T) {
+	chromium := findChromium(t)
+	// The engine's invariant check would walk the million members' state
+	// at the end; the Go tests check it on a smaller town hall.
+	base, _ := startTestServer(t, demoLogs(t), withoutCheck())
+	shots := os.Getenv("READRECEIPTD_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	browser := startE2EBrowser(t, chromium)
+	alice := newE2ETab(t, browser, "alice", shots)
+	alice.do("open the page", chromedp.Navigate(base+"/"))
+	alice.signIn("alice")
+	alice.waitFor("the town hall is offered", `!document.getElementById('town').hidden && !document.getElementById('town-open').hidden &&
+		document.getElementById('town-open').textContent.includes('1,000,000 members')`)
+	alice.shot("townhall-01-offered")
+
+	// Opening it starts the creation; the page shows its progress, and the
+	// chat answers meanwhile.
+	start := time.Now()
+	alice.do("open the town hall", chromedp.Click(chromedp.ID("town-open")))
+	alice.waitFor("progress shown", `document.getElementById('town').dataset.state === 'ready' ||
+		(document.getElementById('town').dataset.state === 'creating' && !document.getElementById('town-progress').hidden)`)
+	const chatText = "Is the chat still answering while the town hall is built?"
+	alice.do("send in the chat", chromedp.SendKeys(chromedp.ID("text"), chatText), chromedp.Click(chromedp.ID("send")))
+	alice.waitFor("chat badge 0 read", e2eMsgJS(chatText)+`?.querySelector('.badge')?.textContent === '0 read'`)
+	if e2eEval[string](alice, "town state", `document.getElementById('town').dataset.state`) == townCreating {
+		alice.shot("townhall-02-creating-chat-answers")
+	} else {
+		t.Log("the town hall was ready before the chat's message was shown: no screenshot of the progress")
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		st := e2eEval[string](alice, "town state", `document.getElementById('town').dataset.state`)
+		if st == townReady {
+			break
+		}
+		if st == townFailed || time.Now().After(deadline) {
+			alice.fail("town hall ready", fmt.Errorf("state %q after %v", st, time.Since(start)))
+		}
+	}
+	t.Logf("the page saw the town hall ready %v after opening it: %s", time.Since(start),
+		e2eEval[string](alice, "town size", `document.getElementById('town-size').textContent`))
+	alice.noErrors("town hall created")
+	alice.shot("townhall-03-ready")
+
+	// Alice speaks; the crowd reads at the highest rate the page offers.
+	const text = "Welcome to the town hall, all million of you!"
+	e2eEval[bool](alice, "crowd rate", `(() => { const r = document.getElementById('town-rate');
+		r.value = r.max; r.dispatchEvent(new Event('input')); r.dispatchEvent(new Event('change')); return true; })()`)
+	alice.do("post to the town hall", chromedp.SendKeys(chromedp.ID("town-text"), text), chromedp.Click(chromedp.ID("town-send")))
+	count := e2eTownMsgJS(text) + `?.querySelector('.badge')?.textContent`
+	readJS := `parseInt((` + count + ` || '').replace(/,/g, ''), 10)`
+	alice.waitFor("a count on the town hall message", readJS+` >= 0`)
+	first := e2eEval[int](alice, "first count", readJS)
+	alice.shot("townhall-04-posted")
+	alice.waitFor("the count moves", fmt.Sprintf(`%s >= %d`, readJS, first+300))
+	moved := e2eEval[int](alice, "count", readJS)
+	alice.waitFor("the count keeps moving", fmt.Sprintf(`%s >= %d`, readJS, moved+300))
+	alice.shot("townhall-05-count-moving")
+	t.Logf("town hall badge: %d read, then %q", first, e2eEval[string](alice, "badge", count))
+
+	// The Read list pages through the crowd with "Load more".
+	id := e2eEval[string](alice, "town message ID", e2eTownMsgJS(text)+`.dataset.id`)
+	alice.do("open the lists", chromedp.Click(chromedp.CSS(`#town-messages li.msg.mine[data-id="`+id+`"] .badge`)), chromedp.WaitVisible(chromedp.ID("sheet")))
+	items := `[...document.querySelectorAll('#member-list li')].map((li) => li.textContent)`
+	alice.waitFor("first page of readers", `document.getElementById('member-list').dataset.state === 'more' && document.querySelectorAll('#member-list li').length === 50`)
+	for page := 2; page <= 3; page++ {
+		alice.do("load more", chromedp.Click(chromedp.ID("load-more")))
+		alice.waitFor("next page of readers", fmt.Sprintf(`document.getElementById('member-list').dataset.state === 'more' && document.querySelectorAll('#member-list li').length === %d`, 50*page))
+	}
+	got := e2eEval[[]string](alice, "read list", items)
+	for i, u := range got {
+		if u != townMember(i) {
+			t.Fatalf("Read list item %d is %q, want %q (the crowd reads in order, each once)", i, u, townMember(i))
+		}
+	}
+	if label := e2eEval[string](alice, "read tab", `document.getElementById('tab-read').textContent`); !strings.HasPrefix(label, "Read (") {
+		t.Fatalf("Read tab label %q", label)
+	}
+	e2eEval[bool](alice, "scroll the list", `(() => { const ml = document.getElementById('member-list'); ml.scrollTop = ml.scrollHeight; return true; })()`)
+	alice.shot("townhall-06-read-list-3-pages")
+	alice.do("Unread tab", chromedp.Click(chromedp.ID("tab-unread")))
+	alice.waitFor("first page of the unread", `document.getElementById('member-list').dataset.filter === '1' &&
+		document.getElementById('member-list').dataset.state === 'more' && document.querySelectorAll('#member-list li').length === 50`)
+	alice.noErrors("town hall lists")
+	alice.shot("townhall-07-unread-list")
+}

@@ -40,6 +40,10 @@ type eventJSON struct {
 	ReadCount   int    `json:"readCount"`
 	UnreadCount int    `json:"unreadCount"`
 	IsPeerRead  bool   `json:"isPeerRead"`
+	// Timestamp is, for a C2C message, when the receipt was recorded, in
+	// Unix seconds as the SDK has it; left out for group messages (and if
+	// the engine has no time), as in readReceiptInfo.
+	Timestamp int64 `json:"timestamp,omitempty"`
 }
 
 // eventMessage is one WebSocket text message: the events of one receipt
@@ -188,6 +192,7 @@ func (h *hub) publish(events []readreceipt.ReceiptEvent) {
 			ReadCount:   ev.ReadCount,
 			UnreadCount: ev.UnreadCount,
 			IsPeerRead:  ev.IsPeerRead,
+			Timestamp:   unixSeconds(ev.ReadTime),
 		})
 	}
 	for _, sender := range senders {

@@ -87,6 +87,24 @@ func wantEvent(t testing.TB, conn *websocket.Conn, want ...eventJSON) {
 	}
 }
 
+// wantC2CEvent is wantEvent for C2C events: each item's timestamp must be
+// a read time in seconds from since (truncated) to now, and the items must
+// otherwise be want.
+func wantC2CEvent(t testing.TB, conn *websocket.Conn, since time.Time, want ...eventJSON) {
+	t.Helper()
+	got := readEvent(t, conn)
+	now := time.Now().Unix()
+	for i := range got.Data {
+		if ts := got.Data[i].Timestamp; ts < since.Unix() || ts > now {
+			t.Fatalf("C2C event %+v: timestamp %d is not a read time in [%d, %d]", got.Data[i], ts, since.Unix(), now)
+		}
+		got.Data[i].Timestamp = 0
+	}
+	if got.Event != "MESSAGE_READ_RECEIPT_RECEIVED" || fmt.Sprint(got.Data) != fmt.Sprint(want) {
+		t.Fatalf("event %+v, want %+v", got, want)
+	}
+}
+
 func TestEventsReachSenderConnections(t *testing.T) {
 	f := newFixture(t)
 	f.admin.ok("POST", "/v1/groups", map[string]any{"groupID": "g", "memberList": []string{"alice", "bob", "carol"}}, nil)
@@ -119,16 +137,18 @@ func TestEventsReachSenderConnections(t *testing.T) {
 
 	// A repeated receipt sends nothing: the next event alice sees is c1's.
 	bob.ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
+	before := time.Now()
 	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c1")), nil)
 	c1 := eventJSON{UserID: "bob", MessageID: "c1", ReadCount: 1, UnreadCount: 0, IsPeerRead: true}
-	wantEvent(t, a1, c1)
-	wantEvent(t, a2, c1)
+	wantC2CEvent(t, a1, before, c1)
+	wantC2CEvent(t, a2, before, c1)
 
 	// A connection that closes leaves the others working.
 	a1.Close(websocket.StatusNormalClosure, "")
 	waitConns(t, f.s, "alice", 1)
+	before = time.Now()
 	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c2")), nil)
-	wantEvent(t, a2, eventJSON{UserID: "bob", MessageID: "c2", ReadCount: 1, UnreadCount: 0, IsPeerRead: true})
+	wantC2CEvent(t, a2, before, eventJSON{UserID: "bob", MessageID: "c2", ReadCount: 1, UnreadCount: 0, IsPeerRead: true})
 
 	// The server counts an event once its write returns, which may be
 	// after the client has read it: wait (boundedly) for the count.

@@ -23,6 +23,7 @@
 //	-shutdown-timeout READRECEIPTD_SHUTDOWN_TIMEOUT  wait for calls in progress (30s)
 //	-event-queue READRECEIPTD_EVENT_QUEUE  event messages a connection may fall behind (64)
 //	-demo-public READRECEIPTD_DEMO_PUBLIC  allow demo mode on a non-loopback -addr (false)
+//	-demo-town-hall READRECEIPTD_DEMO_TOWN_HALL  members of the demo's town hall, 0 for none (1000000)
 //	-max-token-ttl READRECEIPTD_MAX_TOKEN_TTL  longest token lifetime accepted or minted (24h)
 //	-redis     READRECEIPTD_REDIS     keep the state in Redis: standalone address or cluster seeds (off)
 //	-redis-prefix READRECEIPTD_REDIS_PREFIX  prefix of the engine's Redis keys (rr:)
@@ -102,6 +103,15 @@
 // at /demo/login. The server refuses to start in demo mode when -admin
 // names a demo user (it would hand out the administrator's token), or
 // when -addr is not a loopback address, unless -demo-public is given.
+//
+// The demo page can also open the town hall, a group of -demo-town-hall
+// members (a million by default), created in the background in slices of
+// 10,000 when a page first opens it (POST /demo/townhall; GET shows the
+// progress). A simulated crowd, one goroutine, reads the latest town hall
+// message through SendMessageReadReceipt at the rate the page sets, at
+// most 1000 receipts a second (each one is an event on the sender's
+// socket). Shutdown stops both. Town hall messages are kept in memory
+// only; the group and its receipts are in the engine.
 //
 // # API
 //

@@ -51,6 +51,9 @@ type server struct {
 	// handlers counts requests in progress, WebSockets included, which
 	// http.Server.Shutdown does not wait for once hijacked.
 	handlers sync.WaitGroup
+	// closers stop what the server started beside its handlers (the
+	// demo's town hall); close calls them.
+	closers []func()
 }
 
 // newServer builds the server over eng. It subscribes to the engine's
@@ -120,9 +123,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-// close detaches the server from the engine's events and closes every
-// event connection with StatusGoingAway. It does not close the engine.
+// close stops what the server runs in the background (the demo's town
+// hall: its creation and its crowd, waited for), detaches the server from
+// the engine's events and closes every event connection with
+// StatusGoingAway. It does not close the engine.
 func (s *server) close() {
+	for _, c := range s.closers {
+		c()
+	}
 	s.unsubscribe()
 	s.hub.close()
 }

@@ -18,6 +18,10 @@
   // Members per page of the read/unread lists. Small on purpose, so that the
   // demo group's six members already need "Load more".
   const PAGE_SIZE = 2;
+  // Members per page in the town hall, where there are a million.
+  const TOWN_PAGE_SIZE = 50;
+  // How often the town hall's creation progress is asked for.
+  const TOWN_POLL_MS = 400;
   // At most this many messages go in one POST /v1/receipts (the SDK's limit).
   const RECEIPT_BATCH = 30;
   // At most this many messages go in one POST /v1/receipts/query.
@@ -33,6 +37,11 @@
     sheetClose: $('sheet-close'), sheetRefresh: $('sheet-refresh'),
     tabRead: $('tab-read'), tabUnread: $('tab-unread'),
     memberList: $('member-list'), memberEmpty: $('member-empty'), loadMore: $('load-more'),
+    town: $('town'), townSize: $('town-size'), townOpen: $('town-open'),
+    townProgress: $('town-progress'), townBar: $('town-bar'), townProgressText: $('town-progress-text'),
+    townReady: $('town-ready'), townComposer: $('town-composer'), townText: $('town-text'),
+    townSend: $('town-send'), townRate: $('town-rate'), townRateOut: $('town-rate-out'),
+    townMessages: $('town-messages'),
   };
 
   // Everything that belongs to the signed-in user is reset on a switch;
@@ -53,6 +62,9 @@
     stream: null, streamAttempts: 0, streamTimer: 0,
     observer: null,
     panel: null,           // the open member panel, see openMembers
+    townHall: '',          // the town hall's group ID; '' when the server has none
+    townState: '',         // absent, creating, ready or failed
+    townTimer: 0,
   };
 
   // The token codes (HTTP 401) of readreceiptd: the demo signs in again.
@@ -159,6 +171,7 @@
     const data = await api('GET', '/demo/users', undefined, { noAuth: true });
     state.groupID = data.groupID;
     state.users = data.users || [];
+    state.townHall = data.townHall || '';
     el.groupName.textContent = data.groupID;
     el.users.replaceChildren(...state.users.map((u) => {
       const b = document.createElement('button');
@@ -208,6 +221,9 @@
     state.pendingRead = new Set();
     state.onScreen = new Set();
     el.messages.replaceChildren();
+    el.townMessages.replaceChildren();
+    clearTimeout(state.townTimer);
+    state.townTimer = 0;
     updateConn();
   }
 
@@ -232,6 +248,7 @@
       scrollToEnd();
       connectStream(session);
       await refreshCounts(ownTrackedIDs(), session);
+      if (state.townHall) await townRefresh(session);
     } catch (e) {
       if (e.name === 'AbortError') return;
       showError(`Signing in as ${user}`, e);
@@ -313,7 +330,7 @@
   }
 
   function messageEl(id) {
-    return el.messages.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+    return document.querySelector(`li.msg[data-id="${CSS.escape(id)}"]`);
   }
 
   // ---- sending ----
@@ -501,7 +518,7 @@
     if (!r) return '\u2026';
     if (r.code === CODE_RECEIPT_NOT_FOUND) return 'No receipt info';
     if (r.code) return `Error ${r.code}`;
-    return r.unreadCount === 0 ? 'All read' : `${r.readCount} read`;
+    return r.unreadCount === 0 ? 'All read' : `${r.readCount.toLocaleString('en-US')} read`;
   }
 
   function updateBadge(id) {
@@ -598,8 +615,8 @@
   function updatePanelCounts() {
     const r = state.panel && state.receipts.get(state.panel.id);
     const ok = r && !r.code;
-    el.tabRead.textContent = ok ? `Read (${r.readCount})` : 'Read';
-    el.tabUnread.textContent = ok ? `Unread (${r.unreadCount})` : 'Unread';
+    el.tabRead.textContent = ok ? `Read (${r.readCount.toLocaleString('en-US')})` : 'Read';
+    el.tabUnread.textContent = ok ? `Unread (${r.unreadCount.toLocaleString('en-US')})` : 'Unread';
   }
 
   function selectTab(filter) {
@@ -638,7 +655,8 @@
     renderTab();
     try {
       const { data } = await rr(() => client.getGroupMessageReadMemberList({
-        message: ref(state.messages.get(p.id)), filter, cursor: t.cursor, count: PAGE_SIZE,
+        message: ref(state.messages.get(p.id)), filter, cursor: t.cursor,
+        count: state.messages.get(p.id).to === state.townHall ? TOWN_PAGE_SIZE : PAGE_SIZE,
       }));
       if (state.panel !== p) return;
       // Both lists are in every page; the one asked for has the members.
@@ -662,9 +680,119 @@
     selectTab(p.filter);
   }
 
+  // ---- the town hall: a million members, read by a simulated crowd ----
+
+  // The town hall is a second group that the server creates in the
+  // background when a page opens it; its progress is polled. Its messages
+  // go through the same client calls as the chat's: counts, the live
+  // events from the crowd's receipts, and the member lists.
+
+  function showTown(st) {
+    state.townState = st.state;
+    el.town.hidden = false;
+    el.town.dataset.state = st.state;
+    el.townSize.textContent = `${st.total.toLocaleString('en-US')} members`;
+    el.townOpen.hidden = st.state === 'creating' || st.state === 'ready';
+    el.townOpen.textContent = st.state === 'failed' ? 'Try again' : `Open the town hall (${st.total.toLocaleString('en-US')} members)`;
+    el.townProgress.hidden = st.state !== 'creating';
+    el.townBar.max = st.total;
+    el.townBar.value = st.memberNum;
+    el.townProgressText.textContent = `Creating: ${st.memberNum.toLocaleString('en-US')} of ${st.total.toLocaleString('en-US')} members, ${(st.createMillis / 1000).toFixed(1)} s`;
+    el.townReady.hidden = st.state !== 'ready';
+    if (st.state === 'failed') showError('Creating the town hall', new APIError('town', st.error || 'failed'));
+    if (st.state === 'ready') {
+      el.townSize.textContent = `${st.memberNum.toLocaleString('en-US')} members, created in ${(st.createMillis / 1000).toFixed(1)} s`;
+      el.townRate.max = String(st.maxRate);
+      if (document.activeElement !== el.townRate) {
+        el.townRate.value = String(st.rate);
+        el.townRateOut.textContent = String(st.rate);
+      }
+      const fresh = (st.messageList || []).filter((m) => !state.messages.has(m.ID));
+      for (const m of fresh) {
+        state.messages.set(m.ID, m);
+        el.townMessages.append(renderMessage(m));
+      }
+      const own = fresh.filter(isOwnTracked).map((m) => m.ID);
+      if (own.length) refreshCounts(own, state.session);
+    }
+  }
+
+  async function townRefresh(session) {
+    const st = await api('GET', '/demo/townhall');
+    if (session !== state.session) return;
+    showTown(st);
+    if (st.state === 'creating') townPoll(session);
+  }
+
+  function townPoll(session) {
+    clearTimeout(state.townTimer);
+    state.townTimer = setTimeout(async () => {
+      if (session !== state.session) return;
+      try {
+        await townRefresh(session);
+      } catch (e) {
+        if (e.name === 'AbortError' || session !== state.session) return;
+        showError('Town hall progress', e);
+        townPoll(session);
+      }
+    }, TOWN_POLL_MS);
+  }
+
+  async function townOpen() {
+    const session = state.session;
+    el.townOpen.disabled = true;
+    try {
+      const st = await api('POST', '/demo/townhall', {});
+      if (session !== state.session) return;
+      showTown(st);
+      if (st.state === 'creating') townPoll(session);
+    } catch (e) {
+      if (e.name !== 'AbortError') showError('Opening the town hall', e);
+    } finally {
+      el.townOpen.disabled = false;
+    }
+  }
+
+  async function townPost(ev) {
+    ev.preventDefault();
+    const text = el.townText.value.trim();
+    if (!text) return;
+    const session = state.session;
+    el.townSend.disabled = true;
+    try {
+      const m = await api('POST', '/demo/townhall/messages', { text });
+      if (session !== state.session) return;
+      el.townText.value = '';
+      if (!state.messages.has(m.ID)) {
+        state.messages.set(m.ID, m);
+        el.townMessages.append(renderMessage(m));
+        el.townMessages.scrollTop = el.townMessages.scrollHeight;
+      }
+      await refreshCounts([m.ID], session);
+    } catch (e) {
+      if (e.name !== 'AbortError') showError('Posting to the town hall', e);
+    } finally {
+      el.townSend.disabled = false;
+    }
+  }
+
+  async function townSetRate() {
+    const rate = Number(el.townRate.value);
+    el.townRateOut.textContent = String(rate);
+    try {
+      await api('POST', '/demo/townhall', { rate });
+    } catch (e) {
+      if (e.name !== 'AbortError') showError('Setting the crowd\'s rate', e);
+    }
+  }
+
   // ---- wiring ----
 
   el.composer.addEventListener('submit', send);
+  el.townOpen.addEventListener('click', townOpen);
+  el.townComposer.addEventListener('submit', townPost);
+  el.townRate.addEventListener('input', () => { el.townRateOut.textContent = el.townRate.value; });
+  el.townRate.addEventListener('change', townSetRate);
   el.text.addEventListener('input', autoGrow);
   el.text.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
