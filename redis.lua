@@ -4,8 +4,9 @@
 -- atomically on the slot of one conversation: KEYS[1] is the
 -- conversation's base key, <prefix>{<tag>}, and every key a function
 -- touches is the base key plus a suffix (redis.go gives the layout).
--- Engines call them through FCALL; none reads the clock (the engine's
--- clock decides expiry) or draws random numbers (the engine does).
+-- Engines call them through FCALL. Expiry is judged by the engine's clock,
+-- which the engine passes in; only a creation's lease reads Redis's own
+-- (TIME). Random numbers are the engine's too.
 
 local CHUNK = 65536
 local NOINDEX = 4294967295
@@ -295,7 +296,15 @@ redis.register_function('rr_track', function(keys, args)
       end
     end
     h = pack_meta(nonce, g.n, sidx, recips, sec, nsec, tonumber(g.i), g.v, sender)
-    redis.call('SADD', base .. 'X', id)
+    -- The message list keeps the IDs of messages that expired (Redis
+    -- drops their keys, not their IDs here): each tracking drops those
+    -- among two IDs drawn at random, which keeps the list within about
+    -- twice the live messages.
+    local xk = base .. 'X'
+    for _, x in ipairs(redis.call('SRANDMEMBER', xk, 2)) do
+      if redis.call('EXISTS', msg_key(base, x)) == 0 then redis.call('SREM', xk, x) end
+    end
+    redis.call('SADD', xk, id)
     if g.lv ~= g.v then redis.call('HSET', base .. 'G', 'lv', g.v) end
   else
     h = pack_meta(nonce, 0, NOINDEX, 1, sec, nsec, 0, 0, sender)

@@ -3,6 +3,7 @@ package readreceipt_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,4 +290,40 @@ func TestRedisSparseReaders(t *testing.T) {
 	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("u0"), refs)
 	require.NoError(t, err)
 	require.Equal(t, len(all), infos[0].ReadCount)
+}
+
+// TestRedisMessageListStaysBounded: Redis drops expired messages' keys by
+// itself, and tracking prunes their IDs from the group's message list, so
+// that the list does not grow with every message ever tracked.
+func TestRedisMessageListStaysBounded(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { c.Close() })
+	ctx := context.Background()
+	e := openRedisEngine(t, c, "list:", readreceipt.WithRetention(300*time.Millisecond))
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "r"}))
+	track := func(prefix string, n int) {
+		for i := range n {
+			require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: readreceipt.Group("g"), ID: prefix + strconv.Itoa(i), Sender: "s"}))
+		}
+	}
+	track("old", 100)
+	// Wait until Redis has dropped every old message.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		keys, err := c.Keys(ctx, "list:{g1:g}M*").Result()
+		require.NoError(t, err)
+		if len(keys) == 0 {
+			break
+		}
+		require.False(t, time.Now().After(deadline), "old messages still there")
+		time.Sleep(100 * time.Millisecond)
+	}
+	track("new", 200)
+	n, err := c.SCard(ctx, "list:{g1:g}X").Result()
+	require.NoError(t, err)
+	// 300 IDs were listed; pruning two random IDs a tracking removes most
+	// of the 100 dead ones (the live ones, at most 200, stay listed).
+	require.Less(t, n, int64(250), "the message list holds %d IDs", n)
+	t.Logf("after 100 expired and 200 live messages the list holds %d IDs", n)
 }
