@@ -15,6 +15,7 @@ import (
 // readreceipt.Open), with sync writes on unless SetSync turns them off.
 // Queries are made as an administrator, who may read every message.
 type Engine struct {
+	engineOps
 	dir  string
 	opts []rr.Option
 	sync bool
@@ -37,6 +38,7 @@ var (
 // the engine's options.
 func NewEngine(dir string, opts ...rr.Option) (*Engine, error) {
 	s := &Engine{dir: dir, opts: opts, sync: true}
+	s.engineOps = engineOps{get: s.engine}
 	if err := s.open(); err != nil {
 		return nil, err
 	}
@@ -73,106 +75,6 @@ func (s *Engine) engine() *rr.Engine {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.e
-}
-
-// CreateGroup implements System.
-func (s *Engine) CreateGroup(ctx context.Context, gid string, members []string) error {
-	return s.engine().CreateGroup(ctx, gid, rr.GroupWork, members)
-}
-
-// AddMembers implements System.
-func (s *Engine) AddMembers(ctx context.Context, gid string, members []string) error {
-	return s.engine().AddGroupMembers(ctx, gid, members)
-}
-
-// RemoveMembers implements System.
-func (s *Engine) RemoveMembers(ctx context.Context, gid string, members []string) error {
-	return s.engine().RemoveGroupMembers(ctx, gid, members)
-}
-
-// Track implements System.
-func (s *Engine) Track(ctx context.Context, gid, msgID, sender string) error {
-	return s.engine().TrackMessage(ctx, rr.Message{Conversation: rr.Group(gid), ID: msgID, Sender: sender})
-}
-
-func refs(gid string, msgIDs []string) []rr.MessageRef {
-	c := rr.Group(gid)
-	out := make([]rr.MessageRef, len(msgIDs))
-	for i, id := range msgIDs {
-		out[i] = rr.MessageRef{Conversation: c, ID: id}
-	}
-	return out
-}
-
-// Receipts implements System.
-func (s *Engine) Receipts(ctx context.Context, gid, reader string, msgIDs []string) (int, error) {
-	res, err := s.engine().SendMessageReadReceipt(ctx, reader, refs(gid, msgIDs))
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, r := range res {
-		if r.Recorded {
-			n++
-		}
-	}
-	return n, nil
-}
-
-// Counts implements System.
-func (s *Engine) Counts(ctx context.Context, gid string, msgIDs []string) ([]Count, error) {
-	infos, err := s.engine().GetMessageReadReceiptList(ctx, rr.AsAdmin(), refs(gid, msgIDs))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Count, len(infos))
-	for i, in := range infos {
-		if in.Err == nil {
-			out[i] = Count{Found: true, Read: in.ReadCount, Unread: in.UnreadCount}
-		}
-	}
-	return out, nil
-}
-
-// Page implements System.
-func (s *Engine) Page(ctx context.Context, gid, msgID string, unread bool, cursor string, n int) ([]string, string, bool, error) {
-	f := rr.FilterRead
-	if unread {
-		f = rr.FilterUnread
-	}
-	p, err := s.engine().GetGroupMessageReadMemberList(ctx, rr.AsAdmin(), rr.MemberListRequest{
-		Message: rr.MessageRef{Conversation: rr.Group(gid), ID: msgID},
-		Filter:  f, Cursor: cursor, Count: n,
-	})
-	if err != nil {
-		return nil, "", false, err
-	}
-	users := p.ReadUserIDList
-	if unread {
-		users = p.UnreadUserIDList
-	}
-	return users, p.Cursor, p.IsCompleted, nil
-}
-
-// Subscribe implements Notifier with Engine.Subscribe.
-func (s *Engine) Subscribe(_ context.Context, gid string, fn func(Event)) (func(), error) {
-	return s.engine().Subscribe(func(evs []rr.ReceiptEvent) {
-		for _, ev := range evs {
-			if ev.GroupID == gid {
-				fn(Event{MsgID: ev.MessageID, Reader: ev.Reader, Read: ev.ReadCount, Unread: ev.UnreadCount})
-			}
-		}
-	}), nil
-}
-
-// Delete implements Deleter.
-func (s *Engine) Delete(ctx context.Context, gid string, msgIDs []string) error {
-	for _, r := range refs(gid, msgIDs) {
-		if err := s.engine().DeleteMessage(ctx, r); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Footprint implements Footprint: disk is the directory after a flush and a

@@ -24,6 +24,7 @@ import (
 // has one; the benchmarks attach one before using it. Without (system
 // "engine-redis") it is opened with NoWait true, so that it never waits.
 type EngineRedis struct {
+	engineOps
 	c    *redis.Client
 	e    *rr.Engine
 	p    string
@@ -63,6 +64,7 @@ func NewEngineRedis(ctx context.Context, addr, prefix string, poolSize int, wait
 		return nil, err
 	}
 	s.e = e
+	s.engineOps = engineOps{get: func() *rr.Engine { return s.e }}
 	return s, nil
 }
 
@@ -72,41 +74,6 @@ func (s *EngineRedis) Name() string {
 		return "engine-redis+wait"
 	}
 	return "engine-redis"
-}
-
-// CreateGroup implements System.
-func (s *EngineRedis) CreateGroup(ctx context.Context, gid string, members []string) error {
-	return s.e.CreateGroup(ctx, gid, rr.GroupWork, members)
-}
-
-// AddMembers implements System.
-func (s *EngineRedis) AddMembers(ctx context.Context, gid string, members []string) error {
-	return s.e.AddGroupMembers(ctx, gid, members)
-}
-
-// RemoveMembers implements System.
-func (s *EngineRedis) RemoveMembers(ctx context.Context, gid string, members []string) error {
-	return s.e.RemoveGroupMembers(ctx, gid, members)
-}
-
-// Track implements System.
-func (s *EngineRedis) Track(ctx context.Context, gid, msgID, sender string) error {
-	return s.e.TrackMessage(ctx, rr.Message{Conversation: rr.Group(gid), ID: msgID, Sender: sender})
-}
-
-// Receipts implements System.
-func (s *EngineRedis) Receipts(ctx context.Context, gid, reader string, msgIDs []string) (int, error) {
-	res, err := s.e.SendMessageReadReceipt(ctx, reader, refs(gid, msgIDs))
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, r := range res {
-		if r.Recorded {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // Load implements Loader with Receipts from 32 goroutines: the engine has
@@ -141,63 +108,6 @@ func (s *EngineRedis) Load(ctx context.Context, gid, msgID string, readers []str
 	}
 	wg.Wait()
 	return first
-}
-
-// Counts implements System.
-func (s *EngineRedis) Counts(ctx context.Context, gid string, msgIDs []string) ([]Count, error) {
-	infos, err := s.e.GetMessageReadReceiptList(ctx, rr.AsAdmin(), refs(gid, msgIDs))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Count, len(infos))
-	for i, in := range infos {
-		if in.Err == nil {
-			out[i] = Count{Found: true, Read: in.ReadCount, Unread: in.UnreadCount}
-		}
-	}
-	return out, nil
-}
-
-// Page implements System.
-func (s *EngineRedis) Page(ctx context.Context, gid, msgID string, unread bool, cursor string, n int) ([]string, string, bool, error) {
-	f := rr.FilterRead
-	if unread {
-		f = rr.FilterUnread
-	}
-	p, err := s.e.GetGroupMessageReadMemberList(ctx, rr.AsAdmin(), rr.MemberListRequest{
-		Message: rr.MessageRef{Conversation: rr.Group(gid), ID: msgID},
-		Filter:  f, Cursor: cursor, Count: n,
-	})
-	if err != nil {
-		return nil, "", false, err
-	}
-	users := p.ReadUserIDList
-	if unread {
-		users = p.UnreadUserIDList
-	}
-	return users, p.Cursor, p.IsCompleted, nil
-}
-
-// Subscribe implements Notifier with Engine.Subscribe: the engine that
-// recorded a receipt delivers its event.
-func (s *EngineRedis) Subscribe(_ context.Context, gid string, fn func(Event)) (func(), error) {
-	return s.e.Subscribe(func(evs []rr.ReceiptEvent) {
-		for _, ev := range evs {
-			if ev.GroupID == gid {
-				fn(Event{MsgID: ev.MessageID, Reader: ev.Reader, Read: ev.ReadCount, Unread: ev.UnreadCount})
-			}
-		}
-	}), nil
-}
-
-// Delete implements Deleter.
-func (s *EngineRedis) Delete(ctx context.Context, gid string, msgIDs []string) error {
-	for _, r := range refs(gid, msgIDs) {
-		if err := s.e.DeleteMessage(ctx, r); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Footprint implements Footprint as Redis's does: the server's used_memory

@@ -1,0 +1,115 @@
+package compare
+
+import (
+	"context"
+
+	rr "github.com/readreceipt/readreceipt"
+)
+
+// engineOps is the System calls common to the engine on either backend:
+// the same Engine API, whatever keeps its state. get returns the engine
+// of the moment (the embedded one is reopened by Reopen).
+type engineOps struct {
+	get func() *rr.Engine
+}
+
+// CreateGroup implements System.
+func (o engineOps) CreateGroup(ctx context.Context, gid string, members []string) error {
+	return o.get().CreateGroup(ctx, gid, rr.GroupWork, members)
+}
+
+// AddMembers implements System.
+func (o engineOps) AddMembers(ctx context.Context, gid string, members []string) error {
+	return o.get().AddGroupMembers(ctx, gid, members)
+}
+
+// RemoveMembers implements System.
+func (o engineOps) RemoveMembers(ctx context.Context, gid string, members []string) error {
+	return o.get().RemoveGroupMembers(ctx, gid, members)
+}
+
+// Track implements System.
+func (o engineOps) Track(ctx context.Context, gid, msgID, sender string) error {
+	return o.get().TrackMessage(ctx, rr.Message{Conversation: rr.Group(gid), ID: msgID, Sender: sender})
+}
+
+func refs(gid string, msgIDs []string) []rr.MessageRef {
+	c := rr.Group(gid)
+	out := make([]rr.MessageRef, len(msgIDs))
+	for i, id := range msgIDs {
+		out[i] = rr.MessageRef{Conversation: c, ID: id}
+	}
+	return out
+}
+
+// Receipts implements System.
+func (o engineOps) Receipts(ctx context.Context, gid, reader string, msgIDs []string) (int, error) {
+	res, err := o.get().SendMessageReadReceipt(ctx, reader, refs(gid, msgIDs))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range res {
+		if r.Recorded {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Counts implements System.
+func (o engineOps) Counts(ctx context.Context, gid string, msgIDs []string) ([]Count, error) {
+	infos, err := o.get().GetMessageReadReceiptList(ctx, rr.AsAdmin(), refs(gid, msgIDs))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Count, len(infos))
+	for i, in := range infos {
+		if in.Err == nil {
+			out[i] = Count{Found: true, Read: in.ReadCount, Unread: in.UnreadCount}
+		}
+	}
+	return out, nil
+}
+
+// Page implements System.
+func (o engineOps) Page(ctx context.Context, gid, msgID string, unread bool, cursor string, n int) ([]string, string, bool, error) {
+	f := rr.FilterRead
+	if unread {
+		f = rr.FilterUnread
+	}
+	p, err := o.get().GetGroupMessageReadMemberList(ctx, rr.AsAdmin(), rr.MemberListRequest{
+		Message: rr.MessageRef{Conversation: rr.Group(gid), ID: msgID},
+		Filter:  f, Cursor: cursor, Count: n,
+	})
+	if err != nil {
+		return nil, "", false, err
+	}
+	users := p.ReadUserIDList
+	if unread {
+		users = p.UnreadUserIDList
+	}
+	return users, p.Cursor, p.IsCompleted, nil
+}
+
+// Subscribe implements Notifier with Engine.Subscribe: the engine that
+// recorded a receipt delivers its event.
+func (o engineOps) Subscribe(_ context.Context, gid string, fn func(Event)) (func(), error) {
+	return o.get().Subscribe(func(evs []rr.ReceiptEvent) {
+		for _, ev := range evs {
+			if ev.GroupID == gid {
+				fn(Event{MsgID: ev.MessageID, Reader: ev.Reader, Read: ev.ReadCount, Unread: ev.UnreadCount})
+			}
+		}
+	}), nil
+}
+
+// Delete implements Deleter.
+func (o engineOps) Delete(ctx context.Context, gid string, msgIDs []string) error {
+	for _, r := range refs(gid, msgIDs) {
+		if err := o.get().DeleteMessage(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
