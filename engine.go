@@ -40,7 +40,8 @@ type Engine struct {
 	life   sync.RWMutex
 	closed bool
 
-	subs subscribers
+	subs subscribers[ReceiptEvent]
+	own  subscribers[OwnReadEvent]
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -181,8 +182,8 @@ func (e *embedded) cursorSecret() []byte { return e.secret }
 func (e *embedded) ping(context.Context) error { return nil }
 
 // announce and listen have nothing to do: no other engine shares the store.
-func (e *embedded) announce([]ReceiptEvent) {}
-func (e *embedded) listen()                 {}
+func (e *embedded) announce([]ReceiptEvent, []OwnReadEvent) {}
+func (e *embedded) listen()                                 {}
 
 func (e *embedded) close() error {
 	defer openStores.Delete(e.st)

@@ -141,6 +141,9 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 	if err := validID("sender", msg.Sender, e.cfg.maxIDLength); err != nil {
 		return err
 	}
+	if err := e.validThread(msg.Thread); err != nil {
+		return err
+	}
 	conv := msg.Conversation
 	if conv.Type == ConversationC2C && !conv.has(msg.Sender) {
 		return errorf(ErrInvalidParameter, "sender %q is not in %s", msg.Sender, conv)

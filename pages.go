@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"context"
 	"encoding/binary"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -16,6 +17,11 @@ const (
 	FilterRead MemberFilter = 0
 	// FilterUnread lists the recipients who have not read it (filter 1).
 	FilterUnread MemberFilter = 1
+	// FilterDelivered lists the recipients it was delivered to (read or
+	// delivery reported).
+	FilterDelivered MemberFilter = 2
+	// FilterUndelivered lists the recipients it was not delivered to.
+	FilterUndelivered MemberFilter = 3
 )
 
 // MemberListRequest asks for one page of a group message's read or unread
@@ -23,7 +29,8 @@ const (
 type MemberListRequest struct {
 	// Message is the group message.
 	Message MessageRef
-	// Filter is FilterRead or FilterUnread.
+	// Filter is FilterRead, FilterUnread, FilterDelivered or
+	// FilterUndelivered.
 	Filter MemberFilter
 	// Cursor is "" for the first page, then the Cursor of the page before.
 	Cursor string
@@ -44,6 +51,14 @@ type MemberPage struct {
 	ReadUserIDList []string
 	// UnreadUserIDList holds the page's members for FilterUnread.
 	UnreadUserIDList []string
+	// ReadTimes holds, with WithReadTimes and for FilterRead, when each
+	// member of ReadUserIDList read the message (zero for a receipt
+	// recorded while read times were off).
+	ReadTimes []time.Time
+	// DeliveredUserIDList and UndeliveredUserIDList hold the page's
+	// members for FilterDelivered and FilterUndelivered.
+	DeliveredUserIDList   []string
+	UndeliveredUserIDList []string
 }
 
 // GetGroupMessageReadMemberList returns one page of the members who have
@@ -67,6 +82,11 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 	conv, err := e.pageRequest(caller, req)
 	if err != nil {
 		return MemberPage{}, err
+	}
+	if req.Filter <= FilterUnread {
+		if err := e.reciprocalErr(ctx, caller); err != nil {
+			return MemberPage{}, err
+		}
 	}
 	return e.be.page(ctx, caller, conv, req)
 }

@@ -30,6 +30,11 @@ type ReceiptResult struct {
 // announced to subscribers (see Subscribe). Receipts do not touch any
 // conversation's unread count; the engine keeps none.
 //
+// While reader's receipts are private (SetReceiptsPrivate) the reads are
+// recorded for the reader's own state only, and Recorded reports that the
+// reader's own state changed. Every call that recorded a read also sends
+// the reader's devices an OwnReadEvent (SubscribeOwnReads).
+//
 // The call as a whole fails, recording nothing, on bad input
 // (ErrInvalidParameter), too many messages (ErrTooManyMessages), messages
 // of several conversations (ErrMixedConversations), while the feature is
@@ -38,24 +43,27 @@ func (e *Engine) SendMessageReadReceipt(ctx context.Context, reader string, mess
 	if err := e.enterReceipts(); err != nil {
 		return nil, err
 	}
-	results, events, err := e.sendReceipts(ctx, reader, messages)
-	if len(events) > 0 {
-		e.subs.publish(events)
-		e.be.announce(events)
-	}
-	e.leave()
-	return results, err
-}
-
-func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+	defer e.leave()
 	if err := validID("reader", reader, e.cfg.maxIDLength); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	conv, err := e.validRefs(refs, e.cfg.maxMessagesPerCall)
+	conv, err := e.validRefs(messages, e.cfg.maxMessagesPerCall)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return e.be.receipts(ctx, conv, reader, refs)
+	mode, err := e.readMode(ctx, reader)
+	if err != nil {
+		return nil, err
+	}
+	results, events, err := e.be.receipts(ctx, conv, reader, messages, mode)
+	var own []OwnReadEvent
+	if err == nil {
+		if ev, ok := ownEvent(reader, conv, messages, results); ok {
+			own = []OwnReadEvent{ev}
+		}
+	}
+	e.deliver(ctx, events, own)
+	return results, err
 }
 
 // receiptItem is one distinct message of a receipt call.
@@ -66,7 +74,7 @@ type receiptItem struct {
 	ok   bool // the reader may send this receipt
 }
 
-func (e *embedded) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+func (e *embedded) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef, mode receiptMode) ([]ReceiptResult, []ReceiptEvent, error) {
 	var err error
 	isGroup := conv.Type == ConversationGroup
 	ck := convKey(conv)
@@ -181,7 +189,7 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 			it.m.mu.Lock()
 			count := it.m.count
 			it.m.mu.Unlock()
-			events = append(events, newEvent(conv, it.meta, reader, refs[it.pos].ID, count, readAt))
+			events = append(events, newEvent(EventRead, conv, it.meta, reader, refs[it.pos].ID, count, count, readAt))
 		}
 	}
 	return results, events, nil

@@ -201,8 +201,8 @@ func (b *redisBackend) ping(ctx context.Context) error {
 	return nil
 }
 
-func (b *redisBackend) announce(events []ReceiptEvent) { b.events.publish(events) }
-func (b *redisBackend) listen()                        { b.events.listen() }
+func (b *redisBackend) announce(events []ReceiptEvent, own []OwnReadEvent) { b.events.publish(events) }
+func (b *redisBackend) listen()                                            { b.events.listen() }
 
 func (b *redisBackend) loadFunctions(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {
@@ -822,7 +822,7 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 	return inc, out, nil
 }
 
-func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef, mode receiptMode) ([]ReceiptResult, []ReceiptEvent, error) {
 	isGroup := conv.Type == ConversationGroup
 	results := make([]ReceiptResult, len(refs))
 	// Distinct messages, in order of first mention.
@@ -922,7 +922,7 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 			case 1:
 				outcome[i].Recorded = true
 				m := &msgs[j]
-				events = append(events, newEvent(conv, m.meta, reader, ids[i], count, readAt))
+				events = append(events, newEvent(EventRead, conv, m.meta, reader, ids[i], count, count, readAt))
 			case 0:
 			default:
 				b.metas.remove(b.metaKey(conv, ids[i]))
@@ -962,7 +962,7 @@ func (b *redisBackend) counts(ctx context.Context, caller Caller, conv Conversat
 		m := &msgs[i]
 		out[i].MessageID = ids[i]
 		lerr := b.liveErr(m.exists, &m.meta, conv.Type == ConversationGroup, inc, now)
-		b.receiptInfo(ctx, b, &out[i], caller, conv, &m.meta, m.count, m.readAt, lerr)
+		b.receiptInfo(ctx, b, &out[i], caller, conv, &m.meta, m.count, m.count, m.readAt, lerr)
 		if out[i].Err != nil && !perMessage(out[i].Err) {
 			return nil, out[i].Err
 		}
