@@ -211,6 +211,8 @@ func TestMarkC2C(t *testing.T) {
 	assert.Equal(t, []int{1, 0, 1}, f.readCounts("c1", "c2", "c3"))
 	res = f.mark("a", readreceipt.MarkRequest{MessageID: "c2"})
 	assert.Equal(t, 1, res.Recorded)
+	_, err := f.e.MarkConversationRead(f.ctx, "s", readreceipt.MarkRequest{Conversation: f.conv, Time: f.clock.now()})
+	assert.ErrorIs(t, err, readreceipt.ErrInvalidParameter, "s is not in the conversation")
 }
 
 func TestMarkThreads(t *testing.T) {
