@@ -336,8 +336,6 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	if err := e.validThread(req.Thread); err != nil {
 		return MarkResult{}, err
 	}
-	// A C2C mark is one of the two users': anybody else's would be a key
-	// kept for ever that no receipt backs.
 	if conv.Type == ConversationC2C && !conv.has(reader) {
 		return MarkResult{}, errorf(ErrInvalidParameter, "%q is not in %s", reader, conv)
 	}
