@@ -214,8 +214,10 @@ func (b *redisBackend) ping(ctx context.Context) error {
 	return nil
 }
 
-func (b *redisBackend) announce(events []ReceiptEvent, own []OwnReadEvent) { b.events.publish(events) }
-func (b *redisBackend) listen()                                            { b.events.listen() }
+func (b *redisBackend) announce(events []ReceiptEvent, own []OwnReadEvent) {
+	b.events.publish(events, own)
+}
+func (b *redisBackend) listen() { b.events.listen() }
 
 func (b *redisBackend) loadFunctions(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {
