@@ -133,7 +133,7 @@ end
 local function order_remove(base, thread, ids)
   if #ids == 0 then return end
   local k = order_key(base, thread)
-  redis.call('ZREM', k, unpack(ids))
+  for i = 1, #ids, 500 do redis.call('ZREM', k, unpack(ids, i, math.min(i + 499, #ids))) end
   if thread ~= '' and redis.call('EXISTS', k) == 0 then redis.call('SREM', base .. 'OT', thread) end
 end
 
