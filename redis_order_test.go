@@ -66,7 +66,16 @@ func ordMark(t *testing.T, e *readreceipt.Engine, reader string, req readreceipt
 // ID; marks never move back, and a mark call goes through only the messages
 // after the previous mark.
 func TestRedisReadMarks(t *testing.T) {
-	c := ordServer(t)
+	t.Run("standalone", func(t *testing.T) { testRedisReadMarks(t, ordServer(t)) })
+	t.Run("cluster", func(t *testing.T) {
+		cl := redistest.StartCluster(t, 3, 1)
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
+		t.Cleanup(func() { c.Close() })
+		testRedisReadMarks(t, c)
+	})
+}
+
+func testRedisReadMarks(t *testing.T, c redis.UniversalClient) {
 	ctx := context.Background()
 	clock := newOrdClock()
 	e := openRedisEngine(t, c, "marks:", readreceipt.WithClock(clock.now))
@@ -143,6 +152,18 @@ func TestRedisReadMarks(t *testing.T) {
 	// Unknown messages.
 	_, err = e.MarkConversationRead(ctx, "r", readreceipt.MarkRequest{Conversation: conv, MessageID: "nope"})
 	require.ErrorIs(t, err, readreceipt.ErrReceiptNotFound)
+
+	// A reader whose receipts are private still has marks (its reads are
+	// its own).
+	require.NoError(t, e.SetReceiptsPrivate(ctx, "d", true))
+	p, err := e.ReceiptsPrivate(ctx, "d")
+	require.NoError(t, err)
+	require.True(t, p)
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"d"}))
+	ordTrack(t, e, clock, conv, "s", t0.Add(5*time.Second), "", "m7")
+	res = ordMark(t, e, "d", readreceipt.MarkRequest{Conversation: conv, MessageID: "m7"})
+	require.Equal(t, readreceipt.ReadMark{MessageID: "m7", Time: t0.Add(5 * time.Second)}, res.Mark)
+	require.Equal(t, 7, res.Messages)
 
 	// C2C conversations have marks too.
 	c2c := readreceipt.C2C("a", "b")
