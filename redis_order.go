@@ -128,15 +128,22 @@ func (b *redisBackend) scanOrder(ctx context.Context, conv Conversation, thread 
 	base := b.base(conv)
 	var out []orderItem
 	for len(out) < limit {
+		// One clock reading for the function's cutoff and liveErr, so
+		// that both judge expiry alike.
 		now := b.now()
 		csec, cnsec := b.cutoff(now)
+		rnow := int64(0)
+		if b.cfg.retention > 0 {
+			rnow = now
+		}
 		from := "-inf"
 		if after != minPos {
 			from = strconv.FormatInt(after.at, 10)
 		}
+		want := limit - len(out)
 		v, err := b.call(ctx, "scan order", "rr_scan", base, false,
 			thread, from, after.id, strconv.FormatInt(upTo.at, 10), upTo.id,
-			limit-len(out), max(limit, redisScanBudget), g, csec, cnsec)
+			want, max(limit, redisScanBudget), g, csec, cnsec)
 		if err != nil {
 			return nil, b.fail("scan order", err)
 		}
@@ -148,7 +155,6 @@ func (b *redisBackend) scanOrder(ctx context.Context, conv Conversation, thread 
 		inc, _ := r[1].(int64)
 		lastUS, _ := r[2].(int64)
 		lastID, _ := r[3].(string)
-		rnow := b.retentionNow()
 		for i := 4; i < len(r); i += 3 {
 			id, _ := r[i].(string)
 			h, _ := r[i+2].(string)
@@ -162,7 +168,9 @@ func (b *redisBackend) scanOrder(ctx context.Context, conv Conversation, thread 
 			}
 			out = append(out, orderItem{pos: msgPos(m.TrackedAt, id), id: id})
 		}
-		if more == 0 {
+		// The walk stopped at its budget, or found want messages of which
+		// liveErr refused some: go on after the last entry it walked.
+		if more == 0 && (len(r)-4)/3 < want {
 			break
 		}
 		after = orderPos{at: lastUS, id: lastID}
