@@ -35,9 +35,23 @@ import (
 //	base X                 set of the group's message IDs
 //	base M<len>:<id>       hash: a message (h meta, n read count, t C2C read time,
 //	                       r its readers' bitmap when its indexes stay within 512,
-//	                       sp its sparse limit when it started sparse)
+//	                       sp its sparse limit when it started sparse; and once
+//	                       someone reported it delivered or read it privately:
+//	                       dn the recipients in D but not R, dc |D|, pc |P|, d and
+//	                       p the bitmaps of D and P kept inline as r is)
 //	base S<len>:<id>       set: the readers of a message in the sparse form
 //	base R<len>:<id>:<hi>  bitmap: the message's readers in chunk hi (dense form)
+//	base D<len>:<id>       set: D (delivered without a public read) in the sparse form
+//	base D<len>:<id>:<hi>  bitmap: D in chunk hi (dense form)
+//	base P<len>:<id>       set, and P<len>:<id>:<hi> bitmaps: P, the private readers
+//	base L<len>:<id>       string: the read-time log (model.go), APPENDed to
+//
+// D and P take the forms R takes, decided the same way (by the message's
+// sp and the set's own count, dc or pc; see redis.lua), so that a
+// delivery to a few members of a huge group costs bytes, not 8 KiB
+// chunks, and every message of a group of up to 512 keeps all three in
+// its hash. A C2C message keeps R as n, D and P inline at index 0. The
+// log and every key of D and P expire with the message.
 //	<prefix>secret         the cursor secret
 //
 // Message keys expire with the retention (by Redis's clock); an engine
