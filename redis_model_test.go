@@ -568,9 +568,9 @@ func redisCalls(tb testing.TB, srv *redistest.Server) int64 {
 }
 
 // BenchmarkRedisReadTimeLog measures the read-time log: bytes per receipt
-// (MEMORY USAGE of the log key over the receipts it holds) in groups of
-// 200 and 1,000,000 members, readers spread over the member indexes and
-// reading within a day.
+// (MEMORY USAGE of the log keys over the receipts they hold) in groups of
+// 200 and 1,000,000 members. Each message is read by up to 1,000 readers
+// spread over the member indexes, within a day of it.
 func BenchmarkRedisReadTimeLog(b *testing.B) {
 	ctx := context.Background()
 	srv := redistest.Start(b)
@@ -581,6 +581,7 @@ func BenchmarkRedisReadTimeLog(b *testing.B) {
 	clock.Store(t0)
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	e := openRedisModel(b, c, RedisOptions{Prefix: "log:", NoWait: true}, WithClock(now), WithReadTimes(true))
+	rb := e.be.(*redisBackend)
 	run := 0
 	for _, members := range []int{200, 1_000_000} {
 		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
@@ -589,31 +590,85 @@ func BenchmarkRedisReadTimeLog(b *testing.B) {
 			if _, err := e.GetGroup(ctx, gid); err != nil {
 				require.NoError(b, e.CreateGroup(ctx, gid, GroupWork, append([]string{"s"}, users...)))
 			}
-			clock.Store(t0)
-			run++
-			msg := Message{Conversation: Group(gid), ID: "m" + strconv.Itoa(run), Sender: "s"}
-			require.NoError(b, e.TrackMessage(ctx, msg))
-			ref := msg.Ref()
-			n := min(b.N, members)
-			step := members / n
+			perMsg := min(members, 1000)
+			step := members / perMsg
+			var logs []string
+			var ref MessageRef
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := range n {
-				// Reads spread over a day after the message.
-				clock.Store(t0 + int64(i)*int64(24*time.Hour)/int64(n))
-				res, err := e.SendMessageReadReceipt(ctx, users[i*step], []MessageRef{ref})
+			for i := range b.N {
+				k := i % perMsg
+				if k == 0 {
+					b.StopTimer()
+					run++
+					clock.Store(t0)
+					msg := Message{Conversation: Group(gid), ID: "m" + strconv.Itoa(run), Sender: "s"}
+					require.NoError(b, e.TrackMessage(ctx, msg))
+					ref = msg.Ref()
+					logs = append(logs, rb.base(ref.Conversation)+"L"+redisLP(ref.ID))
+					b.StartTimer()
+				}
+				clock.Store(t0 + int64(k)*int64(24*time.Hour)/int64(perMsg))
+				res, err := e.SendMessageReadReceipt(ctx, users[k*step], []MessageRef{ref})
 				if err != nil || res[0].Err != nil || !res[0].Recorded {
 					b.Fatal(err, res[0])
 				}
 			}
 			b.StopTimer()
-			key := e.be.(*redisBackend).base(ref.Conversation) + "L" + redisLP(ref.ID)
-			bytes, err := c.MemoryUsage(ctx, key).Result()
-			require.NoError(b, err)
-			raw, err := c.StrLen(ctx, key).Result()
-			require.NoError(b, err)
-			b.ReportMetric(float64(bytes)/float64(n), "B/receipt")
-			b.ReportMetric(float64(raw)/float64(n), "log-B/receipt")
+			var bytes, raw int64
+			for _, key := range logs {
+				n, err := c.MemoryUsage(ctx, key).Result()
+				require.NoError(b, err)
+				l, err := c.StrLen(ctx, key).Result()
+				require.NoError(b, err)
+				bytes, raw = bytes+n, raw+l
+			}
+			b.ReportMetric(float64(bytes)/float64(b.N), "B/receipt")
+			b.ReportMetric(float64(raw)/float64(b.N), "log-B/receipt")
 		})
 	}
+}
+
+// TestRedisModelKeysExpire: the keys of D, P and the read-time log expire
+// with their message, in each form.
+func TestRedisModelKeysExpire(t *testing.T) {
+	ctx := context.Background()
+	c := standaloneClient(t)
+	// Sparse from 5 indexes, dense from 3 members on: a group of 600
+	// (past the inline 512) shows every form with a few receipts.
+	e := openRedisModel(t, c, RedisOptions{Prefix: "ttl:", SparseAbove: 4, SparseLimit: 3}, WithRetention(time.Hour), WithReadTimes(true))
+	users := names("u", 600)
+	require.NoError(t, e.CreateGroup(ctx, "g", GroupWork, append([]string{"s"}, users...)))
+	for _, id := range []string{"sparse", "dense"} {
+		msg := Message{Conversation: Group("g"), ID: id, Sender: "s"}
+		require.NoError(t, e.TrackMessage(ctx, msg))
+		n := 1 // D holds 2, below the limit of 3
+		if id == "dense" {
+			n = 5
+		}
+		for i := range n {
+			receiptsOf(t, e, users[i], modeDeliver, msg.Ref())
+			receiptsOf(t, e, users[100+i], modeReadPrivate, msg.Ref())
+			receiptsOf(t, e, users[300+i], modeRead, msg.Ref())
+		}
+	}
+	keys, err := e.be.(*redisBackend).allKeys(ctx)
+	require.NoError(t, err)
+	seen := map[byte]int{}
+	for _, k := range keys {
+		_, suffix, ok := splitRedisKey("ttl:", k)
+		if !ok || !strings.ContainsAny(suffix[:1], "MSRDPL") {
+			continue
+		}
+		seen[suffix[0]]++
+		if strings.Count(suffix, ":") == 2 {
+			seen['c']++ // a dense chunk
+		}
+		ttl, err := c.PTTL(ctx, k).Result()
+		require.NoError(t, err)
+		require.Greater(t, ttl, 59*time.Minute, "key %q", k)
+		require.LessOrEqual(t, ttl, time.Hour, "key %q", k)
+	}
+	// Messages, R sparse and dense, D and P in both forms, logs.
+	require.Equal(t, map[byte]int{'M': 2, 'S': 1, 'R': 1, 'D': 2, 'P': 2, 'L': 2, 'c': 3}, seen)
 }
