@@ -514,6 +514,13 @@ func TestRedisEnginesAgreeOnDeliveries(t *testing.T) {
 // reported delivered: the read path of the seed, which the model must not
 // make dearer (allocations, and Redis commands per receipt, inside the
 // functions included).
+//
+// go test -run XXX -bench BenchmarkRedisReadReceipt -benchtime=3000x on a
+// shared 2-core AMD EPYC, Redis 7.0.15, against the seed's backend at
+// 613623c: 5.00 commands a receipt at 200 members and 5.02 at 100,000 (a
+// sparse message), as before; 32 and 33 allocations, as before; about 100
+// bytes more a call (the mode and log-entry arguments). Times on that
+// machine vary more between runs (0.45 to 1.5 ms) than between the two.
 func BenchmarkRedisReadReceipt(b *testing.B) {
 	ctx := context.Background()
 	srv := redistest.Start(b)
@@ -571,6 +578,11 @@ func redisCalls(tb testing.TB, srv *redistest.Server) int64 {
 // (MEMORY USAGE of the log keys over the receipts they hold) in groups of
 // 200 and 1,000,000 members. Each message is read by up to 1,000 readers
 // spread over the member indexes, within a day of it.
+//
+// go test -run XXX -bench BenchmarkRedisReadTimeLog -benchtime=3000x, same
+// machine: 9.3 B/receipt at 200 members (4.6 bytes of entry, the rest the
+// key and APPEND's room to grow, which doubles a string under 1 MB) and
+// 6.2 B/receipt at 1,000,000 (5.9 bytes of entry).
 func BenchmarkRedisReadTimeLog(b *testing.B) {
 	ctx := context.Background()
 	srv := redistest.Start(b)
