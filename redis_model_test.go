@@ -508,6 +508,30 @@ func TestRedisEnginesAgreeOnDeliveries(t *testing.T) {
 		require.True(t, infos[0].IsPeerDelivered)
 		require.Equal(t, users, walk(t, e, ref, FilterDelivered, 6))
 	}
+
+	// Every mode at once through both engines: whatever the order, a
+	// public read ends in R, and dn counts D minus R (Check, at the end).
+	msg2 := Message{Conversation: Group("g"), ID: "m2", Sender: "s"}
+	require.NoError(t, a.TrackMessage(ctx, msg2))
+	for i, u := range users {
+		for _, e := range hosts {
+			for _, mode := range []receiptMode{modeDeliver, modeReadPrivate, modeRead} {
+				if mode == modeRead && i%3 != 0 {
+					continue
+				}
+				wg.Add(1)
+				go send(e, u, mode, msg2.Ref())
+			}
+		}
+	}
+	wg.Wait()
+	for k, n := range recorded {
+		require.LessOrEqual(t, n, 1, "%s recorded %d times", k, n)
+	}
+	for _, e := range hosts {
+		require.Equal(t, counts{14, 40}, countsOf(t, e, msg2.Ref()))
+		require.Empty(t, walk(t, e, msg2.Ref(), FilterUndelivered, 10))
+	}
 }
 
 // BenchmarkRedisReadReceipt records read receipts of messages nobody
