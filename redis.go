@@ -45,14 +45,14 @@ import (
 //	base D<len>:<id>:<hi>  bitmap: D in chunk hi (dense form)
 //	base P<len>:<id>       set, and P<len>:<id>:<hi> bitmaps: P, the private readers
 //	base L<len>:<id>       string: the read-time log (model.go), APPENDed to
+//	<prefix>secret         the cursor secret
 //
 // D and P take the forms R takes, decided the same way (by the message's
 // sp and the set's own count, dc or pc; see redis.lua), so that a
 // delivery to a few members of a huge group costs bytes, not 8 KiB
-// chunks, and every message of a group of up to 512 keeps all three in
+// chunks, and every message of a group of up to 512 keeps R, D and P in
 // its hash. A C2C message keeps R as n, D and P inline at index 0. The
 // log and every key of D and P expire with the message.
-//	<prefix>secret         the cursor secret
 //
 // Message keys expire with the retention (by Redis's clock); an engine
 // judges expiry by its own clock, so a message past retention answers
