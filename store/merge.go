@@ -247,7 +247,7 @@ type Folder struct {
 	kind  byte
 	count int64
 	set   *roaring.Bitmap
-	vals  []uint32 // values of 'l' deltas, added to set in one sorted pass
+	vals  []uint32   // values of 'l' deltas, added to set in one sorted pass
 	log   *appendLog // of an append log; a pointer keeps other folds small
 	err   error
 }
