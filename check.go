@@ -36,6 +36,9 @@ import (
 //   - a C2C message's count is 0 or 1, its dn 0 or 1 and 0 once read, and
 //     it keeps no D;
 //   - every expiry and version key points at the message it names;
+//   - every message is in its conversation's order and its thread's, and
+//     every order key names a stored message; marks are well formed, a
+//     group's only while the group exists (embedded_order.go);
 //   - every cached group record and message state equals the stored one.
 func (e *Engine) Check(ctx context.Context) error {
 	if err := e.enter(); err != nil {
@@ -60,6 +63,7 @@ func (e *embedded) check(ctx context.Context) error {
 	}
 	c.verify()
 	c.verifyCache()
+	c.verifyOrders()
 	return c.result()
 }
 
@@ -103,6 +107,7 @@ type checker struct {
 	times   [][]byte
 	gcMarks []string
 	errs    []error
+	ord     orderCheck // orders, marks and privacy flags (embedded_order.go)
 }
 
 func (c *checker) fail(format string, args ...any) {
@@ -146,6 +151,8 @@ func (c *checker) load(ctx context.Context) error {
 			switch {
 			case bytes.HasPrefix(k, keyGCPrefix):
 				c.gcMarks = append(c.gcMarks, string(k[len(keyGCPrefix):]))
+			case bytes.HasPrefix(k, keyPrivacyPrefix):
+				c.loadOrderKey(k, v)
 			case !bytes.Equal(k, keySchemaVersion) && !bytes.Equal(k, keySecret):
 				c.fail("unknown system key %q", k)
 			}
@@ -155,6 +162,8 @@ func (c *checker) load(ctx context.Context) error {
 			c.loadMessageKey(k, v)
 		case k[0] == prefixTime:
 			c.times = append(c.times, append([]byte(nil), k...))
+		case k[0] == prefixOrder, k[0] == prefixMark:
+			c.loadOrderKey(k, v)
 		default:
 			c.fail("unknown key %q", k)
 		}

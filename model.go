@@ -336,6 +336,9 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	if err := e.validThread(req.Thread); err != nil {
 		return MarkResult{}, err
 	}
+	if conv.Type == ConversationC2C && !conv.has(reader) {
+		return MarkResult{}, errorf(ErrInvalidParameter, "%q is not in %s", reader, conv)
+	}
 	var target orderPos
 	switch {
 	case req.MessageID != "":
@@ -356,7 +359,12 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	case req.Time.IsZero():
 		return MarkResult{}, errorf(ErrInvalidParameter, "a mark needs a message ID or a time")
 	default:
+		// A mark covers what is tracked by now: a later time would cover
+		// messages tracked after this call, whose receipts it never sent.
 		target = timePos(req.Time)
+		if now := timePos(e.cfg.now()); target.cmp(now) > 0 {
+			target = now
+		}
 	}
 	mode, err := e.readMode(ctx, reader)
 	if err != nil {
