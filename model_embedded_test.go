@@ -833,3 +833,61 @@ func TestModelReadPathCost(t *testing.T) {
 	assert.Equal(t, []string{`4:"\x00"`, `4:"n"`}, ops)
 	assert.LessOrEqual(t, unsafe.Sizeof(msgEntry{}), uintptr(240), "an entry stays in the 240-byte size class")
 }
+
+// TestModelPrivateEndToEnd: through the public API, a user whose receipts
+// are private reads: the sender hears of a delivery only, the counts and
+// lists show no read, the reader's own state and own events do.
+func TestModelPrivateEndToEnd(t *testing.T) {
+	e := modelOpen(t, WithReadTimes(true))
+	require.NoError(t, e.CreateGroup(bgc, "g", GroupWork, members("u", 4)))
+	ref := MessageRef{Conversation: Group("g"), ID: "m"}
+	require.NoError(t, e.TrackMessage(bgc, Message{Conversation: ref.Conversation, ID: "m", Sender: "u0"}))
+	var mu sync.Mutex
+	var kinds []EventKind
+	var own []OwnReadEvent
+	e.Subscribe(func(evs []ReceiptEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range evs {
+			kinds = append(kinds, ev.Kind)
+		}
+	})
+	e.SubscribeOwnReads(func(evs []OwnReadEvent) { mu.Lock(); own = append(own, evs...); mu.Unlock() })
+	require.NoError(t, e.SetReceiptsPrivate(bgc, "u1", true))
+	res, err := e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.True(t, res[0].Recorded)
+	res, err = e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.False(t, res[0].Recorded)
+	in := info(t, e, ref)
+	assert.Equal(t, 0, in.ReadCount)
+	assert.Equal(t, 1, in.DeliveredCount)
+	assert.Empty(t, walk(t, e, ref, FilterRead, 10))
+	assert.Equal(t, []string{"u1"}, walk(t, e, ref, FilterDelivered, 10))
+	rt, err := e.GetMessageReadTimes(bgc, Caller{UserID: "u0"}, ref, []string{"u1"})
+	require.NoError(t, err)
+	assert.False(t, rt[0].Read)
+	st := state(t, e, "u1", ref)
+	assert.True(t, st.Read && st.Private && st.Delivered && !st.ReadTime.IsZero())
+	mu.Lock()
+	assert.Equal(t, []EventKind{EventDelivered}, kinds)
+	require.Len(t, own, 1)
+	assert.Equal(t, []string{"m"}, own[0].MessageIDs)
+	mu.Unlock()
+
+	// Public again: the next read is public and counts, once.
+	require.NoError(t, e.SetReceiptsPrivate(bgc, "u1", false))
+	res, err = e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.True(t, res[0].Recorded)
+	in = info(t, e, ref)
+	assert.Equal(t, 1, in.ReadCount)
+	assert.Equal(t, 1, in.DeliveredCount)
+	st = state(t, e, "u1", ref)
+	assert.True(t, st.Read && !st.Private && st.Delivered)
+	mu.Lock()
+	assert.Equal(t, []EventKind{EventDelivered, EventRead}, kinds)
+	mu.Unlock()
+	require.NoError(t, e.Check(bgc))
+}
