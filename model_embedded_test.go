@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/readreceipt/readreceipt/store"
 	"github.com/readreceipt/readreceipt/store/memstore"
@@ -617,5 +618,276 @@ func TestModelConcurrentDeliveries(t *testing.T) {
 	}
 	assert.Equal(t, 0, info(t, e, refs[0]).ReadCount)
 	assert.Equal(t, 9, info(t, e, refs[1]).ReadCount)
+	require.NoError(t, e.Check(bgc))
+}
+
+// BenchmarkReceiptModes compares read receipts on messages nobody reported
+// delivered (the common path, which must cost what it cost before D
+// existed) with reads of messages every reader's device reported
+// delivered first, and deliveries; then it measures the read-time log's
+// bytes per receipt in groups of 200 and of a million members.
+func BenchmarkReceiptModes(b *testing.B) {
+	const size = 200
+	setup := func(b *testing.B, opts ...Option) (*Engine, []string) {
+		e, err := Open(memstore.New(), append([]Option{WithCacheBytes(1 << 30)}, opts...)...)
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = e.Close() })
+		users := members("u", size)
+		require.NoError(b, e.CreateGroup(bgc, "g", GroupWork, users))
+		return e, users[1:]
+	}
+	// receipts sends b.N receipts of mode over messages of size-1
+	// readers each, after pre (if any) on every one of them.
+	run := func(b *testing.B, mode receiptMode, pre []receiptMode, opts ...Option) {
+		e, readers := setup(b, opts...)
+		msgs := b.N/len(readers) + 1
+		refs := make([]MessageRef, msgs)
+		for i := range refs {
+			refs[i] = MessageRef{Conversation: Group("g"), ID: "m" + strconv.Itoa(i)}
+			require.NoError(b, e.TrackMessage(bgc, Message{Conversation: refs[i].Conversation, ID: refs[i].ID, Sender: "u0"}))
+			for _, p := range pre {
+				for _, u := range readers {
+					if _, _, err := e.be.receipts(bgc, refs[i].Conversation, u, refs[i:i+1], p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			ref := refs[i/len(readers)]
+			res, _, err := e.be.receipts(bgc, ref.Conversation, readers[i%len(readers)], []MessageRef{ref}, mode)
+			if err != nil || !res[0].Recorded {
+				b.Fatal(err, res)
+			}
+		}
+	}
+	b.Run("read/undelivered", func(b *testing.B) { run(b, modeRead, nil) })
+	b.Run("read/delivered", func(b *testing.B) { run(b, modeRead, []receiptMode{modeDeliver}) })
+	b.Run("read/undelivered/readtimes", func(b *testing.B) { run(b, modeRead, nil, WithReadTimes(true)) })
+	b.Run("deliver", func(b *testing.B) { run(b, modeDeliver, nil) })
+	b.Run("private", func(b *testing.B) { run(b, modeReadPrivate, nil) })
+
+	// Read-time log size: reads spread over a day after the message.
+	logBytes := func(b *testing.B, e *Engine, clock *benchClock, n, reads int) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		var bytes, receipts int
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			ref := MessageRef{Conversation: Group("g"), ID: "log" + strconv.Itoa(i)}
+			clock.set(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+			require.NoError(b, e.TrackMessage(bgc, Message{Conversation: ref.Conversation, ID: ref.ID, Sender: "u0"}))
+			picked := rng.Perm(n - 1)[:reads]
+			slices.Sort(picked) // reads come spread over the day, by member
+			for k, j := range picked {
+				clock.set(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(k) * 24 * time.Hour / time.Duration(reads)))
+				res, _, err := e.be.receipts(bgc, ref.Conversation, "u"+strconv.Itoa(j+1), []MessageRef{ref}, modeRead)
+				if err != nil || !res[0].Recorded {
+					b.Fatal(err, res)
+				}
+			}
+			m := e.be.(*embedded).entries.acquire(messagePrefix(convKey(ref.Conversation), ref.ID))
+			log, err := e.be.(*embedded).readLog(bgc, m)
+			e.be.(*embedded).entries.release(m)
+			require.NoError(b, err)
+			bytes += len(log)
+			receipts += reads
+		}
+		b.ReportMetric(float64(bytes)/float64(receipts), "B/receipt")
+	}
+	// On Pebble, the default store, which folds the appends lazily
+	// (memstore folds on every write: a copy of the log per receipt).
+	pebble := func(b *testing.B, n int, clock *benchClock) *Engine {
+		e, err := OpenDir(b.TempDir(), WithReadTimes(true), WithClock(clock.now), WithCacheBytes(1<<30), WithSyncWrites(false))
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = e.Close() })
+		all := members("u", n)
+		for i := 0; i < n; i += 100000 {
+			if i == 0 {
+				require.NoError(b, e.CreateGroup(bgc, "g", GroupWork, all[:min(n, 100000)]))
+			} else {
+				require.NoError(b, e.AddGroupMembers(bgc, "g", all[i:min(n, i+100000)]))
+			}
+		}
+		return e
+	}
+	b.Run("readlog/200", func(b *testing.B) {
+		clock := &benchClock{}
+		logBytes(b, pebble(b, size, clock), clock, size, size-1)
+	})
+	b.Run("readlog/1M", func(b *testing.B) {
+		clock := &benchClock{}
+		logBytes(b, pebble(b, 1_000_000, clock), clock, 1_000_000, 10000)
+	})
+}
+
+type benchClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *benchClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.t.IsZero() {
+		return time.Now()
+	}
+	return c.t
+}
+
+func (c *benchClock) set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+// countStore counts the store calls and operations the engine makes.
+type countStore struct {
+	store.Store
+	mu                    sync.Mutex
+	gets, getKeys, writes int
+	ops                   []string // kind byte of each message key written
+}
+
+func (c *countStore) Get(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	c.mu.Lock()
+	c.gets++
+	c.getKeys += len(keys)
+	c.mu.Unlock()
+	return c.Store.Get(ctx, keys)
+}
+
+func (c *countStore) Write(ctx context.Context, b *store.Batch, o store.WriteOptions) error {
+	c.mu.Lock()
+	c.writes++
+	for _, op := range b.Ops() {
+		c.ops = append(c.ops, fmt.Sprintf("%d:%q", op.Kind, op.Key[len(op.Key)-1:]))
+	}
+	c.mu.Unlock()
+	return c.Store.Write(ctx, b, o)
+}
+
+func (c *countStore) take() (gets, getKeys, writes int, ops []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gets, getKeys, writes, ops = c.gets, c.getKeys, c.writes, c.ops
+	c.gets, c.getKeys, c.writes, c.ops = 0, 0, 0, nil
+	return
+}
+
+// TestModelReadPathCost: a read of a message nobody reported delivered
+// makes the store calls and writes the keys it made before D existed, cold
+// and warm (the numbers are issue12's, measured with this test); once a
+// delivery is recorded, a read of another reader still reads nothing more
+// while warm. Each group receipt's first Get here is the new reader's
+// member index (group.go caches it).
+func TestModelReadPathCost(t *testing.T) {
+	cs := &countStore{Store: memstore.New()}
+	e, err := Open(cs)
+	require.NoError(t, err)
+	defer modelClose(t, e)
+	require.NoError(t, e.CreateGroup(bgc, "s", GroupWork, members("u", 10)))
+	small := MessageRef{Conversation: Group("s"), ID: "m"}
+	require.NoError(t, e.TrackMessage(bgc, Message{Conversation: small.Conversation, ID: "m", Sender: "u0"}))
+	big := bigGroup(t, e, "b", 65600)
+	c := MessageRef{Conversation: C2C("u0", "u1"), ID: "c"}
+	require.NoError(t, e.TrackMessage(bgc, Message{Conversation: c.Conversation, ID: "c", Sender: "u0"}))
+	e.be.(*embedded).entries = newEntryTable(1 << 30) // every message cold
+	for _, tc := range []struct {
+		ref              MessageRef
+		coldGets, coldKs int
+		ops              []string
+	}{
+		// index, meta, then readers chunk 0 (with D and P)
+		{small, 3, 3, []string{`4:"\x00"`}},
+		// index, meta, then the counter (with dn); readers chunk 0 of u1
+		{big, 4, 4, []string{`4:"\x00"`, `4:"n"`}},
+		// meta, then the counter and the read time
+		{c, 2, 3, []string{`4:"n"`, `1:"t"`}},
+	} {
+		u := "u1"
+		cs.take()
+		record(t, e, read, u, tc.ref)
+		gets, keys, writes, ops := cs.take()
+		assert.Equal(t, []int{tc.coldGets, tc.coldKs, 1}, []int{gets, keys, writes}, tc.ref)
+		assert.Equal(t, tc.ops, ops, tc.ref)
+		if tc.ref.Conversation.Type == ConversationGroup {
+			record(t, e, read, "u2", tc.ref)
+			gets, _, writes, ops = cs.take()
+			assert.Equal(t, []int{1, 1}, []int{gets, writes}, "warm %v", tc.ref)
+			assert.Equal(t, tc.ops, ops, tc.ref)
+		}
+	}
+	// With a delivery, dn > 0: a read of another reader of the same
+	// chunk needs no more reads once the chunk of D is loaded.
+	record(t, e, deliver, "u3", big)
+	cs.take()
+	record(t, e, read, "u4", big)
+	gets, _, _, ops := cs.take()
+	assert.Equal(t, 1, gets) // u4's index
+	assert.Equal(t, []string{`4:"\x00"`, `4:"n"`}, ops)
+	record(t, e, read, "u3", big) // dn moves to n in the same counter delta
+	_, _, _, ops = cs.take()
+	assert.Equal(t, []string{`4:"\x00"`, `4:"n"`}, ops)
+	assert.LessOrEqual(t, unsafe.Sizeof(msgEntry{}), uintptr(240), "an entry stays in the 240-byte size class")
+}
+
+// TestModelPrivateEndToEnd: through the public API, a user whose receipts
+// are private reads: the sender hears of a delivery only, the counts and
+// lists show no read, the reader's own state and own events do.
+func TestModelPrivateEndToEnd(t *testing.T) {
+	e := modelOpen(t, WithReadTimes(true))
+	require.NoError(t, e.CreateGroup(bgc, "g", GroupWork, members("u", 4)))
+	ref := MessageRef{Conversation: Group("g"), ID: "m"}
+	require.NoError(t, e.TrackMessage(bgc, Message{Conversation: ref.Conversation, ID: "m", Sender: "u0"}))
+	var mu sync.Mutex
+	var kinds []EventKind
+	var own []OwnReadEvent
+	e.Subscribe(func(evs []ReceiptEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range evs {
+			kinds = append(kinds, ev.Kind)
+		}
+	})
+	e.SubscribeOwnReads(func(evs []OwnReadEvent) { mu.Lock(); own = append(own, evs...); mu.Unlock() })
+	require.NoError(t, e.SetReceiptsPrivate(bgc, "u1", true))
+	res, err := e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.True(t, res[0].Recorded)
+	res, err = e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.False(t, res[0].Recorded)
+	in := info(t, e, ref)
+	assert.Equal(t, 0, in.ReadCount)
+	assert.Equal(t, 1, in.DeliveredCount)
+	assert.Empty(t, walk(t, e, ref, FilterRead, 10))
+	assert.Equal(t, []string{"u1"}, walk(t, e, ref, FilterDelivered, 10))
+	rt, err := e.GetMessageReadTimes(bgc, Caller{UserID: "u0"}, ref, []string{"u1"})
+	require.NoError(t, err)
+	assert.False(t, rt[0].Read)
+	st := state(t, e, "u1", ref)
+	assert.True(t, st.Read && st.Private && st.Delivered && !st.ReadTime.IsZero())
+	mu.Lock()
+	assert.Equal(t, []EventKind{EventDelivered}, kinds)
+	require.Len(t, own, 1)
+	assert.Equal(t, []string{"m"}, own[0].MessageIDs)
+	mu.Unlock()
+
+	// Public again: the next read is public and counts, once.
+	require.NoError(t, e.SetReceiptsPrivate(bgc, "u1", false))
+	res, err = e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.True(t, res[0].Recorded)
+	in = info(t, e, ref)
+	assert.Equal(t, 1, in.ReadCount)
+	assert.Equal(t, 1, in.DeliveredCount)
+	st = state(t, e, "u1", ref)
+	assert.True(t, st.Read && !st.Private && st.Delivered)
+	mu.Lock()
+	assert.Equal(t, []EventKind{EventDelivered, EventRead}, kinds)
+	mu.Unlock()
 	require.NoError(t, e.Check(bgc))
 }
