@@ -182,6 +182,7 @@ func TestEncodersMatchEncodingJSON(t *testing.T) {
 			results = append(results, receiptResultJSON{ID: str(), Recorded: rng.IntN(2) == 0, Code: rng.IntN(100000) - 10, Message: str()})
 			infos = append(infos, receiptInfoJSON{ID: str(), ConversationType: str(),
 				ReadReceiptInfo: readReceiptInfoJSON{ReadCount: rng.IntN(1 << 30), UnreadCount: rng.IntN(3), IsPeerRead: rng.IntN(2) == 0,
+					DeliveredCount: rng.IntN(1 << 20), UndeliveredCount: rng.IntN(5), IsPeerDelivered: rng.IntN(2) == 0,
 					Timestamp: []int64{0, 1, 1764621000, -5}[rng.IntN(4)]},
 				Code: rng.IntN(100000), Message: str()})
 		}
