@@ -311,9 +311,10 @@ func TestReadMark(t *testing.T) {
 	if mr.Thread != "topic" || mr.RecordedCount != 1 || mr.Mark.MessageID != "t1" {
 		t.Fatalf("carol's thread mark: %+v", mr)
 	}
+	got = markResult{}
 	f.user("carol").ok("GET", "/v1/conversations/read-mark?conversationID=GROUPg", nil, &got)
 	if got.Mark != nil {
-		t.Fatalf("carol's conversation mark after a thread mark: %+v", got)
+		t.Fatalf("carol's conversation mark after a thread mark: %+v", *got.Mark)
 	}
 	f.user("carol").fails("POST", "/v1/conversations/read-mark", map[string]any{"conversationID": "GROUPg", "thread": "topic", "messageID": "m1"}, 404, 10062)
 	bob.fails("POST", "/v1/conversations/read-mark", map[string]any{"conversationID": "GROUPg", "messageID": "nope"}, 404, 10062)
