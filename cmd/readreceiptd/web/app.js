@@ -527,8 +527,15 @@
   // ---- private read receipts ----
 
   async function loadPrivacy(session) {
-    const { data } = await rr(() => client.getReceiptsPrivate());
-    if (session !== state.session) return;
+    let data;
+    try {
+      ({ data } = await rr(() => client.getReceiptsPrivate()));
+    } catch (e) {
+      if (session !== state.session) throw new DOMException('user switched', 'AbortError');
+      throw e;
+    }
+    // A switch to another user meanwhile overtakes this sign-in.
+    if (session !== state.session) throw new DOMException('user switched', 'AbortError');
     state.private = data.private;
     el.privacy.checked = data.private;
     el.privacy.dataset.state = 'saved';
