@@ -178,10 +178,10 @@ export function checkModel(r, env) {
   assert.deepEqual(r.delivery.data.messageList.map((x) => [x.ID, x.recorded, x.code]), [[m1.ID, true, 0]]);
   assert.equal(r.delivered[0].name, 'onMessageDeliveryReceiptReceived');
   assert.deepEqual(r.delivered[0].data.map((it) => [it.messageID, it.userID, it.readCount, it.deliveredCount, it.undeliveredCount]),
-    [[m1.ID, 'bob', 0, 1, recipients - 1]]);
+    [[m1.ID, 'dave', 0, 1, recipients - 1]]);
   assert.deepEqual(r.infoAfterDelivery, { readCount: 0, unreadCount: recipients, deliveredCount: 1, undeliveredCount: recipients - 1 });
 
-  // Private: bob's read reaches alice as a delivery, his own devices as a read.
+  // Private: dave's read reaches alice as a delivery, his own devices as a read.
   assert.deepEqual(r.privateOn.data, { private: true });
   assert.deepEqual(r.privateNow.data, { private: true });
   assert.deepEqual(r.privateRead.data.messageList.map((x) => [x.ID, x.recorded, x.code]), [[m2.ID, true, 0]]);
@@ -197,13 +197,13 @@ export function checkModel(r, env) {
   assert.ok(Number.isInteger(r.mark.data.mark.time) && Math.abs(r.mark.data.mark.time - Date.now()) < 600000, `mark time ${r.mark.data.mark.time}`);
   assert.equal(r.mark.data.recordedCount, 1);
   assert.deepEqual(r.markAgain.data.mark, r.mark.data.mark);
-  assert.deepEqual(r.reads[0].data.map((it) => [it.messageID, it.userID, it.readCount, it.deliveredCount]), [[m1.ID, 'bob', 1, 1]]);
+  assert.deepEqual(r.reads[0].data.map((it) => [it.messageID, it.userID, it.readCount, it.deliveredCount]), [[m1.ID, 'dave', 1, 1]]);
   assert.deepEqual(r.own[1].data[0].mark, r.mark.data.mark);
   assert.deepEqual(r.own[1].data[0].messageIDList, [m1.ID]);
 
-  assert.deepEqual(r.times.data.userList.map((u) => [u.userID, u.isRead]), [['bob', true], ['carol', false]]);
+  assert.deepEqual(r.times.data.userList.map((u) => [u.userID, u.isRead]), [['dave', true], ['carol', false]]);
   assert.equal(r.times.data.userList[1].timestamp, undefined);
-  assert.deepEqual(r.deliveredPage.data.deliveredUserIDList, ['bob']);
+  assert.deepEqual(r.deliveredPage.data.deliveredUserIDList, ['dave']);
   assert.deepEqual(r.deliveredPage.data.readUserIDList, []);
   assert.equal(r.undeliveredPage.data.undeliveredUserIDList.length, recipients - 1);
   assert.equal(r.badPrivacy, 10004);
