@@ -336,6 +336,9 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	if err := e.validThread(req.Thread); err != nil {
 		return MarkResult{}, err
 	}
+	if conv.Type == ConversationC2C && !conv.has(reader) {
+		return MarkResult{}, errorf(ErrInvalidParameter, "%q is not in %s", reader, conv)
+	}
 	var target orderPos
 	switch {
 	case req.MessageID != "":
