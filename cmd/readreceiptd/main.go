@@ -1,7 +1,14 @@
 // Command readreceiptd is a read-receipt server: it embeds the readreceipt
 // engine on a Pebble directory and serves, on loopback by default, an
-// HTTP/JSON API, a WebSocket of MESSAGE_READ_RECEIPT_RECEIVED events, health
-// and Prometheus metrics, and a demo page.
+// HTTP/JSON API, a WebSocket of events (MESSAGE_READ_RECEIPT_RECEIVED and
+// MESSAGE_DELIVERY_RECEIPT_RECEIVED to senders, MESSAGE_READ_BY_SELF to a
+// reader's own connections), health and Prometheus metrics, and a demo
+// page.
+//
+// Besides the IM SDK's read receipts it keeps delivery receipts, read-up-to
+// marks per conversation and thread, private receipts (PUT /v1/me/privacy),
+// each user's own read state for their other devices, and, with -read-times,
+// when each member read a group message.
 //
 // Usage:
 //
