@@ -220,7 +220,10 @@
     state.stream = null;
     state.streamAttempts = 0;
     clearTimeout(state.streamTimer);
+    // A timer cleared but left set would keep the next user's reads from
+    // ever being scheduled (queueVisible waits for it to fire).
     clearTimeout(state.flushTimer);
+    state.flushTimer = 0;
     clearTimeout(state.deliveryTimer);
     state.deliveryTimer = 0;
     state.delivered = new Set();
