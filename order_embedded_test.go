@@ -2,6 +2,7 @@ package readreceipt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -558,4 +559,80 @@ func TestPrivacyConcurrent(t *testing.T) {
 	p, err := f.e.ReceiptsPrivate(f.ctx, "u")
 	require.NoError(t, err)
 	assert.True(t, p)
+}
+
+// A private reader's mark records private reads: others see deliveries,
+// not reads; the reader's own state has them. Switching privacy off makes
+// the next mark's reads public, and never rewrites the earlier ones.
+func TestMarkPrivateReader(t *testing.T) {
+	f := newOrderFixture(t)
+	f.track("s", "", "m1", "m2")
+	require.NoError(t, f.e.SetReceiptsPrivate(f.ctx, "a", true))
+	var mu sync.Mutex
+	var kinds []readreceipt.EventKind
+	unsub := f.e.Subscribe(func(evs []readreceipt.ReceiptEvent) {
+		mu.Lock()
+		for _, ev := range evs {
+			kinds = append(kinds, ev.Kind)
+		}
+		mu.Unlock()
+	})
+	defer unsub()
+	res := f.mark("a", readreceipt.MarkRequest{MessageID: "m2"})
+	assert.Equal(t, 2, res.Recorded)
+
+	refs := []readreceipt.MessageRef{{Conversation: f.conv, ID: "m1"}, {Conversation: f.conv, ID: "m2"}}
+	infos, err := f.e.GetMessageReadReceiptList(f.ctx, readreceipt.Caller{UserID: "s"}, refs)
+	require.NoError(t, err)
+	for _, in := range infos {
+		require.NoError(t, in.Err)
+		assert.Equal(t, 0, in.ReadCount, in.MessageID)
+		assert.Equal(t, 1, in.DeliveredCount, in.MessageID)
+	}
+	states, err := f.e.GetMessageReadState(f.ctx, "a", refs)
+	require.NoError(t, err)
+	for _, st := range states {
+		require.NoError(t, st.Err)
+		assert.True(t, st.Read && st.Private && st.Delivered, "%+v", st)
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(kinds) == 2
+	}, 10*time.Second, time.Millisecond)
+	mu.Lock()
+	assert.Equal(t, []readreceipt.EventKind{readreceipt.EventDelivered, readreceipt.EventDelivered}, kinds)
+	mu.Unlock()
+
+	require.NoError(t, f.e.SetReceiptsPrivate(f.ctx, "a", false))
+	f.track("s", "", "m3")
+	res = f.mark("a", readreceipt.MarkRequest{MessageID: "m3"})
+	assert.Equal(t, 1, res.Messages, "m1 and m2 are behind the mark")
+	assert.Equal(t, 1, res.Recorded)
+	assert.Equal(t, []int{0, 0, 1}, f.readCounts("m1", "m2", "m3"))
+}
+
+// Marks racing a dismissal never outlive the group: Check finds no mark of
+// a missing group, and a group created again starts with none.
+func TestMarkRacesDismiss(t *testing.T) {
+	f := newOrderFixture(t)
+	for round := 0; round < 20; round++ {
+		f.track("s", "T", "m1", "m2")
+		var wg sync.WaitGroup
+		for _, reader := range []string{"a", "b"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.e.MarkConversationRead(f.ctx, reader, readreceipt.MarkRequest{Conversation: f.conv, Thread: "T", Time: f.clock.now()})
+				if err != nil && !errors.Is(err, readreceipt.ErrGroupNotFound) {
+					t.Errorf("mark: %v", err)
+				}
+			}()
+		}
+		require.NoError(t, f.e.DismissGroup(f.ctx, "g"))
+		wg.Wait()
+		require.NoError(t, f.e.Check(f.ctx))
+		assert.Equal(t, 0, countKeys(t, f.st, 'k'), "round %d", round)
+		require.NoError(t, f.e.CreateGroup(f.ctx, "g", readreceipt.GroupWork, []string{"s", "a", "b"}))
+	}
 }
