@@ -87,9 +87,9 @@ type harness struct {
 	opts      []readreceipt.Option
 	clock     time.Time
 
-	mu      sync.Mutex
-	events  []readreceipt.ReceiptEvent
-	own     []readreceipt.OwnReadEvent
+	mu     sync.Mutex
+	events []readreceipt.ReceiptEvent
+	own    []readreceipt.OwnReadEvent
 	// showOwn prints the OwnReadEvents of receipt calls ("open own").
 	showOwn bool
 	cursors map[string]string
