@@ -28,6 +28,9 @@ import (
 //     the incarnation it was tracked in;
 //   - a C2C message's count is 0 or 1;
 //   - every expiry and version key points at the message it names;
+//   - every message is in its conversation's order and its thread's, and
+//     every order key names a stored message; marks are well formed, a
+//     group's only while the group exists (embedded_order.go);
 //   - every cached group record and message state equals the stored one.
 func (e *Engine) Check(ctx context.Context) error {
 	if err := e.enter(); err != nil {
@@ -52,6 +55,7 @@ func (e *embedded) check(ctx context.Context) error {
 	}
 	c.verify()
 	c.verifyCache()
+	c.verifyOrders()
 	return c.result()
 }
 
@@ -91,6 +95,7 @@ type checker struct {
 	times   [][]byte
 	gcMarks []string
 	errs    []error
+	ord     orderCheck // orders, marks and privacy flags (embedded_order.go)
 }
 
 func (c *checker) fail(format string, args ...any) {
@@ -134,6 +139,8 @@ func (c *checker) load(ctx context.Context) error {
 			switch {
 			case bytes.HasPrefix(k, keyGCPrefix):
 				c.gcMarks = append(c.gcMarks, string(k[len(keyGCPrefix):]))
+			case bytes.HasPrefix(k, keyPrivacyPrefix):
+				c.loadOrderKey(k, v)
 			case !bytes.Equal(k, keySchemaVersion) && !bytes.Equal(k, keySecret):
 				c.fail("unknown system key %q", k)
 			}
@@ -143,6 +150,8 @@ func (c *checker) load(ctx context.Context) error {
 			c.loadMessageKey(k, v)
 		case k[0] == prefixTime:
 			c.times = append(c.times, append([]byte(nil), k...))
+		case k[0] == prefixOrder, k[0] == prefixMark:
+			c.loadOrderKey(k, v)
 		default:
 			c.fail("unknown key %q", k)
 		}

@@ -68,6 +68,10 @@ type embedded struct {
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
 	groups  *lru[*groupRecord]    // group ID -> its record; never modified
 	names   *lru[*nameBlock]      // (group, incarnation, block) -> user IDs
+
+	// The privacy flags and marks (embedded_order.go).
+	privacyFlags *lru[bool]                 // user -> receipts private
+	keyLocks     [keyLockStripes]sync.Mutex // a mark's or a flag's read-modify-write
 }
 
 var _ backend = (*embedded)(nil)
@@ -118,6 +122,8 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 		indexes: newLRU[uint32](cfg.cacheBytes * 2 / 16),
 		groups:  newLRU[*groupRecord](cfg.cacheBytes / 16),
 		names:   newLRU[*nameBlock](cfg.cacheBytes * 2 / 16),
+
+		privacyFlags: newLRU[bool](privacyCacheBytes(cfg.cacheBytes)),
 	}
 	if _, taken := openStores.LoadOrStore(st, true); taken {
 		return nil, errorf(ErrInvalidParameter, "the store is already in use by an engine: one engine per store (use OpenRedis to share state between engines)")

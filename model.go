@@ -359,7 +359,12 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	case req.Time.IsZero():
 		return MarkResult{}, errorf(ErrInvalidParameter, "a mark needs a message ID or a time")
 	default:
+		// A mark covers what is tracked by now: a later time would cover
+		// messages tracked after this call, whose receipts it never sent.
 		target = timePos(req.Time)
+		if now := timePos(e.cfg.now()); target.cmp(now) > 0 {
+			target = now
+		}
 	}
 	mode, err := e.readMode(ctx, reader)
 	if err != nil {

@@ -563,10 +563,11 @@ func (h *harness) keys(ctx context.Context, t *testing.T) string {
 			kinds["message"]++
 		case 't':
 			kinds["expiry"]++
-		case 'o':
-			kinds["order"]++
-		case 'k':
-			kinds["mark"]++
+		case 'o', 'k':
+			// Orders and marks (issue 12) are not shown: the seed's
+			// scenarios count the seed's kinds. Check, run after every
+			// command, fails on any order key or mark left behind.
+			kinds["system"]++
 		default:
 			kinds["other"]++
 		}
