@@ -62,7 +62,24 @@ local function group(base)
   return {t = tonumber(g[1]), i = g[2], v = tonumber(g[3]), n = tonumber(g[4]), m = tonumber(g[5]), lv = tonumber(g[7] or '0'), c = g[8]}
 end
 
+-- The keys of the receipt model beyond R (see SETS below): D and P in
+-- their sparse and dense forms, and the read-time log. delete_message
+-- calls delete_model_keys.
+local function log_key(base, id) return base .. 'L' .. lp(id) end
+
+local function delete_model_keys(base, id, h)
+  local last = last_chunk(meta_end(h))
+  if meta_inc(h) == 0 then last = -1 end
+  local ks = {log_key(base, id)}
+  for _, k in ipairs({'D', 'P'}) do
+    ks[#ks + 1] = base .. k .. lp(id)
+    for hi = 0, last do ks[#ks + 1] = base .. k .. lp(id) .. ':' .. hi end
+  end
+  redis.call('UNLINK', unpack(ks))
+end
+
 local function delete_message(base, id, h)
+  delete_model_keys(base, id, h)
   local last = last_chunk(meta_end(h))
   if meta_inc(h) == 0 then last = -1 end
   for hi = 0, last do redis.call('UNLINK', readers_key(base, id, hi)) end
@@ -348,116 +365,317 @@ local function set_bit(r, idx)
   return string.sub(r, 1, byte - 1) .. string.char(bit.bor(b, mask)) .. string.sub(r, byte + 1), 0
 end
 
--- add_dense sets reader idx in its chunk and returns the old bit.
-local function add_dense(base, id, mk, idx)
-  local hi = math.floor(idx / CHUNK)
-  local rk = readers_key(base, id, hi)
-  local fresh = redis.call('EXISTS', rk) == 0
-  local old = redis.call('SETBIT', rk, idx - hi * CHUNK, 1)
-  if fresh then set_ttl_like(rk, mk) end
-  return old
+-- The sets of member indexes a message keeps: R, its readers; D, the
+-- recipients a delivery was recorded for without a public read (delivery
+-- receipts and private reads); P, its private readers. Each has a count
+-- in the message's hash (n for R, dc for D, pc for P) and the forms R has
+-- (above): sparse (a set key) while the message has sp and the count is
+-- below it, else inline (a hash field) when the message's indexes stay
+-- within INLINE, else dense (a bitmap key per chunk). Field dn counts D
+-- minus R. A message nobody reported delivered has none of D's keys or
+-- fields, and its read path only reads dn with the fields it read before.
+-- A C2C message keeps R as its count n (and read time t), and D and P
+-- inline at index 0.
+local SETS = {
+  R = {cnt = 'n', inl = 'r', sk = 'S', dk = 'R'},
+  D = {cnt = 'dc', inl = 'd', sk = 'D', dk = 'D'},
+  P = {cnt = 'pc', inl = 'p', sk = 'P', dk = 'P'},
+}
+
+local function dense_key(base, s, id, hi) return base .. s.dk .. lp(id) .. ':' .. hi end
+local function set_key(base, s, id) return base .. s.sk .. lp(id) end
+
+-- The message's fields: every one, and those a public read needs.
+local MSG_FIELDS = {'h', 'n', 'sp', 'r', 'dn', 'dc', 'd', 'pc', 'p', 't'}
+local READ_FIELDS = {'h', 'n', 'sp', 'r', 'dn'}
+local NUMERIC = {n = true, sp = true, dn = true, dc = true, pc = true}
+
+-- read_msg reads fields of a message's hash; counts read as numbers.
+local function read_msg(mk, fields)
+  local v = redis.call('HMGET', mk, unpack(fields))
+  local m = {}
+  for i, f in ipairs(fields) do
+    if NUMERIC[f] then m[f] = tonumber(v[i] or '0') elseif v[i] then m[f] = v[i] end
+  end
+  return m
 end
 
--- receipt(base; group, inc, reader index, now ns, then per message: id,
--- nonce): records one reader's receipts. Per
--- message: 1 and the count for a new receipt, 0 and the count for one
--- already recorded, -1 and 0 when the message is gone or is not the one
--- the engine admitted (a newer tracking, another incarnation).
+local function form(m, e, s)
+  if m.sp > 0 and m[s.cnt] < m.sp then return 'sparse' end
+  if e <= INLINE then return 'inline' end
+  return 'dense'
+end
+
+local function bit_of(r, idx)
+  local byte = math.floor(idx / 8) + 1
+  if not r or #r < byte then return false end
+  return bit.band(string.byte(r, byte), 2 ^ (7 - idx % 8)) ~= 0
+end
+
+-- set_has reports whether idx is in set s of message m (end index e).
+local function set_has(base, id, m, e, s, idx)
+  if m[s.cnt] == 0 then return false end
+  local f = form(m, e, s)
+  if f == 'sparse' then return redis.call('SISMEMBER', set_key(base, s, id), idx) == 1 end
+  if f == 'inline' then return bit_of(m[s.inl], idx) end
+  local hi = math.floor(idx / CHUNK)
+  return redis.call('GETBIT', dense_key(base, s, id, hi), idx - hi * CHUNK) == 1
+end
+
+-- set_dense sets idx in its chunk of set s and reports whether it is new;
+-- fresh tells whether the chunk's key is new, nil when not known.
+local function set_dense(base, s, id, mk, idx, fresh)
+  local hi = math.floor(idx / CHUNK)
+  local k = dense_key(base, s, id, hi)
+  if fresh == nil then fresh = redis.call('EXISTS', k) == 0 end
+  local old = redis.call('SETBIT', k, idx - hi * CHUNK, 1)
+  if fresh then set_ttl_like(k, mk) end
+  return old == 0
+end
+
+-- set_add adds idx to set s of message m (key mk, end index e), counts it,
+-- and reports whether it is new. The call that takes a sparse set's count
+-- to sp turns it inline or dense.
+local function set_add(base, id, mk, m, e, s, idx)
+  local c = m[s.cnt]
+  local f = form(m, e, s)
+  local new
+  if f == 'sparse' then
+    local sk = set_key(base, s, id)
+    new = redis.call('SADD', sk, idx) == 1
+    if new and c == 0 then set_ttl_like(sk, mk) end
+    if new and c + 1 == m.sp then
+      local xs = redis.call('SMEMBERS', sk)
+      if e <= INLINE then
+        local r = ''
+        for _, x in ipairs(xs) do r = set_bit(r, tonumber(x)) end
+        redis.call('HSET', mk, s.inl, r)
+        m[s.inl] = r
+      else
+        for _, x in ipairs(xs) do set_dense(base, s, id, mk, tonumber(x)) end
+      end
+      redis.call('UNLINK', sk)
+    end
+  elseif f == 'inline' then
+    local r, old = set_bit(m[s.inl] or '', idx)
+    new = old == 0
+    if new then
+      redis.call('HSET', mk, s.inl, r)
+      m[s.inl] = r
+    end
+  else
+    -- Within one chunk, its key is new exactly when the set is empty.
+    local fresh = nil
+    if e <= CHUNK then fresh = c == 0 end
+    new = set_dense(base, s, id, mk, idx, fresh)
+  end
+  if new then m[s.cnt] = redis.call('HINCRBY', mk, s.cnt, 1) end
+  return new
+end
+
+-- append_log appends a read-time entry ('' for none) to the message's log.
+local function append_log(base, id, mk, entry)
+  if entry == '' then return end
+  local k = log_key(base, id)
+  if redis.call('APPEND', k, entry) == #entry then set_ttl_like(k, mk) end
+end
+
+-- receipt(base; group, inc, reader index, now ns, mode, then per message:
+-- id, nonce, log entry): records one reader's receipts of mode (0 read,
+-- 1 private read, 2 delivery; model.go says what each sets). Per message,
+-- three numbers: the outcome (1 a new public read, 2 a new delivery,
+-- private or not, 3 a new private read of a reader delivered already, 0
+-- nothing new, -1 the message is gone or is not the one the engine
+-- admitted: a newer tracking, another incarnation), then n and dn
+-- afterwards. A new public or private read appends its log entry.
 redis.register_function('rr_receipt', function(keys, args)
   local base = keys[1]
   local isgroup = args[1] == '1'
+  local mode = args[5]
   local out = {}
+  local function put(a, b, c)
+    out[#out + 1] = a; out[#out + 1] = b; out[#out + 1] = c
+  end
   if isgroup and group_inc(base) ~= args[2] then
-    for i = 5, #args, 2 do out[#out + 1] = -1; out[#out + 1] = 0 end
+    for i = 6, #args, 3 do put(-1, 0, 0) end
     return out
   end
   local idx = tonumber(args[3])
-  for i = 5, #args, 2 do
-    local id, nonce = args[i], args[i + 1]
+  local R, D, P = SETS.R, SETS.D, SETS.P
+  for i = 6, #args, 3 do
+    local id, nonce, entry = args[i], args[i + 1], args[i + 2]
     local mk = msg_key(base, id)
-    local m = redis.call('HMGET', mk, 'h', 'n', 'sp', 'r')
-    local h = m[1]
+    local m = read_msg(mk, mode == '0' and READ_FIELDS or MSG_FIELDS)
+    local h = m.h
     if not h or string.sub(h, 1, 4) ~= nonce then
-      out[#out + 1] = -1; out[#out + 1] = 0
-    elseif isgroup then
-      local n = tonumber(m[2])
-      local smax = tonumber(m[3] or '0')
-      local e = meta_end(h)
-      local new
-      if n < smax then
-        local sk = sparse_key(base, id)
-        local fresh = n == 0
-        new = redis.call('SADD', sk, idx) == 1
-        if new and fresh then set_ttl_like(sk, mk) end
-        if new and n + 1 == smax then
-          local rs = redis.call('SMEMBERS', sk)
-          if e <= INLINE then
-            local r = ''
-            for _, x in ipairs(rs) do r = set_bit(r, tonumber(x)) end
-            redis.call('HSET', mk, 'r', r)
-          else
-            for _, x in ipairs(rs) do add_dense(base, id, mk, tonumber(x)) end
-          end
-          redis.call('UNLINK', sk)
-        end
-      elseif e <= INLINE then
-        local r, old = set_bit(m[4] or '', idx)
-        new = old == 0
-        if new then redis.call('HSET', mk, 'r', r) end
-      elseif e <= CHUNK then
-        -- One chunk: it is new exactly when the message has no reader yet.
-        local rk = readers_key(base, id, 0)
-        new = redis.call('SETBIT', rk, idx, 1) == 0
-        if new and n == 0 then set_ttl_like(rk, mk) end
-      else
-        new = add_dense(base, id, mk, idx) == 0
-      end
-      if new then
-        out[#out + 1] = 1; out[#out + 1] = redis.call('HINCRBY', mk, 'n', 1)
-      else
-        out[#out + 1] = 0; out[#out + 1] = n
-      end
+      put(-1, 0, 0)
     else
-      if m[2] == '0' then
-        redis.call('HSET', mk, 'n', 1, 't', args[4])
-        out[#out + 1] = 1; out[#out + 1] = 1
+      local e = meta_end(h)
+      local status = 0
+      if mode == '0' then
+        local new = false
+        if isgroup then
+          new = set_add(base, id, mk, m, e, R, idx)
+        elseif m.n == 0 then
+          redis.call('HSET', mk, 'n', 1, 't', args[4])
+          m.n, new = 1, true
+        end
+        if new then
+          status = 1
+          if m.dn > 0 then
+            -- Only a message with deliveries of readers not in R reads D.
+            local x = redis.call('HMGET', mk, 'dc', 'd')
+            m.dc, m.d = tonumber(x[1] or '0'), x[2] or nil
+            if set_has(base, id, m, e, D, idx) then m.dn = redis.call('HINCRBY', mk, 'dn', -1) end
+          end
+          append_log(base, id, mk, entry)
+        end
       else
-        out[#out + 1] = 0; out[#out + 1] = 1
+        local inR
+        if isgroup then inR = set_has(base, id, m, e, R, idx) else inR = m.n > 0 end
+        if not inR then
+          if mode == '1' then
+            if set_add(base, id, mk, m, e, P, idx) then
+              status = 3
+              append_log(base, id, mk, entry)
+              if set_add(base, id, mk, m, e, D, idx) then
+                status = 2
+                m.dn = redis.call('HINCRBY', mk, 'dn', 1)
+              end
+            end
+          elseif set_add(base, id, mk, m, e, D, idx) then
+            status = 2
+            m.dn = redis.call('HINCRBY', mk, 'dn', 1)
+          end
+        end
       end
+      put(status, m.n, m.dn)
     end
   end
   return out
 end)
 
--- readers(base; inc, id, nonce, hi, last): the first chunk of readers of a
--- group message at or after hi, up to last: {hi, bitmap}, {-1} when there
--- is none, {-2, indexes...} for a message in the sparse form (all its
--- readers), or an error reply GONE when the message is not the one given.
--- A message kept inline answers its one chunk, 0.
+-- chunk_members returns the members of set s of message m in chunk c: a
+-- bitmap (bit i is index c*65536+i), an array of indexes (sparse form), or
+-- false when there are none.
+local function chunk_members(base, id, m, e, s, c)
+  if m[s.cnt] == 0 then return false end
+  local f = form(m, e, s)
+  if f == 'sparse' then
+    local key = 'all' .. s.sk
+    if not m[key] then m[key] = redis.call('SMEMBERS', set_key(base, s, id)) end
+    local out = {}
+    for _, x in ipairs(m[key]) do
+      local v = tonumber(x)
+      if math.floor(v / CHUNK) == c then out[#out + 1] = v end
+    end
+    if #out == 0 then return false end
+    return out
+  end
+  if f == 'inline' then
+    if c == 0 and m[s.inl] then return m[s.inl] end
+    return false
+  end
+  return redis.call('GET', dense_key(base, s, id, c)) or false
+end
+
+-- readers(base; inc, id, nonce, hi, last, sets): for a page of a group
+-- message, the first chunk c from hi to last where any of sets ('R' or
+-- 'RD') has members: {c, then each set's members in chunk c (see
+-- chunk_members)}; {-1} when there is none; an error reply GONE when the
+-- message is not the one given.
 redis.register_function('rr_readers', function(keys, args)
   local base = keys[1]
   if group_inc(base) ~= args[1] then return redis.error_reply('GONE') end
   local id = args[2]
-  local h = redis.call('HGET', msg_key(base, id), 'h')
-  if not h or string.sub(h, 1, 4) ~= args[3] then return redis.error_reply('GONE') end
-  if meta_end(h) <= INLINE then
-    local r = redis.call('HGET', msg_key(base, id), 'r')
-    if redis.call('EXISTS', sparse_key(base, id)) == 0 then
-      if r then return {0, r} end
-      return {-1}
+  local m = read_msg(msg_key(base, id), MSG_FIELDS)
+  if not m.h or string.sub(m.h, 1, 4) ~= args[3] then return redis.error_reply('GONE') end
+  local e = meta_end(m.h)
+  local sets = {}
+  for k = 1, #args[6] do sets[k] = SETS[string.sub(args[6], k, k)] end
+  for c = tonumber(args[4]), tonumber(args[5]) do
+    local out, some = {c}, false
+    for k, s in ipairs(sets) do
+      out[k + 1] = chunk_members(base, id, m, e, s, c)
+      if out[k + 1] then some = true end
     end
-  end
-  local sk = sparse_key(base, id)
-  if redis.call('EXISTS', sk) == 1 then
-    local out = {-2}
-    for _, r in ipairs(redis.call('SMEMBERS', sk)) do out[#out + 1] = tonumber(r) end
-    return out
-  end
-  for hi = tonumber(args[4]), tonumber(args[5]) do
-    local v = redis.call('GET', readers_key(base, id, hi))
-    if v then return {hi, v} end
+    if some then return out end
   end
   return {-1}
+end)
+
+-- state(base; group, user, log, then message IDs): one user's state of
+-- messages, for GetMessageReadState: {the group's incarnation ('0' when
+-- none, or C2C), the user's member index (-1 when none), then per
+-- message: its meta (false when none), whether the user is in R, P and D
+-- (1 or 0 each), its C2C read time (false when none) and, when log is 1
+-- and the user is in R or P, its read-time log (false when none)}. A C2C
+-- message's R, P and D are its recipient's.
+redis.register_function('rr_state', function(keys, args)
+  local base = keys[1]
+  local isgroup = args[1] == '1'
+  local inc, idx = '0', -1
+  if isgroup then
+    inc = group_inc(base) or '0'
+    local x = redis.call('HGET', base .. 'U', args[2])
+    if x then idx = tonumber(x) end
+  else
+    idx = 0
+  end
+  local out = {inc, idx}
+  for i = 4, #args do
+    local id = args[i]
+    local mk = msg_key(base, id)
+    local m = read_msg(mk, MSG_FIELDS)
+    local r, p, d = false, false, false
+    if m.h and idx >= 0 then
+      local e = meta_end(m.h)
+      if isgroup then r = set_has(base, id, m, e, SETS.R, idx) else r = m.n > 0 end
+      p = set_has(base, id, m, e, SETS.P, idx)
+      d = set_has(base, id, m, e, SETS.D, idx)
+    end
+    local log = false
+    if args[3] == '1' and (r or p) then log = redis.call('GET', log_key(base, id)) end
+    out[#out + 1] = m.h or false
+    out[#out + 1] = r and 1 or 0
+    out[#out + 1] = p and 1 or 0
+    out[#out + 1] = d and 1 or 0
+    out[#out + 1] = m.t or false
+    out[#out + 1] = log
+  end
+  return out
+end)
+
+-- times(base; group, id, log, users...): who of users read a message
+-- publicly, for GetMessageReadTimes: {the group's incarnation ('0' when
+-- none, or C2C), its meta (false when none), n, its C2C read time (false
+-- when none), its read-time log (when log is 1; false when none), then per
+-- user its member index when in R, else -1}. For a C2C message, R is its
+-- count, and each user's index 0 when it is read.
+redis.register_function('rr_times', function(keys, args)
+  local base = keys[1]
+  local isgroup = args[1] == '1'
+  local id = args[2]
+  local inc = '0'
+  if isgroup then inc = group_inc(base) or '0' end
+  local mk = msg_key(base, id)
+  local m = read_msg(mk, MSG_FIELDS)
+  if not m.h then return {inc, false, 0, false, false} end
+  local log = false
+  if args[3] == '1' and m.n > 0 then log = redis.call('GET', log_key(base, id)) end
+  local out = {inc, m.h, m.n, m.t or false, log}
+  local e = meta_end(m.h)
+  for i = 4, #args do
+    local r = -1
+    if not isgroup then
+      if m.n > 0 then r = 0 end
+    elseif m.n > 0 then
+      local x = redis.call('HGET', base .. 'U', args[i])
+      if x and set_has(base, id, m, e, SETS.R, tonumber(x)) then r = tonumber(x) end
+    end
+    out[#out + 1] = r
+  end
+  return out
 end)
 
 -- chunk(base; inc, hi, version): chunk hi of the group's membership at
