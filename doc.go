@@ -157,7 +157,7 @@
 //
 // Read times. C2C read times are kept as before. With WithReadTimes, a
 // group message also keeps when each member read it, to the second: one
-// appendable log per message, 2 to 7 bytes a read (see model.go), returned
+// appendable log per message, 2 to 7 bytes a read (see WithReadTimes), returned
 // with FilterRead pages (MemberPage.ReadTimes) and by GetMessageReadTimes,
 // and in the reader's own state (private reads there only). Reads recorded
 // while it was off have no time.
