@@ -1442,7 +1442,7 @@ func (h *harness) matchPage(t *target, p rr.MemberPage, req rr.MemberListRequest
 		}
 	}
 	if p.MessageID != req.Message.ID || others != 0 || p.IsCompleted != (p.Cursor == "") {
-		h.fail("%s: GetGroupMessageReadMemberList: malformed page %+v", t.backend, p)
+		h.fail("%s: GetGroupMessageReadMemberList filter=%d: malformed page %+v", t.backend, req.Filter, p)
 	}
 	if list == nil {
 		list = []string{}
