@@ -23,9 +23,14 @@ import (
 //	'g' lp(group) 'u' user                     user ID -> member index (kept for life)
 //	'g' lp(group) 'v' version64 lp(msg)        live message tracked at version (value: trackedAt)
 //	'm' conv lp(msg) \x00                      message meta
-//	'm' conv lp(msg) 'n'                       read count (merge counter)
-//	'm' conv lp(msg) 'r' hi16                  readers with index>>16 == hi16 (merge set)
+//	'm' conv lp(msg) 'd' hi16                  delivered (D) with index>>16 == hi16 (merge set)
+//	'm' conv lp(msg) 'n'                       read count, plus dn = |D \ R| << 32 (merge counter)
+//	'm' conv lp(msg) 'p' hi16                  private readers (P) with index>>16 == hi16 (merge set)
+//	'm' conv lp(msg) 'r' hi16                  readers with index>>16 == hi16 (merge set); for a group
+//	                                           message without 'n', chunk 0 also holds D as
+//	                                           index+2^16 and P as index+2^17 (no 'd', 'p' keys)
 //	'm' conv lp(msg) 't'                       C2C: when the peer's receipt was recorded (Unix ns)
+//	'm' conv lp(msg) 'T'                       read-time log (merge append; WithReadTimes)
 //	't' trackedAt64 conv lp(msg)               expiry index
 //	'o' conv lp(thread) pos                    order: one key per message (no value), pos
 //	                                           is orderPos.encode (µs64 then the ID, last);
@@ -52,6 +57,10 @@ const (
 	msgCount   = 'n'
 	msgReaders = 'r'
 	msgReadAt  = 't'
+	// D, P and the read-time log; a C2C message keeps D in its counter.
+	msgDelivered = 'd'
+	msgPrivate   = 'p'
+	msgReadLog   = 'T'
 
 	convGroup = 'g'
 	convC2C   = 'c'

@@ -89,16 +89,16 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		out[i].MessageID = r.ID
 		buf = appendMessagePrefix(buf[:0], ck, r.ID)
 		var meta messageRecord
-		var count, readAt int64
+		var count, dn, readAt int64
 		var lerr error
 		if !e.entries.peek(buf, func(m *msgEntry) {
 			meta, lerr = e.liveMeta(m, isGroup, g, now)
-			count, readAt = m.count, m.readAt
+			count, dn, readAt = m.count, m.dn(), m.readAt
 		}) {
 			missed = append(missed, i)
 			continue
 		}
-		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count, readAt, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count+dn, readAt, lerr)
 	}
 	if len(missed) == 0 {
 		return out, nil
@@ -115,9 +115,9 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		m := ms[j]
 		m.mu.Lock()
 		meta, lerr := e.liveMeta(m, isGroup, g, now)
-		count, readAt := m.count, m.readAt
+		count, dn, readAt := m.count, m.dn(), m.readAt
 		m.mu.Unlock()
-		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count, readAt, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count+dn, readAt, lerr)
 	}
 	return out, nil
 }
