@@ -1200,7 +1200,11 @@ func (m *Model) MarkRead(reader string, req rr.MarkRequest) MarkExpect {
 		}
 		target = msg.pos()
 	} else {
+		// A mark at a time covers what is tracked by now, never later.
 		target = Pos{At: req.Time.UnixMicro(), ID: MaxID}
+		if now := (Pos{At: m.Now / 1000, ID: MaxID}); target.Cmp(now) > 0 {
+			target = now
+		}
 	}
 	key := MarkKey{Conv: conv, Thread: req.Thread, Reader: reader}
 	prev, hasPrev := m.Marks[key]
