@@ -351,6 +351,9 @@ type harness struct {
 	// recoverFrom).
 	matched  string
 	inFlight bool
+	// marked holds every (conversation, thread, reader) a history asked to
+	// mark, for the full check.
+	marked map[MarkKey]bool
 	// beforeStep and afterStep, if set, run before and after every
 	// operation (and the full check that may follow it).
 	beforeStep, afterStep func(n int)

@@ -1206,6 +1206,11 @@ func (m *Model) MarkRead(reader string, req rr.MarkRequest) MarkExpect {
 			target = now
 		}
 	}
+	if conv.Type == rr.ConversationGroup && m.Groups[conv.GroupID] == nil {
+		// Marks are kept with their group: none for a group that is not
+		// there (model.go does not say; both backends answer so).
+		return MarkExpect{Outcome: failure(rr.ErrGroupNotFound)}
+	}
 	key := MarkKey{Conv: conv, Thread: req.Thread, Reader: reader}
 	prev, hasPrev := m.Marks[key]
 	if hasPrev && target.Cmp(prev) <= 0 {
