@@ -128,7 +128,8 @@ const scanChunk = 32
 // scanOrder walks the order from after on, a slice of keys at a time:
 // each slice is one seek, then one batched read of the entries of the
 // messages not cached. Its cost is the number of keys walked: the live
-// messages returned and the expired ones the sweep has not reached yet.
+// messages returned, and expired ones the sweep has not reached yet only
+// within the microsecond of the retention cutoff (the walk starts there).
 func (e *embedded) scanOrder(ctx context.Context, conv Conversation, thread string, after, upTo orderPos, limit int) ([]orderItem, error) {
 	if limit <= 0 || upTo.cmp(after) <= 0 {
 		return nil, nil
@@ -148,10 +149,17 @@ func (e *embedded) scanOrder(ctx context.Context, conv Conversation, thread stri
 			return nil, errorf(ErrGroupNotFound, "%q", conv.GroupID)
 		}
 	}
+	now := e.retentionNow()
+	if cutoff := now - int64(e.cfg.retention); e.cfg.retention > 0 && cutoff > 0 {
+		// Every message tracked in a microsecond before the cutoff's has
+		// expired: start after them, swept or not.
+		if expired := (orderPos{at: cutoff/1000 - 1, id: maxID}); after.cmp(expired) < 0 {
+			after = expired
+		}
+	}
 	prefix := orderPrefix(ck, thread)
 	start := append(after.encode(bytes.Clone(prefix)), 0) // just after after
 	end := append(upTo.encode(bytes.Clone(prefix)), 0)    // just after upTo
-	now := e.retentionNow()
 	var out []orderItem
 	for len(out) < limit && start != nil {
 		want := max(limit-len(out), scanChunk)

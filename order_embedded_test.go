@@ -211,6 +211,8 @@ func TestMarkC2C(t *testing.T) {
 	assert.Equal(t, []int{1, 0, 1}, f.readCounts("c1", "c2", "c3"))
 	res = f.mark("a", readreceipt.MarkRequest{MessageID: "c2"})
 	assert.Equal(t, 1, res.Recorded)
+	_, err := f.e.MarkConversationRead(f.ctx, "s", readreceipt.MarkRequest{Conversation: f.conv, Time: f.clock.now()})
+	assert.ErrorIs(t, err, readreceipt.ErrInvalidParameter, "s is not in the conversation")
 }
 
 func TestMarkThreads(t *testing.T) {
@@ -299,9 +301,12 @@ func TestMarkSkipsDeletedAndExpired(t *testing.T) {
 	assert.Equal(t, 4, countKeys(t, f.st, 'o'), "old and kept, in the conversation and thread T")
 	f.clock.advance(25 * time.Minute) // old expired
 
-	res := f.mark("a", readreceipt.MarkRequest{Time: f.clock.now()})
+	f.st.orderKeys.Store(0)
+	res := f.markUnchecked("a", readreceipt.MarkRequest{Time: f.clock.now()})
 	assert.Equal(t, 1, res.Messages)
 	assert.Equal(t, 1, res.Recorded)
+	assert.Equal(t, int64(1), f.st.orderKeys.Load(), "the walk starts after the expired, not yet swept")
+	require.NoError(t, f.e.Check(f.ctx))
 	assert.Equal(t, []int{-1, -1, 1}, f.readCounts("old", "gone", "kept"))
 	_, err := f.e.MarkConversationRead(f.ctx, "b", readreceipt.MarkRequest{Conversation: f.conv, MessageID: "old"})
 	assert.ErrorIs(t, err, readreceipt.ErrReceiptNotFound)
