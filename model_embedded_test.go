@@ -619,3 +619,125 @@ func TestModelConcurrentDeliveries(t *testing.T) {
 	assert.Equal(t, 9, info(t, e, refs[1]).ReadCount)
 	require.NoError(t, e.Check(bgc))
 }
+
+// BenchmarkReceiptModes compares read receipts on messages nobody reported
+// delivered (the common path, which must cost what it cost before D
+// existed) with reads of messages every reader's device reported
+// delivered first, and deliveries; then it measures the read-time log's
+// bytes per receipt in groups of 200 and of a million members.
+func BenchmarkReceiptModes(b *testing.B) {
+	const size = 200
+	setup := func(b *testing.B, opts ...Option) (*Engine, []string) {
+		e, err := Open(memstore.New(), append([]Option{WithCacheBytes(1 << 30)}, opts...)...)
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = e.Close() })
+		users := members("u", size)
+		require.NoError(b, e.CreateGroup(bgc, "g", GroupWork, users))
+		return e, users[1:]
+	}
+	// receipts sends b.N receipts of mode over messages of size-1
+	// readers each, after pre (if any) on every one of them.
+	run := func(b *testing.B, mode receiptMode, pre []receiptMode, opts ...Option) {
+		e, readers := setup(b, opts...)
+		msgs := b.N/len(readers) + 1
+		refs := make([]MessageRef, msgs)
+		for i := range refs {
+			refs[i] = MessageRef{Conversation: Group("g"), ID: "m" + strconv.Itoa(i)}
+			require.NoError(b, e.TrackMessage(bgc, Message{Conversation: refs[i].Conversation, ID: refs[i].ID, Sender: "u0"}))
+			for _, p := range pre {
+				for _, u := range readers {
+					if _, _, err := e.be.receipts(bgc, refs[i].Conversation, u, refs[i:i+1], p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			ref := refs[i/len(readers)]
+			res, _, err := e.be.receipts(bgc, ref.Conversation, readers[i%len(readers)], []MessageRef{ref}, mode)
+			if err != nil || !res[0].Recorded {
+				b.Fatal(err, res)
+			}
+		}
+	}
+	b.Run("read/undelivered", func(b *testing.B) { run(b, modeRead, nil) })
+	b.Run("read/delivered", func(b *testing.B) { run(b, modeRead, []receiptMode{modeDeliver}) })
+	b.Run("read/undelivered/readtimes", func(b *testing.B) { run(b, modeRead, nil, WithReadTimes(true)) })
+	b.Run("deliver", func(b *testing.B) { run(b, modeDeliver, nil) })
+	b.Run("private", func(b *testing.B) { run(b, modeReadPrivate, nil) })
+
+	// Read-time log size: reads spread over a day after the message.
+	logBytes := func(b *testing.B, e *Engine, clock *benchClock, n, reads int) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		var bytes, receipts int
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			ref := MessageRef{Conversation: Group("g"), ID: "log" + strconv.Itoa(i)}
+			clock.set(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC))
+			require.NoError(b, e.TrackMessage(bgc, Message{Conversation: ref.Conversation, ID: ref.ID, Sender: "u0"}))
+			picked := rng.Perm(n - 1)[:reads]
+			slices.Sort(picked) // reads come spread over the day, by member
+			for k, j := range picked {
+				clock.set(time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(k) * 24 * time.Hour / time.Duration(reads)))
+				res, _, err := e.be.receipts(bgc, ref.Conversation, "u"+strconv.Itoa(j+1), []MessageRef{ref}, modeRead)
+				if err != nil || !res[0].Recorded {
+					b.Fatal(err, res)
+				}
+			}
+			m := e.be.(*embedded).entries.acquire(messagePrefix(convKey(ref.Conversation), ref.ID))
+			log, err := e.be.(*embedded).readLog(bgc, m)
+			e.be.(*embedded).entries.release(m)
+			require.NoError(b, err)
+			bytes += len(log)
+			receipts += reads
+		}
+		b.ReportMetric(float64(bytes)/float64(receipts), "B/receipt")
+	}
+	// On Pebble, the default store, which folds the appends lazily
+	// (memstore folds on every write: a copy of the log per receipt).
+	pebble := func(b *testing.B, n int, clock *benchClock) *Engine {
+		e, err := OpenDir(b.TempDir(), WithReadTimes(true), WithClock(clock.now), WithCacheBytes(1<<30), WithSyncWrites(false))
+		require.NoError(b, err)
+		b.Cleanup(func() { _ = e.Close() })
+		all := members("u", n)
+		for i := 0; i < n; i += 100000 {
+			if i == 0 {
+				require.NoError(b, e.CreateGroup(bgc, "g", GroupWork, all[:min(n, 100000)]))
+			} else {
+				require.NoError(b, e.AddGroupMembers(bgc, "g", all[i:min(n, i+100000)]))
+			}
+		}
+		return e
+	}
+	b.Run("readlog/200", func(b *testing.B) {
+		clock := &benchClock{}
+		logBytes(b, pebble(b, size, clock), clock, size, size-1)
+	})
+	b.Run("readlog/1M", func(b *testing.B) {
+		clock := &benchClock{}
+		logBytes(b, pebble(b, 1_000_000, clock), clock, 1_000_000, 10000)
+	})
+}
+
+type benchClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *benchClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.t.IsZero() {
+		return time.Now()
+	}
+	return c.t
+}
+
+func (c *benchClock) set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
