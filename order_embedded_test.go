@@ -559,3 +559,54 @@ func TestPrivacyConcurrent(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, p)
 }
+
+// A private reader's mark records private reads: others see deliveries,
+// not reads; the reader's own state has them. Switching privacy off makes
+// the next mark's reads public, and never rewrites the earlier ones.
+func TestMarkPrivateReader(t *testing.T) {
+	f := newOrderFixture(t)
+	f.track("s", "", "m1", "m2")
+	require.NoError(t, f.e.SetReceiptsPrivate(f.ctx, "a", true))
+	var mu sync.Mutex
+	var kinds []readreceipt.EventKind
+	unsub := f.e.Subscribe(func(evs []readreceipt.ReceiptEvent) {
+		mu.Lock()
+		for _, ev := range evs {
+			kinds = append(kinds, ev.Kind)
+		}
+		mu.Unlock()
+	})
+	defer unsub()
+	res := f.mark("a", readreceipt.MarkRequest{MessageID: "m2"})
+	assert.Equal(t, 2, res.Recorded)
+
+	refs := []readreceipt.MessageRef{{Conversation: f.conv, ID: "m1"}, {Conversation: f.conv, ID: "m2"}}
+	infos, err := f.e.GetMessageReadReceiptList(f.ctx, readreceipt.Caller{UserID: "s"}, refs)
+	require.NoError(t, err)
+	for _, in := range infos {
+		require.NoError(t, in.Err)
+		assert.Equal(t, 0, in.ReadCount, in.MessageID)
+		assert.Equal(t, 1, in.DeliveredCount, in.MessageID)
+	}
+	states, err := f.e.GetMessageReadState(f.ctx, "a", refs)
+	require.NoError(t, err)
+	for _, st := range states {
+		require.NoError(t, st.Err)
+		assert.True(t, st.Read && st.Private && st.Delivered, "%+v", st)
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(kinds) == 2
+	}, 10*time.Second, time.Millisecond)
+	mu.Lock()
+	assert.Equal(t, []readreceipt.EventKind{readreceipt.EventDelivered, readreceipt.EventDelivered}, kinds)
+	mu.Unlock()
+
+	require.NoError(t, f.e.SetReceiptsPrivate(f.ctx, "a", false))
+	f.track("s", "", "m3")
+	res = f.mark("a", readreceipt.MarkRequest{MessageID: "m3"})
+	assert.Equal(t, 1, res.Messages, "m1 and m2 are behind the mark")
+	assert.Equal(t, 1, res.Recorded)
+	assert.Equal(t, []int{0, 0, 1}, f.readCounts("m1", "m2", "m3"))
+}
