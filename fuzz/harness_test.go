@@ -697,8 +697,10 @@ func (h *harness) drain() {
 	h.expectRedisKeys("after deleting every message", func(k string) bool {
 		// Membership stays; superseded snapshots that messages were
 		// tracked with stay until they expire (or the group goes).
+		// Marks and privacy settings outlive messages.
 		return strings.Contains(k, "}G") || strings.Contains(k, "}U") || strings.Contains(k, "}I") ||
-			strings.Contains(k, "}C") || strings.Contains(k, "}X") || strings.HasSuffix(k, ":secret")
+			strings.Contains(k, "}C") || strings.Contains(k, "}X") || strings.HasSuffix(k, ":secret") ||
+			strings.HasSuffix(k, "}K") || h.redisStays(k)
 	})
 
 	gids := slices.Sorted(maps.Keys(m.Groups))
@@ -712,7 +714,32 @@ func (h *harness) drain() {
 		}
 	}
 	h.expectKeys("after dismissing every group", h.replayGroups())
-	h.expectRedisKeys("after dismissing every group", func(k string) bool { return strings.HasSuffix(k, ":secret") })
+	h.expectRedisKeys("after dismissing every group", func(k string) bool {
+		// C2C marks live as long as the state; a group's go with it.
+		return strings.HasSuffix(k, ":secret") || strings.HasSuffix(k, "}K") && strings.Contains(k, "{c") || h.redisStays(k)
+	})
+}
+
+// redisStays reports whether a Redis key beyond the seed may outlive every
+// message: a privacy flag of a user whose receipts are private, or the
+// set of a conversation's threads while it has a TTL.
+func (h *harness) redisStays(k string) bool {
+	if i := strings.Index(k, "p{u"); i >= 0 {
+		rest := k[i+3:]
+		if j := strings.IndexByte(rest, ':'); j >= 0 && strings.HasSuffix(rest, "}") {
+			return h.model.PrivateUsers[rest[j+1:len(rest)-1]]
+		}
+	}
+	if strings.HasSuffix(k, "}OT") {
+		for _, t := range h.targets {
+			if t.backend == "redis" {
+				if ttl, err := t.redis.PTTL(h.ctx, k).Result(); err == nil && ttl > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // redisExpired reports whether key is a message key (meta or readers, see
