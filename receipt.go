@@ -237,7 +237,7 @@ func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, id
 	add, one := store.EncodeSetAdd(idx), store.EncodeCounter(1)
 	size := 0
 	for _, it := range pending {
-		size += 5 * (len(it.m.key) + 3)
+		size += writeKeys(it.act, it.meta.ownCount(), isGroup, e.cfg.readTimes) * (len(it.m.key) + 3)
 	}
 	var at []byte
 	keys := make([]byte, 0, size)
@@ -299,6 +299,27 @@ func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, id
 		}
 	}
 	return e.st.Write(ctx, &b, e.writeOpts())
+}
+
+// writeKeys is how many keys writeReceipts writes for a receipt act.
+func writeKeys(act receiptAct, own, isGroup, readTimes bool) int {
+	n := 0
+	if act&actRead != 0 {
+		n++ // readers, or the C2C read time
+	}
+	if own {
+		n++ // the counter
+	}
+	if act&actDeliver != 0 {
+		n++
+	}
+	if act&actPrivate != 0 {
+		n++
+	}
+	if readTimes && act&(actRead|actPrivate) != 0 {
+		n++
+	}
+	return n
 }
 
 // commitReceipts ends the pending marks of a write and, if it succeeded

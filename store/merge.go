@@ -247,12 +247,17 @@ type Folder struct {
 	kind  byte
 	count int64
 	set   *roaring.Bitmap
-	vals  []uint32 // values of 'l' deltas, added to set in one sorted pass
-	// An append log is older's segments, last added first, then app.
+	vals  []uint32   // values of 'l' deltas, added to set in one sorted pass
+	log   *appendLog // of an append log; a pointer keeps other folds small
+	err   error
+}
+
+// appendLog is an append log being folded: older's segments, last added
+// first, then app.
+type appendLog struct {
 	app       []byte
 	older     []byte
 	olderLens []int
-	err       error
 }
 
 // AddOlder folds one operand that was written before every operand added
@@ -262,8 +267,8 @@ func (f *Folder) AddOlder(v []byte) error {
 	if f.err != nil || len(v) == 0 || v[0] != tagAppend || f.kind != tagAppend {
 		return f.Add(v)
 	}
-	f.older = append(f.older, v[1:]...)
-	f.olderLens = append(f.olderLens, len(v)-1)
+	f.log.older = append(f.log.older, v[1:]...)
+	f.log.olderLens = append(f.log.olderLens, len(v)-1)
 	return nil
 }
 
@@ -288,7 +293,10 @@ func (f *Folder) Add(v []byte) error {
 	f.kind = kind
 	switch kind {
 	case tagAppend:
-		f.app = append(f.app, v[1:]...)
+		if f.log == nil {
+			f.log = &appendLog{}
+		}
+		f.log.app = append(f.log.app, v[1:]...)
 	case tagCounter:
 		n, err := DecodeCounter(v)
 		if err != nil {
@@ -333,15 +341,16 @@ func (f *Folder) Value() ([]byte, error) {
 	case tagAppend:
 		// older holds its segments in the order they were added, newest
 		// written first: the log wants them the other way round.
-		out := make([]byte, 1, 1+len(f.older)+len(f.app))
+		l := f.log
+		out := make([]byte, 1, 1+len(l.older)+len(l.app))
 		out[0] = tagAppend
-		end := len(f.older)
-		for i := len(f.olderLens) - 1; i >= 0; i-- {
-			start := end - f.olderLens[i]
-			out = append(out, f.older[start:end]...)
+		end := len(l.older)
+		for i := len(l.olderLens) - 1; i >= 0; i-- {
+			start := end - l.olderLens[i]
+			out = append(out, l.older[start:end]...)
 			end = start
 		}
-		return append(out, f.app...), nil
+		return append(out, l.app...), nil
 	case tagCounter:
 		return EncodeCounter(f.count), nil
 	case tagSet:
