@@ -2,6 +2,7 @@ package readreceipt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -609,4 +610,29 @@ func TestMarkPrivateReader(t *testing.T) {
 	assert.Equal(t, 1, res.Messages, "m1 and m2 are behind the mark")
 	assert.Equal(t, 1, res.Recorded)
 	assert.Equal(t, []int{0, 0, 1}, f.readCounts("m1", "m2", "m3"))
+}
+
+// Marks racing a dismissal never outlive the group: Check finds no mark of
+// a missing group, and a group created again starts with none.
+func TestMarkRacesDismiss(t *testing.T) {
+	f := newOrderFixture(t)
+	for round := 0; round < 20; round++ {
+		f.track("s", "T", "m1", "m2")
+		var wg sync.WaitGroup
+		for _, reader := range []string{"a", "b"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.e.MarkConversationRead(f.ctx, reader, readreceipt.MarkRequest{Conversation: f.conv, Thread: "T", Time: f.clock.now()})
+				if err != nil && !errors.Is(err, readreceipt.ErrGroupNotFound) {
+					t.Errorf("mark: %v", err)
+				}
+			}()
+		}
+		require.NoError(t, f.e.DismissGroup(f.ctx, "g"))
+		wg.Wait()
+		require.NoError(t, f.e.Check(f.ctx))
+		assert.Equal(t, 0, countKeys(t, f.st, 'k'), "round %d", round)
+		require.NoError(t, f.e.CreateGroup(f.ctx, "g", readreceipt.GroupWork, []string{"s", "a", "b"}))
+	}
 }
