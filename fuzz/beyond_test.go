@@ -291,7 +291,9 @@ func (h *harness) applyPrivate(user string, on bool) {
 }
 
 func (h *harness) comparePrivate(user string) {
-	h.logf("get-private user=%q", user)
+	if !h.checking {
+		h.logf("get-private user=%q", user)
+	}
 	o, want := h.model.Private(user)
 	for _, t := range h.targets {
 		got, err := t.eng.ReceiptsPrivate(h.ctx, user)

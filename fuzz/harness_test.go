@@ -721,8 +721,8 @@ func (h *harness) drain() {
 }
 
 // redisStays reports whether a Redis key beyond the seed may outlive every
-// message: a privacy flag of a user whose receipts are private, or the
-// set of a conversation's threads while it has a TTL.
+// message: a privacy flag of a user whose receipts are private, or an order
+// (or the set of a conversation's threads) while it has a TTL.
 func (h *harness) redisStays(k string) bool {
 	if i := strings.Index(k, "p{u"); i >= 0 {
 		rest := k[i+3:]
@@ -730,7 +730,9 @@ func (h *harness) redisStays(k string) bool {
 			return h.model.PrivateUsers[rest[j+1:len(rest)-1]]
 		}
 	}
-	if strings.HasSuffix(k, "}OT") {
+	if strings.Contains(k, "}O") {
+		// Orders hold the entries of expired messages until a tracking or
+		// a scan prunes them, and expire with their newest message.
 		for _, t := range h.targets {
 			if t.backend == "redis" {
 				if ttl, err := t.redis.PTTL(h.ctx, k).Result(); err == nil && ttl > 0 {
