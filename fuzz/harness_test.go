@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -744,22 +745,27 @@ func (h *harness) redisStays(k string) bool {
 	return false
 }
 
-// redisExpired reports whether key is a message key (meta or readers, see
-// the layout in redis.go) of a
+// redisExpired reports whether key is a message key (meta, readers, D, P
+// or the read-time log, see the layout in redis.go) of a
 // message past retention by the engine's clock, which Redis drops by
 // itself, at the retention by its own clock: it must have a TTL.
 func (h *harness) redisExpired(t *target, key string) bool {
 	i := strings.LastIndex(key, "}")
-	if i < 0 || i+1 >= len(key) || !strings.ContainsRune("MRS", rune(key[i+1])) {
+	if i < 0 || i+1 >= len(key) || !strings.ContainsRune("MRSDPL", rune(key[i+1])) {
 		return false
 	}
-	mk := key
-	switch key[i+1] {
-	case 'R': // readers in chunk: R<id>:<hi>
-		mk = key[:i+1] + "M" + key[i+2:strings.LastIndexByte(key, ':')]
-	case 'S': // sparse readers: S<id>
-		mk = key[:i+1] + "M" + key[i+2:]
+	// Every message key is <kind><len>:<id>, perhaps then :<hi> (readers,
+	// D and P in chunks), whose meta is M<len>:<id>.
+	rest := key[i+2:]
+	j := strings.IndexByte(rest, ':')
+	if j < 0 {
+		return false
 	}
+	n, err := strconv.Atoi(rest[:j])
+	if err != nil || j+1+n > len(rest) {
+		return false
+	}
+	mk := key[:i+1] + "M" + rest[:j+1+n]
 	if ttl, err := t.redis.PTTL(h.ctx, key).Result(); err != nil || ttl <= 0 {
 		return false
 	}
