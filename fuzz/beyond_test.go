@@ -231,7 +231,9 @@ func (h *harness) mark(d *decoder) {
 	h.applyMark(reader, req)
 }
 
-func (h *harness) applyMark(reader string, req rr.MarkRequest) {
+// applyMark runs one MarkConversationRead on every engine and the model,
+// compares the answers, and returns the first engine's error.
+func (h *harness) applyMark(reader string, req rr.MarkRequest) error {
 	if h.marked == nil {
 		h.marked = map[MarkKey]bool{}
 	}
@@ -282,6 +284,7 @@ func (h *harness) applyMark(reader string, req rr.MarkRequest) {
 		}
 		h.checkOwn(t, "MarkConversationRead", exp.Own)
 	}
+	return errs[0]
 }
 
 func (h *harness) applyPrivate(user string, on bool) {
