@@ -35,14 +35,41 @@ import (
 //	base X                 set of the group's message IDs
 //	base M<len>:<id>       hash: a message (h meta, n read count, t C2C read time,
 //	                       r its readers' bitmap when its indexes stay within 512,
-//	                       sp its sparse limit when it started sparse)
+//	                       sp its sparse limit when it started sparse; and once
+//	                       someone reported it delivered or read it privately:
+//	                       dn the recipients in D but not R, dc |D|, pc |P|, d and
+//	                       p the bitmaps of D and P kept inline as r is)
 //	base S<len>:<id>       set: the readers of a message in the sparse form
 //	base R<len>:<id>:<hi>  bitmap: the message's readers in chunk hi (dense form)
+//	base D<len>:<id>       set: D (delivered without a public read) in the sparse form
+//	base D<len>:<id>:<hi>  bitmap: D in chunk hi (dense form)
+//	base P<len>:<id>       set, and P<len>:<id>:<hi> bitmaps: P, the private readers
+//	base L<len>:<id>       string: the read-time log (model.go), APPENDed to
+//	base O0:               sorted set: the conversation's order, every message
+//	                       (score: tracked at, Unix µs; member: ID)
+//	base O<len>:<thread>   sorted set: the order of one thread's messages
+//	base OT                set: the threads that have an order
+//	base K                 hash: read-up-to marks, <len>:<thread><reader> -> the
+//	                       encoded position (orderPos.encode; thread "" for the
+//	                       whole conversation)
+//	<prefix>p{u<len>:<user>}  "1" while the user's receipts are private
 //	<prefix>secret         the cursor secret
+//
+// D and P take the forms R takes, decided the same way (by the message's
+// sp and the set's own count, dc or pc; see redis.lua), so that a
+// delivery to a few members of a huge group costs bytes, not 8 KiB
+// chunks, and every message of a group of up to 512 keeps R, D and P in
+// its hash. A C2C message keeps R as n, D and P inline at index 0. The
+// log and every key of D and P expire with the message.
 //
 // Message keys expire with the retention (by Redis's clock); an engine
 // judges expiry by its own clock, so a message past retention answers
-// ErrReceiptNotFound whether or not Redis has dropped it yet.
+// ErrReceiptNotFound whether or not Redis has dropped it yet. The order
+// sets (O, OT) take the retention as their TTL again at every tracking, so
+// they go with their newest message; the entries of messages gone before
+// are pruned by the next tracking (the two oldest of each set) and by every
+// scan that walks over them (redis.lua, rr_scan). Marks and privacy flags
+// have no TTL; a group's marks go with its dismissal.
 //
 // The engine caches only what never changes once written: member indexes
 // and membership chunks by (group, incarnation, version).
@@ -201,8 +228,10 @@ func (b *redisBackend) ping(ctx context.Context) error {
 	return nil
 }
 
-func (b *redisBackend) announce(events []ReceiptEvent, own []OwnReadEvent) { b.events.publish(events) }
-func (b *redisBackend) listen()                                            { b.events.listen() }
+func (b *redisBackend) announce(events []ReceiptEvent, own []OwnReadEvent) {
+	b.events.publish(events, own)
+}
+func (b *redisBackend) listen() { b.events.listen() }
 
 func (b *redisBackend) loadFunctions(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {
@@ -658,7 +687,9 @@ func decodeRedisMeta(h string) (messageRecord, error) {
 	m.TrackedAt = int64(u64(16))*1e9 + int64(u32(24))
 	m.Incarnation = u64(28)
 	m.Version = u64(36)
-	m.Sender = h[44:]
+	// The sender, then (a message of a thread) 0xff and the thread: 0xff
+	// never occurs in UTF-8, so it cannot be in an ID.
+	m.Sender, m.Thread, _ = strings.Cut(h[44:], "\xff")
 	return m, nil
 }
 
@@ -697,7 +728,7 @@ func (b *redisBackend) trackMessage(ctx context.Context, msg Message) error {
 	}
 	v, err := b.call(ctx, "track message", "rr_track", b.base(conv), true,
 		msg.ID, msg.Sender, now/1e9, now%1e9, binary.BigEndian.Uint32(nb[:]), b.cfg.retention.Milliseconds(), mask, csec, cnsec, g,
-		b.sparse[0], b.sparse[1])
+		b.sparse[0], b.sparse[1], msg.Thread)
 	if replyIs(err, "NOGROUP") {
 		return errorf(ErrGroupNotFound, "%q", conv.GroupID)
 	}

@@ -3,7 +3,8 @@
 -- The readreceipt engine's functions, loaded on every master. Each runs
 -- atomically on the slot of one conversation: KEYS[1] is the
 -- conversation's base key, <prefix>{<tag>}, and every key a function
--- touches is the base key plus a suffix (redis.go gives the layout).
+-- touches is the base key plus a suffix (redis.go gives the layout); only
+-- rr_privacy is given a user's key instead.
 -- Engines call them through FCALL. Expiry is judged by the engine's clock,
 -- which the engine passes in; only a creation's lease reads Redis's own
 -- (TIME). Random numbers are the engine's too.
@@ -15,17 +16,49 @@ local function lp(s) return #s .. ':' .. s end
 
 -- The meta record of a message, as redis.go decodes it: nonce, end index,
 -- sender index, recipients (4 bytes each), tracked-at seconds (8),
--- nanoseconds (4), incarnation (8), version (8), then the sender.
-local function pack_meta(nonce, endi, sidx, recips, sec, nsec, inc, ver, sender)
-  return struct.pack('>I4I4I4I4I8I4I8I8', nonce, endi, sidx, recips, sec, nsec, inc, ver) .. sender
+-- nanoseconds (4), incarnation (8), version (8), then the sender and, for
+-- a message of a thread, a 0xff byte and the thread. IDs are UTF-8, where
+-- 0xff never occurs, so the sender ends at the first one; a meta without
+-- a thread is as it was before threads.
+local function pack_meta(nonce, endi, sidx, recips, sec, nsec, inc, ver, sender, thread)
+  local h = struct.pack('>I4I4I4I4I8I4I8I8', nonce, endi, sidx, recips, sec, nsec, inc, ver) .. sender
+  if thread and thread ~= '' then h = h .. '\255' .. thread end
+  return h
 end
 
 local function meta_end(h) return (struct.unpack('>I4', h, 5)) end
 local function meta_inc(h) return (struct.unpack('>I8', h, 29)) end
-local function meta_sender(h) return string.sub(h, 45) end
+-- meta_who returns the sender and the thread ('' for none).
+local function meta_who(h)
+  local rest = string.sub(h, 45)
+  local i = string.find(rest, '\255', 1, true)
+  if not i then return rest, '' end
+  return string.sub(rest, 1, i - 1), string.sub(rest, i + 1)
+end
+local function meta_sender(h) return (meta_who(h)) end
+local function meta_thread(h)
+  local _, t = meta_who(h)
+  return t
+end
 local function meta_time(h)
   local sec, nsec = struct.unpack('>I8I4', h, 17)
   return sec, nsec
+end
+-- meta_us is the message's position in its order: when it was tracked, in
+-- Unix microseconds (exact in a double for present-day times).
+local function meta_us(h)
+  local sec, nsec = meta_time(h)
+  return sec * 1000000 + math.floor(nsec / 1000)
+end
+
+-- bytes_le reports a <= b byte by byte, as Redis orders the members of a
+-- sorted set of one score (Lua's own string order follows the locale).
+local function bytes_le(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a <= #b
 end
 
 -- last_chunk returns the highest chunk that can hold an index below e, or
@@ -62,6 +95,71 @@ local function group(base)
   return {t = tonumber(g[1]), i = g[2], v = tonumber(g[3]), n = tonumber(g[4]), m = tonumber(g[5]), lv = tonumber(g[7] or '0'), c = g[8]}
 end
 
+-- expired(h, csec, cnsec): tracked at or before the cutoff.
+local function expired(h, csec, cnsec)
+  if csec < 0 then return false end
+  local sec, nsec = meta_time(h)
+  return sec < csec or (sec == csec and nsec <= cnsec)
+end
+
+-- Orders. A conversation's messages are in the sorted set O0: (the
+-- order of thread ''), a thread's also in O<len>:<thread>, with score
+-- meta_us and member the ID: members of one score sort by their bytes,
+-- as the engine's positions do. Set OT names the threads that have an
+-- order, so that a dismissal finds them. Message keys expire by TTL and
+-- leave their entries behind, so the order sets get the retention as TTL
+-- again on every tracking (a set outlives its newest message by nothing),
+-- and dead entries are pruned: the two oldest of a set on every tracking,
+-- and every one a scan walks over.
+local function order_key(base, thread) return base .. 'O' .. lp(thread) end
+
+-- entry_live returns the meta of the message an entry (id, score) of the
+-- order of thread names, or nil when the entry is dead: its message gone
+-- (deleted, expired by TTL), of another incarnation (inc, a number; nil
+-- for C2C), tracked anew since (another score), of another thread, or
+-- expired by the engine's clock (the cutoff).
+local function entry_live(base, id, score, thread, inc, csec, cnsec)
+  local h = redis.call('HGET', msg_key(base, id), 'h')
+  if not h then return nil end
+  if inc and meta_inc(h) ~= inc then return nil end
+  if meta_us(h) ~= score then return nil end
+  if thread ~= '' and meta_thread(h) ~= thread then return nil end
+  if expired(h, csec, cnsec) then return nil end
+  return h
+end
+
+-- order_remove removes ids from the order of thread, and the thread from
+-- OT when its order is empty.
+local function order_remove(base, thread, ids)
+  if #ids == 0 then return end
+  local k = order_key(base, thread)
+  for i = 1, #ids, 500 do redis.call('ZREM', k, unpack(ids, i, math.min(i + 499, #ids))) end
+  if thread ~= '' and redis.call('EXISTS', k) == 0 then redis.call('SREM', base .. 'OT', thread) end
+end
+
+-- order_add enters a message just tracked (meta h) in its orders.
+local function order_add(base, id, h, retention, inc, csec, cnsec)
+  local us = meta_us(h)
+  local threads = {''}
+  local t = meta_thread(h)
+  if t ~= '' then threads[2] = t end
+  for _, th in ipairs(threads) do
+    local k = order_key(base, th)
+    local r = redis.call('ZRANGE', k, 0, 1, 'WITHSCORES')
+    local dead = {}
+    for i = 1, #r, 2 do
+      if not entry_live(base, r[i], tonumber(r[i + 1]), th, inc, csec, cnsec) then dead[#dead + 1] = r[i] end
+    end
+    order_remove(base, th, dead)
+    redis.call('ZADD', k, us, id)
+    if retention > 0 then redis.call('PEXPIRE', k, retention) end
+  end
+  if t ~= '' then
+    redis.call('SADD', base .. 'OT', t)
+    if retention > 0 then redis.call('PEXPIRE', base .. 'OT', retention) end
+  end
+end
+
 -- The keys of the receipt model beyond R (see SETS below): D and P in
 -- their sparse and dense forms, and the read-time log. delete_message
 -- calls delete_model_keys.
@@ -85,13 +183,9 @@ local function delete_message(base, id, h)
   for hi = 0, last do redis.call('UNLINK', readers_key(base, id, hi)) end
   redis.call('UNLINK', msg_key(base, id), sparse_key(base, id))
   redis.call('SREM', base .. 'X', id)
-end
-
--- expired(h, csec, cnsec): tracked at or before the cutoff.
-local function expired(h, csec, cnsec)
-  if csec < 0 then return false end
-  local sec, nsec = meta_time(h)
-  return sec < csec or (sec == csec and nsec <= cnsec)
+  order_remove(base, '', {id})
+  local t = meta_thread(h)
+  if t ~= '' then order_remove(base, t, {id}) end
 end
 
 -- A group is created in slices: rr_create writes the record (hidden, state
@@ -259,6 +353,11 @@ redis.register_function('rr_dismiss', function(keys, args)
     done = done + 1
   end
   if done >= limit then return 0 end
+  -- The orders of its threads, then its own order and its marks.
+  local threads = redis.call('SPOP', base .. 'OT', limit)
+  for _, t in ipairs(threads) do redis.call('UNLINK', order_key(base, t)) end
+  if #threads >= limit then return 0 end
+  redis.call('UNLINK', order_key(base, ''), base .. 'OT', base .. 'K')
   for hi = 0, last_chunk(tonumber(g[1])) do
     local vk = chunk_versions(base, hi)
     for _, v in ipairs(redis.call('ZRANGE', vk, 0, -1)) do
@@ -271,8 +370,9 @@ redis.register_function('rr_dismiss', function(keys, args)
 end)
 
 -- track(base; id, sender, sec, nsec, nonce, retention ms, group types
--- mask, cutoff sec, cutoff nsec, group, sparse threshold, sparse limit):
--- registers a message. A message
+-- mask, cutoff sec, cutoff nsec, group, sparse threshold, sparse limit,
+-- thread): registers a message, and enters it in its conversation's order
+-- and its thread's (if any). A message
 -- tracked before with the same sender answers {'SAME', meta}; with
 -- another, {'OTHER', sender}; an expired one, or one of an earlier
 -- incarnation of the group, is replaced.
@@ -284,6 +384,7 @@ redis.register_function('rr_track', function(keys, args)
   local mask = tonumber(args[7])
   local csec, cnsec = tonumber(args[8]), tonumber(args[9])
   local isgroup = args[10] == '1'
+  local thread = args[13] or ''
   local g
   if isgroup then
     g = group(base)
@@ -312,7 +413,7 @@ redis.register_function('rr_track', function(keys, args)
         sidx, recips = idx, recips - 1
       end
     end
-    h = pack_meta(nonce, g.n, sidx, recips, sec, nsec, tonumber(g.i), g.v, sender)
+    h = pack_meta(nonce, g.n, sidx, recips, sec, nsec, tonumber(g.i), g.v, sender, thread)
     -- The message list keeps the IDs of messages that expired (Redis
     -- drops their keys, not their IDs here): each tracking drops those
     -- among two IDs drawn at random, which keeps the list within about
@@ -324,13 +425,14 @@ redis.register_function('rr_track', function(keys, args)
     redis.call('SADD', xk, id)
     if g.lv ~= g.v then redis.call('HSET', base .. 'G', 'lv', g.v) end
   else
-    h = pack_meta(nonce, 0, NOINDEX, 1, sec, nsec, 0, 0, sender)
+    h = pack_meta(nonce, 0, NOINDEX, 1, sec, nsec, 0, 0, sender, thread)
   end
   redis.call('HSET', mk, 'h', h, 'n', 0)
   if isgroup and g.n > tonumber(args[11]) and tonumber(args[12]) > 0 then
     redis.call('HSET', mk, 'sp', args[12])
   end
   if retention > 0 then redis.call('PEXPIRE', mk, retention) end
+  order_add(base, id, h, retention, isgroup and tonumber(g.i) or nil, csec, cnsec)
   return {'OK', h}
 end)
 
@@ -693,7 +795,120 @@ end)
 redis.register_function('rr_delete', function(keys, args)
   local base = keys[1]
   local h = redis.call('HGET', msg_key(base, args[1]), 'h')
-  if not h then return 0 end
+  if not h then
+    -- Expired by TTL: its entries are dead; drop the one known here.
+    order_remove(base, '', {args[1]})
+    return 0
+  end
   delete_message(base, args[1], h)
+  return 1
+end)
+
+-- scan(base; thread, after µs ('-inf': from the start), after id, up-to
+-- µs, up-to id, limit, budget, group, cutoff sec, cutoff nsec): the live
+-- messages of the order of thread with positions after (after µs, after
+-- id) and at or before (up-to µs, up-to id), in order, at most limit of
+-- them, walking at most budget entries past after. An ID of 0xff (the
+-- engine's maxID) stands for a time: after every message of that
+-- microsecond. Dead entries walked over are pruned. Returns {more, group
+-- incarnation (0 for C2C), last µs, last id, then id, µs, meta per live
+-- message}, where more is 1 when the walk stopped at its budget: the
+-- caller goes on after (last µs, last id).
+redis.register_function('rr_scan', function(keys, args)
+  local base = keys[1]
+  local thread = args[1]
+  local k = order_key(base, thread)
+  local limit, budget = tonumber(args[6]), tonumber(args[7])
+  local csec, cnsec = tonumber(args[9]), tonumber(args[10])
+  local inc = nil
+  if args[8] == '1' then
+    local gi = group_inc(base)
+    if not gi then return {0, 0, 0, ''} end
+    inc = tonumber(gi)
+  end
+  local aus, aid = nil, args[3]
+  local start, skip = 0, false
+  if args[2] ~= '-inf' then
+    aus = tonumber(args[2])
+    if aid == '\255' then
+      start = redis.call('ZCOUNT', k, '-inf', args[2])
+    else
+      local r = redis.call('ZRANK', k, aid)
+      if r and tonumber(redis.call('ZSCORE', k, aid)) == aus then
+        start = r + 1
+      else
+        -- The message at after is gone: skip the entries of its
+        -- microsecond up to its ID.
+        start = redis.call('ZCOUNT', k, '-inf', '(' .. args[2])
+        skip = true
+      end
+    end
+  end
+  local uus, uid = tonumber(args[4]), args[5]
+  local out = {0, inc or 0, 0, ''}
+  local n, walked = 0, 0
+  local dead = {}
+  local rank = start
+  local done = false
+  while not done do
+    local batch = redis.call('ZRANGE', k, rank, rank + 99, 'WITHSCORES')
+    if #batch == 0 then break end
+    rank = rank + 100
+    for i = 1, #batch, 2 do
+      local id, us = batch[i], tonumber(batch[i + 1])
+      if us > uus or (us == uus and not bytes_le(id, uid)) then
+        done = true
+        break
+      end
+      if not (skip and us == aus and bytes_le(id, aid)) then
+        walked = walked + 1
+        out[3], out[4] = us, id
+        local h = entry_live(base, id, us, thread, inc, csec, cnsec)
+        if h then
+          n = n + 1
+          out[#out + 1] = id
+          out[#out + 1] = us
+          out[#out + 1] = h
+        else
+          dead[#dead + 1] = id
+        end
+        if n >= limit then
+          done = true
+          break
+        end
+        if walked >= budget then
+          out[1] = 1
+          done = true
+          break
+        end
+      end
+    end
+  end
+  order_remove(base, thread, dead)
+  return out
+end)
+
+-- mark(base; field, position, group): raises a reader's mark (hash K,
+-- field <len>:<thread><reader>, the position encoded to sort as positions
+-- do) to position, never lowering it, and returns the mark afterwards.
+-- A group that is gone has no marks: NOGROUP.
+redis.register_function('rr_mark', function(keys, args)
+  local base = keys[1]
+  if args[3] == '1' and not group_inc(base) then return redis.error_reply('NOGROUP') end
+  local old = redis.call('HGET', base .. 'K', args[1])
+  if old and bytes_le(args[2], old) then return old end
+  redis.call('HSET', base .. 'K', args[1], args[2])
+  return args[2]
+end)
+
+-- privacy(key; on): sets (on = 1) or clears a user's private receipts.
+-- KEYS[1] is the user's key, <prefix>p{u<len>:<user>}, outside every
+-- conversation's slot.
+redis.register_function('rr_privacy', function(keys, args)
+  if args[1] == '1' then
+    redis.call('SET', keys[1], '1')
+  else
+    redis.call('DEL', keys[1])
+  end
   return 1
 end)

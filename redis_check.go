@@ -25,7 +25,7 @@ func (b *redisBackend) check(ctx context.Context) error {
 	c := redisChecker{b: b, ctx: ctx}
 	bases := map[string]map[string]bool{} // base -> suffixes
 	for _, k := range keys {
-		if k == b.p+"secret" {
+		if k == b.p+"secret" || b.isPrivacyKey(k) {
 			continue
 		}
 		base, suffix, ok := splitRedisKey(b.p, k)
@@ -261,10 +261,13 @@ func (c *redisChecker) conversation(base string, suffixes map[string]bool) {
 				mk = &modelKeys{}
 			}
 			c.message(base, s, g, listed, readerKeys[s], sparse[s], mk, chunkAt)
+		case strings.HasPrefix(s, "O") || s == "K":
+			// Orders and marks: c.orders (redis_order.go).
 		default:
 			c.errorf("%s: unknown key suffix %q", base, s)
 		}
 	}
+	c.orders(base, suffixes, isGroup, g)
 }
 
 // cutLP reads "<len>:<s>" from the front of v.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 )
 
 // The Redis backend's part of the receipt model beyond the seed
@@ -89,11 +88,14 @@ func (b *redisBackend) readState(ctx context.Context, conv Conversation, user st
 		if !st.Read {
 			continue
 		}
-		if t, ok := x[4].(string); ok && inR && !isGroup {
-			if ns, _ := strconv.ParseInt(t, 10, 64); ns != 0 {
-				st.ReadTime = time.Unix(0, ns).UTC()
-				continue
+		if !isGroup && inR {
+			// A C2C read's time is the message's own (t).
+			var readAt int64
+			if t, ok := x[4].(string); ok {
+				readAt, _ = strconv.ParseInt(t, 10, 64)
 			}
+			st.ReadTime = readTime(conv, 1, readAt)
+			continue
 		}
 		if lg, ok := x[5].(string); ok && b.cfg.readTimes {
 			ts, err := readTimesOf([]byte(lg), meta.TrackedAt, []uint32{idx}, !inR)
