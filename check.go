@@ -537,6 +537,19 @@ func (c *checker) verifyCache() {
 		if m.dn() != s.dn {
 			c.fail("cached message %q: dn %d, stored %d", m.key, m.dn(), s.dn)
 		}
+		if !m.meta.ownCount() && m.meta.Incarnation != 0 && m.chunks.get(0) != nil {
+			// D and P came with the readers' chunk 0: all of them loaded.
+			for _, set := range []struct {
+				kind   string
+				cached *roaring.Bitmap
+				stored *roaring.Bitmap
+			}{{"delivered", m.modelChunk(0, false), s.delivered[0]}, {"private", m.modelChunk(0, true), s.private[0]}} {
+				if (set.cached == nil || set.cached.IsEmpty()) != (set.stored == nil || set.stored.IsEmpty()) ||
+					set.cached != nil && set.stored != nil && !set.cached.Equals(set.stored) {
+					c.fail("cached message %q: %s chunk 0 differs from the store", m.key, set.kind)
+				}
+			}
+		}
 		if x := m.model; x != nil {
 			for _, set := range []struct {
 				kind   string

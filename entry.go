@@ -355,6 +355,17 @@ func addTo(s *chunkSet, hi uint16, idx uint32) int64 {
 	return bitmapBytes(bm)
 }
 
+// modelChunk returns the loaded chunk hi of D (private false) or P, or nil.
+func (m *msgEntry) modelChunk(hi uint16, private bool) *roaring.Bitmap {
+	switch {
+	case m.model == nil:
+		return nil
+	case private:
+		return m.model.private.get(hi)
+	}
+	return m.model.delivered.get(hi)
+}
+
 // dn returns |D \ R|.
 func (m *msgEntry) dn() int64 {
 	if m.model == nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/readreceipt/readreceipt/store"
 	"github.com/readreceipt/readreceipt/store/memstore"
@@ -740,4 +741,153 @@ func (c *benchClock) set(t time.Time) {
 	c.mu.Lock()
 	c.t = t
 	c.mu.Unlock()
+}
+
+// countStore counts the store calls and operations the engine makes.
+type countStore struct {
+	store.Store
+	mu                    sync.Mutex
+	gets, getKeys, writes int
+	ops                   []string // kind byte of each message key written
+}
+
+func (c *countStore) Get(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	c.mu.Lock()
+	c.gets++
+	c.getKeys += len(keys)
+	c.mu.Unlock()
+	return c.Store.Get(ctx, keys)
+}
+
+func (c *countStore) Write(ctx context.Context, b *store.Batch, o store.WriteOptions) error {
+	c.mu.Lock()
+	c.writes++
+	for _, op := range b.Ops() {
+		c.ops = append(c.ops, fmt.Sprintf("%d:%q", op.Kind, op.Key[len(op.Key)-1:]))
+	}
+	c.mu.Unlock()
+	return c.Store.Write(ctx, b, o)
+}
+
+func (c *countStore) take() (gets, getKeys, writes int, ops []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gets, getKeys, writes, ops = c.gets, c.getKeys, c.writes, c.ops
+	c.gets, c.getKeys, c.writes, c.ops = 0, 0, 0, nil
+	return
+}
+
+// TestModelReadPathCost: a read of a message nobody reported delivered
+// makes the store calls and writes the keys it made before D existed, cold
+// and warm (the numbers are issue12's, measured with this test); once a
+// delivery is recorded, a read of another reader still reads nothing more
+// while warm. Each group receipt's first Get here is the new reader's
+// member index (group.go caches it).
+func TestModelReadPathCost(t *testing.T) {
+	cs := &countStore{Store: memstore.New()}
+	e, err := Open(cs)
+	require.NoError(t, err)
+	defer modelClose(t, e)
+	require.NoError(t, e.CreateGroup(bgc, "s", GroupWork, members("u", 10)))
+	small := MessageRef{Conversation: Group("s"), ID: "m"}
+	require.NoError(t, e.TrackMessage(bgc, Message{Conversation: small.Conversation, ID: "m", Sender: "u0"}))
+	big := bigGroup(t, e, "b", 65600)
+	c := MessageRef{Conversation: C2C("u0", "u1"), ID: "c"}
+	require.NoError(t, e.TrackMessage(bgc, Message{Conversation: c.Conversation, ID: "c", Sender: "u0"}))
+	e.be.(*embedded).entries = newEntryTable(1 << 30) // every message cold
+	for _, tc := range []struct {
+		ref              MessageRef
+		coldGets, coldKs int
+		ops              []string
+	}{
+		// index, meta, then readers chunk 0 (with D and P)
+		{small, 3, 3, []string{`4:"\x00"`}},
+		// index, meta, then the counter (with dn); readers chunk 0 of u1
+		{big, 4, 4, []string{`4:"\x00"`, `4:"n"`}},
+		// meta, then the counter and the read time
+		{c, 2, 3, []string{`4:"n"`, `1:"t"`}},
+	} {
+		u := "u1"
+		cs.take()
+		record(t, e, read, u, tc.ref)
+		gets, keys, writes, ops := cs.take()
+		assert.Equal(t, []int{tc.coldGets, tc.coldKs, 1}, []int{gets, keys, writes}, tc.ref)
+		assert.Equal(t, tc.ops, ops, tc.ref)
+		if tc.ref.Conversation.Type == ConversationGroup {
+			record(t, e, read, "u2", tc.ref)
+			gets, _, writes, ops = cs.take()
+			assert.Equal(t, []int{1, 1}, []int{gets, writes}, "warm %v", tc.ref)
+			assert.Equal(t, tc.ops, ops, tc.ref)
+		}
+	}
+	// With a delivery, dn > 0: a read of another reader of the same
+	// chunk needs no more reads once the chunk of D is loaded.
+	record(t, e, deliver, "u3", big)
+	cs.take()
+	record(t, e, read, "u4", big)
+	gets, _, _, ops := cs.take()
+	assert.Equal(t, 1, gets) // u4's index
+	assert.Equal(t, []string{`4:"\x00"`, `4:"n"`}, ops)
+	record(t, e, read, "u3", big) // dn moves to n in the same counter delta
+	_, _, _, ops = cs.take()
+	assert.Equal(t, []string{`4:"\x00"`, `4:"n"`}, ops)
+	assert.LessOrEqual(t, unsafe.Sizeof(msgEntry{}), uintptr(240), "an entry stays in the 240-byte size class")
+}
+
+// TestModelPrivateEndToEnd: through the public API, a user whose receipts
+// are private reads: the sender hears of a delivery only, the counts and
+// lists show no read, the reader's own state and own events do.
+func TestModelPrivateEndToEnd(t *testing.T) {
+	e := modelOpen(t, WithReadTimes(true))
+	require.NoError(t, e.CreateGroup(bgc, "g", GroupWork, members("u", 4)))
+	ref := MessageRef{Conversation: Group("g"), ID: "m"}
+	require.NoError(t, e.TrackMessage(bgc, Message{Conversation: ref.Conversation, ID: "m", Sender: "u0"}))
+	var mu sync.Mutex
+	var kinds []EventKind
+	var own []OwnReadEvent
+	e.Subscribe(func(evs []ReceiptEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range evs {
+			kinds = append(kinds, ev.Kind)
+		}
+	})
+	e.SubscribeOwnReads(func(evs []OwnReadEvent) { mu.Lock(); own = append(own, evs...); mu.Unlock() })
+	require.NoError(t, e.SetReceiptsPrivate(bgc, "u1", true))
+	res, err := e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.True(t, res[0].Recorded)
+	res, err = e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.False(t, res[0].Recorded)
+	in := info(t, e, ref)
+	assert.Equal(t, 0, in.ReadCount)
+	assert.Equal(t, 1, in.DeliveredCount)
+	assert.Empty(t, walk(t, e, ref, FilterRead, 10))
+	assert.Equal(t, []string{"u1"}, walk(t, e, ref, FilterDelivered, 10))
+	rt, err := e.GetMessageReadTimes(bgc, Caller{UserID: "u0"}, ref, []string{"u1"})
+	require.NoError(t, err)
+	assert.False(t, rt[0].Read)
+	st := state(t, e, "u1", ref)
+	assert.True(t, st.Read && st.Private && st.Delivered && !st.ReadTime.IsZero())
+	mu.Lock()
+	assert.Equal(t, []EventKind{EventDelivered}, kinds)
+	require.Len(t, own, 1)
+	assert.Equal(t, []string{"m"}, own[0].MessageIDs)
+	mu.Unlock()
+
+	// Public again: the next read is public and counts, once.
+	require.NoError(t, e.SetReceiptsPrivate(bgc, "u1", false))
+	res, err = e.SendMessageReadReceipt(bgc, "u1", []MessageRef{ref})
+	require.NoError(t, err)
+	assert.True(t, res[0].Recorded)
+	in = info(t, e, ref)
+	assert.Equal(t, 1, in.ReadCount)
+	assert.Equal(t, 1, in.DeliveredCount)
+	st = state(t, e, "u1", ref)
+	assert.True(t, st.Read && !st.Private && st.Delivered)
+	mu.Lock()
+	assert.Equal(t, []EventKind{EventDelivered, EventRead}, kinds)
+	mu.Unlock()
+	require.NoError(t, e.Check(bgc))
 }
