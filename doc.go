@@ -129,13 +129,16 @@
 // for every message tracked after the reader's previous mark and at or
 // before the new one. Messages are ordered by when they were tracked, to
 // the microsecond, then by ID; a mark at a time is after every message of
-// that microsecond. Marks never move back, and move only once the receipts
-// are durable, so a call cut short is finished by repeating it. A thread's
-// mark and its conversation's are kept apart; a conversation's mark goes
-// through its threads' messages too. Every tracked message takes one order
-// key (two in a thread), removed with the message; a mark costs one key
-// per reader and thread, and a call costs the messages since the previous
-// mark, not the conversation's history. A group's marks go with the group.
+// that microsecond, and a time later than now marks up to now. Marks never
+// move back, and move only once the receipts are durable, so a call cut
+// short is finished by repeating it. A thread's mark and its
+// conversation's are kept apart; a conversation's mark goes through its
+// threads' messages too. Every tracked message takes one order entry (two
+// in a thread), removed with the message (on Redis, an expired message's
+// entry goes at a later tracking or mark); a mark costs one key per reader
+// and thread, and a call costs the messages since the previous mark, not
+// the conversation's history. A group's marks go with the group, and a
+// group that is not there takes none (ErrGroupNotFound).
 //
 // Private receipts. While SetReceiptsPrivate is on for a user, the user's
 // reads are recorded for the user's own state only: they count as
