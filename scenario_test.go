@@ -33,6 +33,12 @@ import (
 // by Redis's key expiry instead (see TestRedisExpiry), so there Sweep must
 // delete nothing and report no error, and the scenario's figures for these
 // two commands are not Redis's to give.
+//
+// Receipt calls (receipt, deliver, mark) print the events they emitted:
+// the senders' (with their kind and delivered counts), and, after "open
+// own", the reader's own events (SubscribeOwnReads). The open options
+// read-times and reciprocal turn on WithReadTimes and
+// WithReciprocalPrivacy.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
