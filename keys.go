@@ -23,7 +23,8 @@ import (
 //	'g' lp(group) 'u' user                     user ID -> member index (kept for life)
 //	'g' lp(group) 'v' version64 lp(msg)        live message tracked at version (value: trackedAt)
 //	'm' conv lp(msg) \x00                      message meta
-//	'm' conv lp(msg) 'd' hi16                  delivered (D) with index>>16 == hi16 (merge set)
+//	'm' conv lp(msg) 'd' hi16                  delivered (D) with index>>16 == hi16 (merge set);
+//	                                           groups only: a C2C peer is in D \ R when dn is 1
 //	'm' conv lp(msg) 'n'                       read count, plus dn = |D \ R| << 32 (merge counter)
 //	'm' conv lp(msg) 'p' hi16                  private readers (P) with index>>16 == hi16 (merge set)
 //	'm' conv lp(msg) 'r' hi16                  readers with index>>16 == hi16 (merge set); for a group

@@ -300,6 +300,11 @@ func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string
 		c.errorf("%s: %v", base+s, err)
 		return
 	}
+	if len(vals) == 0 {
+		// Expired by Redis since the scan listed it: its other keys
+		// expire with it, nothing is left to check.
+		return
+	}
 	meta, err := decodeRedisMeta(vals["h"])
 	if err != nil {
 		c.errorf("%s: bad meta", base+s)
