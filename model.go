@@ -286,7 +286,9 @@ type MarkRequest struct {
 	// (Message.Thread); "" marks the whole conversation, threads included.
 	Thread string
 	// MessageID is the last message read; or, when it is "", Time is: every
-	// message tracked at or before Time.
+	// message tracked at or before Time. A Time after the engine's clock
+	// marks up to now: a mark never covers messages not tracked yet, which
+	// would then never get their receipts.
 	MessageID string
 	Time      time.Time
 }
@@ -318,9 +320,18 @@ const markBatch = 100
 // moves only after the receipts are durable, so a call cut short leaves
 // the previous mark, and repeating it records the rest.
 //
+// A message whose tracking is still in flight when a mark at a time is set
+// may be passed over by it; a mark at a message ID has no such race on one
+// engine. On Redis, engines' clocks should agree to well within the
+// spacing of a conversation's messages.
+//
 // It fails with ErrReceiptNotFound when MessageID names no live message of
-// the conversation (or of the thread), and as SendMessageReadReceipt does
-// for bad input, the feature switch and store failures.
+// the conversation (or of the thread), ErrGroupNotFound for a group the
+// engine does not know, ErrInvalidParameter for a C2C reader outside the
+// conversation, and as SendMessageReadReceipt does for bad input, the
+// feature switch and store failures. A call that fails after recording
+// some receipts has sent their events (and the reader's own event, without
+// a mark).
 func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req MarkRequest) (MarkResult, error) {
 	if err := e.enterReceipts(); err != nil {
 		return MarkResult{}, err
@@ -336,8 +347,12 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	if err := e.validThread(req.Thread); err != nil {
 		return MarkResult{}, err
 	}
-	if conv.Type == ConversationC2C && !conv.has(reader) {
-		return MarkResult{}, errorf(ErrInvalidParameter, "%q is not in %s", reader, conv)
+	if conv.Type == ConversationC2C {
+		if !conv.has(reader) {
+			return MarkResult{}, errorf(ErrInvalidParameter, "%q is not in %s", reader, conv)
+		}
+		// Events carry the conversation as every other call gives it.
+		conv = C2C(conv.Users[0], conv.Users[1])
 	}
 	var target orderPos
 	switch {
@@ -388,6 +403,7 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	for {
 		items, err := e.be.scanOrder(ctx, conv, req.Thread, after, target, markBatch)
 		if err != nil {
+			e.deliver(ctx, events, partialOwn(reader, conv, readIDs))
 			return res, err
 		}
 		if len(items) == 0 {
@@ -401,7 +417,7 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 			n := min(len(refs), e.cfg.maxMessagesPerCall)
 			results, evs, err := e.be.receipts(ctx, conv, reader, refs[:n], mode)
 			if err != nil {
-				e.deliver(ctx, events, nil)
+				e.deliver(ctx, events, partialOwn(reader, conv, readIDs))
 				return res, err
 			}
 			events = append(events, evs...)
@@ -421,7 +437,7 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	}
 	stored, err := e.be.setMark(ctx, conv, req.Thread, reader, target)
 	if err != nil {
-		e.deliver(ctx, events, nil)
+		e.deliver(ctx, events, partialOwn(reader, conv, readIDs))
 		return res, err
 	}
 	res.Mark = stored.mark()
@@ -429,6 +445,15 @@ func (e *Engine) MarkConversationRead(ctx context.Context, reader string, req Ma
 	own := []OwnReadEvent{{UserID: reader, Conversation: conv, MessageIDs: readIDs, Mark: &mark, Thread: req.Thread}}
 	e.deliver(ctx, events, own)
 	return res, nil
+}
+
+// partialOwn is the reader's own event of the reads a mark recorded before
+// it failed: the devices learn of what was recorded, without a mark.
+func partialOwn(reader string, conv Conversation, ids []string) []OwnReadEvent {
+	if len(ids) == 0 {
+		return nil
+	}
+	return []OwnReadEvent{{UserID: reader, Conversation: conv, MessageIDs: ids}}
 }
 
 // GetReadMark returns reader's mark in a conversation (thread "" ) or one
@@ -525,8 +550,9 @@ type orderItem struct {
 type MemberReadTime struct {
 	UserID string
 	// Read reports that the member's read is public; ReadTime is when it
-	// was recorded, to the second (zero when Read is false, or for a
-	// receipt recorded while read times were off).
+	// was recorded: to the second for a group message (the read-time
+	// log), as recorded for a C2C one; zero when Read is false, or for a
+	// group receipt recorded while read times were off.
 	Read     bool
 	ReadTime time.Time
 }
