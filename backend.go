@@ -40,18 +40,55 @@ type backend interface {
 	dismissGroup(ctx context.Context, gid string) error
 
 	trackMessage(ctx context.Context, msg Message) error
-	// receipts records reader's receipts for refs (validated, one
-	// conversation conv), returning each message's outcome and the
-	// events of the receipts it recorded, once they are durable.
-	receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error)
+	// receipts records reader's receipts of mode for refs (validated, one
+	// conversation conv; see receiptMode for what each mode sets),
+	// returning each message's outcome and, once they are durable, the
+	// events for the senders: EventRead for a new public reader,
+	// EventDelivered for a new delivery (modeDeliver, and modeReadPrivate
+	// of a reader not delivered yet). A receipt already recorded gives
+	// Recorded false and no event. With WithReadTimes, every new public or
+	// private read appends its entry to the message's read-time log.
+	receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef, mode receiptMode) ([]ReceiptResult, []ReceiptEvent, error)
 	counts(ctx context.Context, caller Caller, conv Conversation, refs []MessageRef) ([]ReceiptInfo, error)
 	page(ctx context.Context, caller Caller, conv Conversation, req MemberListRequest) (MemberPage, error)
 	deleteMessage(ctx context.Context, ref MessageRef) error
 
-	// announce passes the events of receipts this engine recorded, already
-	// delivered to its own subscribers, to the other engines sharing the
-	// state; listen makes this engine deliver theirs to its subscribers.
-	announce(events []ReceiptEvent)
+	// readState returns user's own state of refs: Read and Private from R
+	// and P, Delivered from R and D, ReadTime (C2C read time, or the
+	// read-time log's entry), or the per-message error (ErrReceiptNotFound,
+	// ErrOwnMessage, ErrNotRecipient, decided with admit).
+	readState(ctx context.Context, conv Conversation, user string, refs []MessageRef) ([]ReadState, error)
+	// readTimes returns when each of users read ref publicly, for a caller
+	// authorized as for counts (ErrReceiptNotFound, ErrPermissionDenied
+	// fail the call). Users who are not recipients, or have not read it,
+	// get Read false.
+	readTimes(ctx context.Context, caller Caller, conv Conversation, ref MessageRef, users []string) ([]MemberReadTime, error)
+
+	// privacy reports whether user's receipts are private; setPrivacy
+	// changes it, durably, for every engine sharing the state.
+	privacy(ctx context.Context, user string) (bool, error)
+	setPrivacy(ctx context.Context, user string, private bool) error
+
+	// position returns the order position (msgPos) of a live message and
+	// its thread, or ErrReceiptNotFound.
+	position(ctx context.Context, ref MessageRef) (orderPos, string, error)
+	// scanOrder returns up to limit live messages of conv (of thread, or
+	// all of them for thread "") with positions after after and at or
+	// before upTo, in order. Tracking writes every message into its
+	// conversation's order, and into its thread's; deletion and expiry
+	// remove it from both.
+	scanOrder(ctx context.Context, conv Conversation, thread string, after, upTo orderPos, limit int) ([]orderItem, error)
+	// mark returns reader's mark in conv's thread ("" for the whole
+	// conversation); setMark raises it to p, never lowers it, and returns
+	// the mark afterwards. Marks go with their conversation: deleted with
+	// a dismissed group.
+	mark(ctx context.Context, conv Conversation, thread, reader string) (orderPos, bool, error)
+	setMark(ctx context.Context, conv Conversation, thread, reader string, p orderPos) (orderPos, error)
+
+	// announce passes the events this engine made, already delivered to
+	// its own subscribers, to the other engines sharing the state; listen
+	// makes this engine deliver theirs to its subscribers.
+	announce(events []ReceiptEvent, own []OwnReadEvent)
 	listen()
 
 	// ping reports whether the state can be reached now.
@@ -132,10 +169,11 @@ func (e *Engine) liveErr(exists bool, meta *messageRecord, isGroup bool, groupIn
 	return nil
 }
 
-// receiptInfo fills in one message's read state from its meta, count and
-// (C2C) read time in Unix nanoseconds, or its error: lerr from liveErr, or
-// the caller's refusal.
-func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptInfo, caller Caller, conv Conversation, meta *messageRecord, count, readAt int64, lerr error) {
+// receiptInfo fills in one message's read state from its meta, count,
+// delivered count (count plus the recipients in D but not R) and (C2C) read
+// time in Unix nanoseconds, or its error: lerr from liveErr, or the
+// caller's refusal.
+func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptInfo, caller Caller, conv Conversation, meta *messageRecord, count, delivered, readAt int64, lerr error) {
 	if lerr == nil {
 		lerr = e.authorize(ctx, mb, caller, conv, meta)
 	}
@@ -145,7 +183,10 @@ func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptIn
 	}
 	info.ReadCount = int(count)
 	info.UnreadCount = int(int64(meta.Recipients) - count)
+	info.DeliveredCount = int(delivered)
+	info.UndeliveredCount = int(int64(meta.Recipients) - delivered)
 	info.IsPeerRead = conv.Type == ConversationC2C && count > 0
+	info.IsPeerDelivered = conv.Type == ConversationC2C && delivered > 0
 	info.ReadTime = readTime(conv, count, readAt)
 }
 
@@ -201,7 +242,7 @@ func (e *Engine) pageRequest(caller Caller, req MemberListRequest) (Conversation
 	if conv.Type != ConversationGroup {
 		return Conversation{}, errorf(ErrInvalidParameter, "member lists are for group messages")
 	}
-	if req.Filter != FilterRead && req.Filter != FilterUnread {
+	if req.Filter > FilterUndelivered {
 		return Conversation{}, errorf(ErrInvalidParameter, "unknown filter %d", req.Filter)
 	}
 	if req.Count <= 0 {
@@ -221,7 +262,7 @@ func perMessage(err error) bool {
 		return false
 	}
 	switch e.Code {
-	case CodeOwnMessage, CodeNotRecipient, CodeReceiptNotFound, CodePermissionDenied:
+	case CodeOwnMessage, CodeNotRecipient, CodeReceiptNotFound, CodePermissionDenied, CodePrivateReceipts:
 		return true
 	}
 	return false

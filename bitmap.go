@@ -149,7 +149,64 @@ func (e *embedded) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16
 		if err != nil {
 			return internalErr("decode readers", err)
 		}
+		if hi == 0 && !m.meta.ownCount() {
+			// D and P come with the readers (keys.go).
+			added += m.installPacked(bm)
+			continue
+		}
 		added += m.installReaders(hi, bm)
+	}
+	return nil
+}
+
+// ensureModel loads chunk hi of D (delivered) and of P (private) of message
+// entry m where they are kept in their own keys and are not loaded yet, as
+// ensureReaders does for readers: a chunk of D or P changes only through
+// receipts committed while it is loaded. The one chunk of a group message
+// whose recipients fit in one comes with its readers (ensureReaders), and a
+// C2C message keeps no D.
+func (e *embedded) ensureModel(ctx context.Context, m *msgEntry, hi uint16, delivered, private bool) error {
+	m.mu.Lock()
+	if !m.exists || !m.meta.ownCount() {
+		m.mu.Unlock()
+		return nil
+	}
+	isGroup := m.meta.Incarnation != 0
+	var keys [][]byte
+	var kinds []bool // private, by key
+	prefix := []byte(m.key)
+	if delivered && isGroup {
+		if _, known := m.inModel(uint32(hi)<<chunkBits, false); !known {
+			keys = append(keys, appendU16(withSuffix(prefix, msgDelivered), hi))
+			kinds = append(kinds, false)
+		}
+	}
+	if private {
+		if _, known := m.inModel(uint32(hi)<<chunkBits, true); !known {
+			keys = append(keys, appendU16(withSuffix(prefix, msgPrivate), hi))
+			kinds = append(kinds, true)
+		}
+	}
+	m.mu.Unlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	vals, err := e.st.Get(ctx, keys)
+	if err != nil {
+		return internalErr("read receipts", err)
+	}
+	var added int64
+	m.mu.Lock()
+	defer func() {
+		m.mu.Unlock()
+		e.entries.charge(m, added)
+	}()
+	for i, priv := range kinds {
+		bm, err := store.DecodeSet(vals[i])
+		if err != nil {
+			return internalErr("decode receipts", err)
+		}
+		added += m.installModel(hi, priv, bm)
 	}
 	return nil
 }

@@ -10,8 +10,9 @@ import (
 //     (a new membership version writes new chunks), so any copy is valid;
 //   - group records, read under the group's conversation lock and dropped
 //     by the membership calls, which hold that lock for writing;
-//   - per-message state (meta, read count, readers), which the engine itself
-//     keeps current: see msgEntry.
+//   - per-message state (meta, read count, readers, and the delivered and
+//     private sets with dn), which the engine itself keeps current: see
+//     msgEntry.
 
 const cacheShards = 16
 

@@ -26,8 +26,19 @@ import (
 //     sender); its recipient count equals that recipient set's size; it has
 //     an expiry key and, in a group, a version key, and its group exists in
 //     the incarnation it was tracked in;
-//   - a C2C message's count is 0 or 1;
+//   - a message's delivered set D and private set P are among its
+//     recipients, and its stored dn (the high half of its counter) is the
+//     size of D minus its readers; P may meet the readers (a user who read
+//     privately, then publicly); a message whose recipients fit one chunk
+//     keeps D and P in its readers' chunk 0, no other message does;
+//   - a read-time log decodes, names recipients only, public entries for
+//     readers and private ones for members of P, each at most once;
+//   - a C2C message's count is 0 or 1, its dn 0 or 1 and 0 once read, and
+//     it keeps no D;
 //   - every expiry and version key points at the message it names;
+//   - every message is in its conversation's order and its thread's, and
+//     every order key names a stored message; marks are well formed, a
+//     group's only while the group exists (embedded_order.go);
 //   - every cached group record and message state equals the stored one.
 func (e *Engine) Check(ctx context.Context) error {
 	if err := e.enter(); err != nil {
@@ -52,6 +63,7 @@ func (e *embedded) check(ctx context.Context) error {
 	}
 	c.verify()
 	c.verifyCache()
+	c.verifyOrders()
 	return c.result()
 }
 
@@ -74,14 +86,18 @@ type checkVersion struct {
 }
 
 type checkMsg struct {
-	conv     Conversation
-	id       string
-	meta     *messageRecord
-	count    int64
-	hasCount bool
-	readAt   int64 // a C2C message's read time, 0 without one
-	readers  map[uint16]*roaring.Bitmap
-	timeKey  bool
+	conv      Conversation
+	id        string
+	meta      *messageRecord
+	count     int64
+	dn        int64 // from the counter; for a one-chunk message, |D \ R|
+	hasCount  bool
+	readAt    int64 // a C2C message's read time, 0 without one
+	readers   map[uint16]*roaring.Bitmap
+	delivered map[uint16]*roaring.Bitmap // D, by chunk
+	private   map[uint16]*roaring.Bitmap // P, by chunk
+	log       []byte                     // the read-time log
+	timeKey   bool
 }
 
 type checker struct {
@@ -91,6 +107,7 @@ type checker struct {
 	times   [][]byte
 	gcMarks []string
 	errs    []error
+	ord     orderCheck // orders, marks and privacy flags (embedded_order.go)
 }
 
 func (c *checker) fail(format string, args ...any) {
@@ -119,7 +136,7 @@ func (c *checker) group(gid string) *checkGroup {
 func (c *checker) msg(prefix []byte) *checkMsg {
 	m, ok := c.msgs[string(prefix)]
 	if !ok {
-		m = &checkMsg{readers: map[uint16]*roaring.Bitmap{}}
+		m = &checkMsg{readers: map[uint16]*roaring.Bitmap{}, delivered: map[uint16]*roaring.Bitmap{}, private: map[uint16]*roaring.Bitmap{}}
 		c.msgs[string(prefix)] = m
 	}
 	return m
@@ -134,6 +151,8 @@ func (c *checker) load(ctx context.Context) error {
 			switch {
 			case bytes.HasPrefix(k, keyGCPrefix):
 				c.gcMarks = append(c.gcMarks, string(k[len(keyGCPrefix):]))
+			case bytes.HasPrefix(k, keyPrivacyPrefix):
+				c.loadOrderKey(k, v)
 			case !bytes.Equal(k, keySchemaVersion) && !bytes.Equal(k, keySecret):
 				c.fail("unknown system key %q", k)
 			}
@@ -143,6 +162,8 @@ func (c *checker) load(ctx context.Context) error {
 			c.loadMessageKey(k, v)
 		case k[0] == prefixTime:
 			c.times = append(c.times, append([]byte(nil), k...))
+		case k[0] == prefixOrder, k[0] == prefixMark:
+			c.loadOrderKey(k, v)
 		default:
 			c.fail("unknown key %q", k)
 		}
@@ -235,14 +256,22 @@ func (c *checker) loadMessageKey(k, v []byte) {
 			c.fail("message %s/%s: bad count", conv, id)
 			return
 		}
-		m.count, m.hasCount = n, true
-	case msgReaders:
+		m.count, m.dn, m.hasCount = n&countMask, n>>32, true
+	case msgReaders, msgDelivered, msgPrivate:
 		bm, err := store.DecodeSet(v)
 		if err != nil || len(rest) != 3 {
-			c.fail("message %s/%s: bad readers", conv, id)
+			c.fail("message %s/%s: bad set %q", conv, id, rest[0])
 			return
 		}
-		m.readers[binary.BigEndian.Uint16(rest[1:])] = bm
+		sets := map[byte]map[uint16]*roaring.Bitmap{msgReaders: m.readers, msgDelivered: m.delivered, msgPrivate: m.private}
+		sets[rest[0]][binary.BigEndian.Uint16(rest[1:])] = bm
+	case msgReadLog:
+		log, err := store.DecodeAppend(v)
+		if err != nil || len(rest) != 1 {
+			c.fail("message %s/%s: bad read-time log", conv, id)
+			return
+		}
+		m.log = append([]byte(nil), log...)
 	case msgReadAt:
 		if len(v) != 8 || len(rest) != 1 {
 			c.fail("message %s/%s: bad read time", conv, id)
@@ -356,7 +385,34 @@ func (c *checker) verifyMessage(m *checkMsg) {
 		if m.readAt != 0 && m.count != 1 {
 			c.fail("message %s: a read time without a receipt", name)
 		}
+		if m.dn < 0 || m.dn > 1 || m.dn == 1 && m.count != 0 || len(m.delivered) != 0 {
+			c.fail("message %s: bad C2C delivery state (count %d, dn %d)", name, m.count, m.dn)
+		}
+		if p := m.private[0]; len(m.private) > 1 || p != nil && (p.GetCardinality() > 1 || !p.IsEmpty() && p.Minimum() != c2cReader) {
+			c.fail("message %s: bad C2C private readers", name)
+		}
+		r := roaring.New()
+		if m.count == 1 {
+			r.Add(c2cReader)
+		}
+		c.verifyLog(m, name, r, roaring.BitmapOf(c2cReader))
 		return
+	}
+	if !m.meta.ownCount() {
+		if len(m.delivered) != 0 || len(m.private) != 0 {
+			c.fail("message %s: D or P keys, though they are kept with the readers", name)
+		}
+		if r := m.readers[0]; r != nil {
+			var d, p *roaring.Bitmap
+			m.readers[0], d, p = splitPacked(r.Clone())
+			if d != nil {
+				m.delivered[0] = d
+				m.dn = int64(roaring.AndNot(d, m.readers[0]).GetCardinality())
+			}
+			if p != nil {
+				m.private[0] = p
+			}
+		}
 	}
 	if m.readAt != 0 {
 		c.fail("message %s: a read time on a group message", name)
@@ -392,13 +448,41 @@ func (c *checker) verifyMessage(m *checkMsg) {
 	if n := recipients.GetCardinality(); n != uint64(m.meta.Recipients) {
 		c.fail("message %s: %d recipients stored, %d in its snapshot", name, m.meta.Recipients, n)
 	}
-	for hi, bm := range m.readers {
-		if !bm.IsEmpty() && (chunkOf(bm.Minimum()) != hi || chunkOf(bm.Maximum()) != hi) {
-			c.fail("message %s: reader chunk %d holds indexes out of place", name, hi)
+	all := map[string]*roaring.Bitmap{}
+	for kind, sets := range map[string]map[uint16]*roaring.Bitmap{"reader": m.readers, "delivered": m.delivered, "private": m.private} {
+		all[kind] = roaring.New()
+		for hi, bm := range sets {
+			if !bm.IsEmpty() && (chunkOf(bm.Minimum()) != hi || chunkOf(bm.Maximum()) != hi) {
+				c.fail("message %s: %s chunk %d holds indexes out of place", name, kind, hi)
+			}
+			if extra := roaring.AndNot(bm, recipients); !extra.IsEmpty() {
+				c.fail("message %s: %s %v are not recipients", name, kind, extra.ToArray())
+			}
+			all[kind].Or(bm)
 		}
-		if extra := roaring.AndNot(bm, recipients); !extra.IsEmpty() {
-			c.fail("message %s: readers %v are not recipients", name, extra.ToArray())
+	}
+	if n := int64(roaring.AndNot(all["delivered"], all["reader"]).GetCardinality()); n != m.dn {
+		c.fail("message %s: dn %d, %d delivered who have not read", name, m.dn, n)
+	}
+	c.verifyLog(m, name, all["reader"], all["private"])
+}
+
+// verifyLog checks message m's read-time log against its readers and
+// private readers.
+func (c *checker) verifyLog(m *checkMsg, name string, readers, private *roaring.Bitmap) {
+	seen := map[[2]uint32]bool{}
+	err := decodeReadTimes(m.log, m.meta.TrackedAt, func(en readTimeEntry) {
+		set, kind := readers, uint32(0)
+		if en.private {
+			set, kind = private, 1
 		}
+		if !set.Contains(en.idx) || seen[[2]uint32{en.idx, kind}] {
+			c.fail("message %s: read-time entry of %d (private %v) without its receipt, or twice", name, en.idx, en.private)
+		}
+		seen[[2]uint32{en.idx, kind}] = true
+	})
+	if err != nil {
+		c.fail("message %s: malformed read-time log", name)
 	}
 }
 
@@ -449,6 +533,39 @@ func (c *checker) verifyCache() {
 		}
 		if m.meta != *s.meta || m.count != s.count || s.conv.Type == ConversationC2C && m.readAt != s.readAt {
 			c.fail("cached message %q: count %d, stored %d", m.key, m.count, s.count)
+		}
+		if m.dn() != s.dn {
+			c.fail("cached message %q: dn %d, stored %d", m.key, m.dn(), s.dn)
+		}
+		if !m.meta.ownCount() && m.meta.Incarnation != 0 && m.chunks.get(0) != nil {
+			// D and P came with the readers' chunk 0: all of them loaded.
+			for _, set := range []struct {
+				kind   string
+				cached *roaring.Bitmap
+				stored *roaring.Bitmap
+			}{{"delivered", m.modelChunk(0, false), s.delivered[0]}, {"private", m.modelChunk(0, true), s.private[0]}} {
+				if (set.cached == nil || set.cached.IsEmpty()) != (set.stored == nil || set.stored.IsEmpty()) ||
+					set.cached != nil && set.stored != nil && !set.cached.Equals(set.stored) {
+					c.fail("cached message %q: %s chunk 0 differs from the store", m.key, set.kind)
+				}
+			}
+		}
+		if x := m.model; x != nil {
+			for _, set := range []struct {
+				kind   string
+				cached chunkSet
+				stored map[uint16]*roaring.Bitmap
+			}{{"delivered", x.delivered, s.delivered}, {"private", x.private, s.private}} {
+				for _, ch := range set.cached {
+					want := set.stored[ch.hi]
+					if want == nil {
+						want = roaring.New()
+					}
+					if !ch.bm.Equals(want) {
+						c.fail("cached message %q: %s chunk %d differs from the store", m.key, set.kind, ch.hi)
+					}
+				}
+			}
 		}
 		for _, ch := range m.chunks {
 			want := s.readers[ch.hi]

@@ -104,6 +104,10 @@ type Message struct {
 	// recipients are the group's members at this moment, minus the sender;
 	// the sender need not be a member (an administrator's announcement).
 	Sender string
+	// Thread is the thread of the conversation the message belongs to, or
+	// "" for none. MarkConversationRead marks a thread, or the whole
+	// conversation with its threads.
+	Thread string
 }
 
 // Ref returns the message's reference.

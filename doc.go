@@ -105,6 +105,66 @@
 // or dismissal was cut short is finished by the next DismissGroup (or, for
 // a dismissal, CreateGroup) of its ID.
 //
+// # Beyond the seed
+//
+// Five features extend the receipt model. A message that uses none of them
+// costs what it cost before: no extra keys, no extra writes on the read
+// path.
+//
+// Delivery receipts. SendMessageDeliveryReceipt records that a recipient's
+// device received messages (up to 30 of one conversation, with the
+// per-message outcomes of SendMessageReadReceipt). Reading implies
+// delivered: DeliveredCount is the readers plus the recipients delivered to
+// without a public read, UndeliveredCount the rest, and a delivery after a
+// read, or a second one, records nothing. Each new delivery sends the
+// sender an event of Kind EventDelivered; member pages list FilterDelivered
+// and FilterUndelivered. A message keeps its deliveries as a second set
+// beside its readers, and a counter of those not also readers: the first
+// delivery of a message adds that set and counter, a read of a delivered
+// recipient moves one count from the counter to the readers.
+//
+// Read marks. MarkConversationRead records that a reader has read a
+// conversation, or one of its threads (Message.Thread), up to a message or
+// a time: a read receipt, exactly as SendMessageReadReceipt would record it,
+// for every message tracked after the reader's previous mark and at or
+// before the new one. Messages are ordered by when they were tracked, to
+// the microsecond, then by ID; a mark at a time is after every message of
+// that microsecond, and a time later than now marks up to now. Marks never
+// move back, and move only once the receipts are durable, so a call cut
+// short is finished by repeating it. A thread's mark and its
+// conversation's are kept apart; a conversation's mark goes through its
+// threads' messages too. Every tracked message takes one order entry (two
+// in a thread), removed with the message (on Redis, an expired message's
+// entry goes at a later tracking or mark); a mark costs one key per reader
+// and thread, and a call costs the messages since the previous mark, not
+// the conversation's history. A group's marks go with the group, and a
+// group that is not there takes none (ErrGroupNotFound).
+//
+// Private receipts. While SetReceiptsPrivate is on for a user, the user's
+// reads are recorded for the user's own state only: they count as
+// delivered, never as read, in counts, member lists, read times and events.
+// Delivery is never private. Switching never rewrites the past: reads
+// recorded publicly stay public, reads recorded privately stay private
+// until the user reads the message again with privacy off. With
+// WithReciprocalPrivacy, a user whose receipts are private sees nobody's
+// reads either (ErrPrivateReceipts, no read events). The setting is one
+// key per user, read on every read receipt call: cached in memory on the
+// embedded backend, one GET on Redis so that it holds on every engine at
+// once.
+//
+// Own read state. GetMessageReadState gives a user's own state of messages
+// (read, privately or not, delivered, and the read time where kept), so
+// that the user's other devices show the same, and SubscribeOwnReads tells
+// them of every call that recorded a read (an OwnReadEvent, with the mark
+// for MarkConversationRead; on Redis across engines).
+//
+// Read times. C2C read times are kept as before. With WithReadTimes, a
+// group message also keeps when each member read it, to the second: one
+// appendable log per message, 2 to 7 bytes a read (see WithReadTimes), returned
+// with FilterRead pages (MemberPage.ReadTimes) and by GetMessageReadTimes,
+// and in the reader's own state (private reads there only). Reads recorded
+// while it was off have no time.
+//
 // # Concurrency
 //
 // An Engine is safe for concurrent use by many goroutines. Receipts, tracking

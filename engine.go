@@ -40,7 +40,8 @@ type Engine struct {
 	life   sync.RWMutex
 	closed bool
 
-	subs subscribers
+	subs subscribers[ReceiptEvent]
+	own  subscribers[OwnReadEvent]
 
 	stopSweep chan struct{}
 	sweepDone chan struct{}
@@ -67,6 +68,10 @@ type embedded struct {
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
 	groups  *lru[*groupRecord]    // group ID -> its record; never modified
 	names   *lru[*nameBlock]      // (group, incarnation, block) -> user IDs
+
+	// The privacy flags and marks (embedded_order.go).
+	privacyFlags *lru[bool]                 // user -> receipts private
+	keyLocks     [keyLockStripes]sync.Mutex // a mark's or a flag's read-modify-write
 }
 
 var _ backend = (*embedded)(nil)
@@ -117,6 +122,8 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 		indexes: newLRU[uint32](cfg.cacheBytes * 2 / 16),
 		groups:  newLRU[*groupRecord](cfg.cacheBytes / 16),
 		names:   newLRU[*nameBlock](cfg.cacheBytes * 2 / 16),
+
+		privacyFlags: newLRU[bool](privacyCacheBytes(cfg.cacheBytes)),
 	}
 	if _, taken := openStores.LoadOrStore(st, true); taken {
 		return nil, errorf(ErrInvalidParameter, "the store is already in use by an engine: one engine per store (use OpenRedis to share state between engines)")
@@ -181,8 +188,8 @@ func (e *embedded) cursorSecret() []byte { return e.secret }
 func (e *embedded) ping(context.Context) error { return nil }
 
 // announce and listen have nothing to do: no other engine shares the store.
-func (e *embedded) announce([]ReceiptEvent) {}
-func (e *embedded) listen()                 {}
+func (e *embedded) announce([]ReceiptEvent, []OwnReadEvent) {}
+func (e *embedded) listen()                                 {}
 
 func (e *embedded) close() error {
 	defer openStores.Delete(e.st)

@@ -3,11 +3,11 @@ package readreceipt_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/readreceipt/readreceipt"
 	"github.com/readreceipt/readreceipt/store"
@@ -225,31 +225,59 @@ func TestCountsAgreeWithMemberLists(t *testing.T) {
 
 // Calls racing with Close either finish or fail with ErrClosed; none
 // panics and Close waits for the ones in progress.
+// TestCloseWhileBusy: Close waits for the calls in progress, which finish
+// and are durable, and every call after it fails with ErrClosed. A receipt
+// call is held inside its synced write while Close runs: Close must not
+// return before the held call has, and the receipt it acknowledged must be
+// in the store.
 func TestCloseWhileBusy(t *testing.T) {
 	ctx := context.Background()
-	e, err := readreceipt.OpenDir(t.TempDir())
+	mem := memstore.New()
+	st := &holdStore{Store: mem}
+	e, err := readreceipt.Open(st, readreceipt.WithSweepInterval(0))
 	require.NoError(t, err)
-	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, userList("u", 20)))
-	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "u0"}))
-	ref := []readreceipt.MessageRef{{Conversation: readreceipt.Group("g"), ID: "m"}}
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				_, err := e.SendMessageReadReceipt(ctx, fmt.Sprintf("u%d", 1+i%19), ref)
-				if err != nil {
-					assert.ErrorIs(t, err, readreceipt.ErrClosed)
-					return
-				}
-			}
-		}()
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, []string{"s", "r"}))
+	msg := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "s"}
+	require.NoError(t, e.TrackMessage(ctx, msg))
+
+	st.arm()
+	type outcome struct {
+		res []readreceipt.ReceiptResult
+		err error
 	}
-	require.NoError(t, e.Close())
-	wg.Wait()
-	_, err = e.SendMessageReadReceipt(ctx, "u1", ref)
-	assert.ErrorIs(t, err, readreceipt.ErrClosed)
+	call := make(chan outcome, 1)
+	go func() {
+		res, err := e.SendMessageReadReceipt(ctx, "r", []readreceipt.MessageRef{msg.Ref()})
+		call <- outcome{res, err}
+	}()
+	<-st.held
+
+	closed := make(chan error, 1)
+	go func() { closed <- e.Close() }()
+	// A Close that does not wait returns at once; one that waits cannot
+	// return until the write is let go. Give it a moment to show which it
+	// is (a slow machine only makes a broken Close harder to catch, never
+	// a correct one fail).
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a receipt call's write was in flight", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	st.release <- nil
+	out := <-call
+	require.NoError(t, out.err)
+	require.True(t, out.res[0].Recorded)
+	require.NoError(t, <-closed)
+	_, err = e.SendMessageReadReceipt(ctx, "r", []readreceipt.MessageRef{msg.Ref()})
+	require.ErrorIs(t, err, readreceipt.ErrClosed)
+
+	// The acknowledged receipt is in the store: a new engine on it sees it.
+	e2, err := readreceipt.Open(mem, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	defer e2.Close()
+	infos, err := e2.GetMessageReadReceiptList(ctx, readreceipt.AsUser("s"), []readreceipt.MessageRef{msg.Ref()})
+	require.NoError(t, err)
+	require.Equal(t, 1, infos[0].ReadCount)
 }
 
 // A canceled context fails a call before it records anything.
@@ -286,7 +314,11 @@ func TestOptionsRejectBadValues(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := readreceipt.Open(memstore.New(), opt)
-			assert.Error(t, err)
+			require.Error(t, err)
+			assert.ErrorIs(t, err, readreceipt.ErrInvalidParameter)
+			var re *readreceipt.Error
+			require.ErrorAs(t, err, &re)
+			assert.Equal(t, readreceipt.CodeInvalidParameter, re.Code)
 		})
 	}
 }

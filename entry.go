@@ -8,9 +8,12 @@ import (
 
 // msgEntry is the embedded backend's in-memory state of one message. It
 // mirrors what the store holds for the message (its meta key, its count or
-// reader chunks) and adds what the store does not need to know: receipts
-// being written (pending), the deltas since the last collapse, and unread
-// sets derived from the membership snapshot.
+// reader chunks, and, once a delivery or a private read was recorded, its
+// delivered and private sets: model) and adds what the store does not need
+// to know: receipts being written (pending), the deltas since the last
+// collapse, and unread sets derived from the membership snapshot. The
+// read-time log is never held: it is only read by the calls that report
+// read times.
 //
 // This file owns the type: the other files change an entry only through
 // the methods below, always holding m.mu, and each method says which call
@@ -19,10 +22,12 @@ import (
 //   - track (TrackMessage) and reset (DeleteMessage, expiry, a stale
 //     message replaced), after their write succeeded, under the
 //     conversation's write lock or with the entry held across the write;
-//   - mark and unmark (the receipt path, before and after its write), and
+//   - mark and unmark (the receipt path, before and after its write),
+//     decide (under the same lock as mark: what the receipt records), and
 //     commit (after the write succeeded);
-//   - installReaders (ensureReaders) and installUnread (member pages), for
-//     chunks not loaded yet;
+//   - installReaders and installPacked (ensureReaders), installModel
+//     (ensureModel) and installUnread (member pages), for chunks not loaded
+//     yet;
 //   - collapsed (collapse), after writing the whole values back.
 //
 // The entry table (cache.go) pins an entry while a call uses it.
@@ -30,30 +35,58 @@ type msgEntry struct {
 	key        string // the message's key prefix
 	shard      int
 	refs       int32 // guarded by the table shard
+	deltas     int32 // receipts written as merge deltas since the last collapse (mu)
 	size       int64 // guarded by the table shard
 	prev, next *msgEntry
 
-	mu      sync.Mutex
-	loaded  bool
-	exists  bool
-	meta    messageRecord
-	count   int64
-	readAt  int64               // C2C: when the peer's receipt was recorded (Unix ns)
-	chunks  chunkSet            // committed readers, by chunk
-	pending map[uint32]struct{} // readers being written
-	deltas  int                 // receipts written as merge deltas since the last collapse
+	mu     sync.Mutex
+	loaded bool
+	exists bool
+	// collapsing is set while collapse waits for pending receipts to end and
+	// writes; cond (on mu) wakes the collapse and the receipts waiting for
+	// it or for a pending receipt to end.
+	collapsing bool
+	meta       messageRecord
+	count      int64
+	readAt     int64               // C2C: when the peer's receipt was recorded (Unix ns)
+	chunks     chunkSet            // committed readers, by chunk
+	pending    map[uint32]struct{} // readers being written
 	// unread holds, by chunk, the recipients (but the sender) who have not
 	// read: made by member pages from a loaded chunk of readers and the
 	// message's membership snapshot, which never changes, and kept current
 	// by every receipt committed to the chunk (commit).
 	unread chunkSet
-
-	// collapsing is set while collapse waits for pending receipts to end and
-	// writes; cond (on mu) wakes the collapse and the receipts waiting for
-	// it or for a pending receipt to end.
-	collapsing bool
-	cond       *sync.Cond
+	// model holds the delivered set D, the private set P and dn = |D \ R|;
+	// nil while dn is 0 and no chunk of D or P is loaded, as for every
+	// message nobody reported delivered. The fields are laid out so that
+	// the pointer costs no memory: the struct stays in its size class.
+	model *msgModel
+	cond  *sync.Cond
 }
+
+// msgModel is the part of a message's state beyond its readers (model.go).
+//
+// Which chunks of D and P are loaded: for a group message whose
+// recipients fit one chunk (!meta.ownCount()), chunk 0 of both is stored in
+// the readers' chunk 0 (see keys.go) and so is loaded with it, a nil
+// bitmap standing for an empty set; for the other messages a chunk is
+// loaded when its bitmap is here (ensureModel). A C2C message keeps no D:
+// its one recipient is in D \ R exactly when dn is 1.
+type msgModel struct {
+	dn        int64
+	delivered chunkSet
+	private   chunkSet
+}
+
+// receiptAct is what one receipt records: a set of the acts below.
+type receiptAct uint8
+
+const (
+	actRead      receiptAct = 1 << iota // add to R, count+1
+	actUndeliver                        // the reader was in D \ R: dn-1
+	actDeliver                          // add to D, dn+1
+	actPrivate                          // add to P
+)
 
 // chunkSet holds a message's bitmaps by chunk. It is a short list, not a
 // map: most messages have one chunk, and a map of one entry costs ten
@@ -91,19 +124,107 @@ const c2cReader = 0
 
 // load fills an entry not loaded yet with what the store holds: whether
 // the message exists, its meta and count, and, where the count is the size
-// of the one chunk of readers, that chunk (nil otherwise). It returns the
-// bytes to charge.
+// of the one chunk of readers, that chunk (nil otherwise). The stored
+// counter carries dn in its high half, and the one chunk of readers D and
+// P (keys.go): load splits them. It returns the bytes to charge.
 func (m *msgEntry) load(exists bool, meta messageRecord, count, readAt int64, readers *roaring.Bitmap) int64 {
 	if m.loaded {
 		return 0
 	}
 	m.loaded, m.exists = true, exists
-	m.meta, m.count, m.readAt = meta, count, readAt
-	if readers != nil {
-		m.chunks = chunkSet{{0, readers}}
-		return bitmapBytes(readers)
+	m.meta, m.readAt = meta, readAt
+	if readers == nil {
+		m.count = count & countMask
+		if dn := count >> 32; dn != 0 {
+			m.model = &msgModel{dn: dn}
+		}
+		return 0
 	}
-	return 0
+	return m.installPacked(readers)
+}
+
+// countMask keeps the read count of a stored counter (packCount).
+const countMask = 1<<32 - 1
+
+// packCount is the stored counter of a message that keeps one: the read
+// count in the low 32 bits, dn above. A receipt adds its changes of both
+// as one delta; the counter folds them exactly, whatever the order.
+func packCount(count, dn int64) int64 { return count + dn<<32 }
+
+// Chunk 0 of the readers of a message whose recipients fit one chunk also
+// holds D and P, shifted by packDelivered and packPrivate.
+const (
+	packDelivered = 1 << chunkBits
+	packPrivate   = 2 << chunkBits
+)
+
+// splitPacked splits a stored chunk 0 of a one-chunk message into R, D and
+// P; d and p are nil when empty. It leaves packed as R.
+func splitPacked(packed *roaring.Bitmap) (r, d, p *roaring.Bitmap) {
+	if packed.IsEmpty() || packed.Maximum() < packDelivered {
+		return packed, nil, nil
+	}
+	take := func(lo uint32) *roaring.Bitmap {
+		out := roaring.New()
+		it := packed.Iterator()
+		it.AdvanceIfNeeded(lo)
+		for it.HasNext() {
+			v := it.Next()
+			if v >= lo+1<<chunkBits {
+				break
+			}
+			out.Add(v - lo)
+		}
+		if out.IsEmpty() {
+			return nil
+		}
+		return out
+	}
+	d, p = take(packDelivered), take(packPrivate)
+	packed.RemoveRange(packDelivered, 1<<32)
+	return packed, d, p
+}
+
+// joinPacked is the stored chunk 0 of a one-chunk message: R, D and P.
+func joinPacked(r, d, p *roaring.Bitmap) *roaring.Bitmap {
+	out := r.Clone()
+	for _, s := range []struct {
+		bm    *roaring.Bitmap
+		shift uint32
+	}{{d, packDelivered}, {p, packPrivate}} {
+		if s.bm == nil {
+			continue
+		}
+		it := s.bm.Iterator()
+		for it.HasNext() {
+			out.Add(it.Next() + s.shift)
+		}
+	}
+	return out
+}
+
+// installPacked installs chunk 0 of a one-chunk message as read from the
+// store (load, ensureReaders), with the D and P it holds, and sets the
+// count and dn from them. It returns the bytes to charge.
+func (m *msgEntry) installPacked(packed *roaring.Bitmap) int64 {
+	r, d, p := splitPacked(packed)
+	m.chunks = chunkSet{{0, r}}
+	m.count = int64(r.GetCardinality())
+	added := bitmapBytes(r)
+	if d != nil || p != nil {
+		x := &msgModel{}
+		if d != nil {
+			x.delivered.set(0, d)
+			x.dn = int64(roaring.AndNot(d, r).GetCardinality())
+			added += bitmapBytes(d)
+		}
+		if p != nil {
+			x.private.set(0, p)
+			added += bitmapBytes(p)
+		}
+		m.model = x
+	}
+	return added
 }
 
 // track records a message just tracked (written) over whatever the entry
@@ -123,6 +244,15 @@ func (m *msgEntry) reset() int64 {
 	}
 	for _, c := range m.unread {
 		freed += bitmapBytes(c.bm)
+	}
+	if m.model != nil {
+		for _, c := range m.model.delivered {
+			freed += bitmapBytes(c.bm)
+		}
+		for _, c := range m.model.private {
+			freed += bitmapBytes(c.bm)
+		}
+		m.model = nil
 	}
 	m.unread = nil
 	m.loaded, m.exists = true, false
@@ -168,22 +298,168 @@ func (m *msgEntry) isPending(idx uint32) bool {
 	return ok
 }
 
-// commit records reader idx's receipt, written to the store at readAt: the
-// count, the read time of a C2C message, and for a group message the
-// loaded chunk of readers (and the unread set of its chunk, if made) and
-// one more delta.
-func (m *msgEntry) commit(idx uint32, isGroup bool, readAt int64) {
-	if isGroup {
-		hi := chunkOf(idx)
-		m.chunks.get(hi).Add(idx)
-		if u := m.unread.get(hi); u != nil {
-			u.Remove(idx)
+// commit records reader idx's receipt act, written to the store at
+// readAt. A read: the count, the read time of a C2C message, and for a
+// group message the loaded chunk of readers (and the unread set of its
+// chunk, if made). A delivery or a private read: dn and the loaded chunk
+// of D or P (decide saw them loaded). A group message's receipt is one
+// more delta.
+func (m *msgEntry) commit(idx uint32, isGroup bool, readAt int64, act receiptAct) int64 {
+	var added int64
+	hi := chunkOf(idx)
+	if act&actRead != 0 {
+		if isGroup {
+			m.chunks.get(hi).Add(idx)
+			if u := m.unread.get(hi); u != nil {
+				u.Remove(idx)
+			}
+		} else {
+			m.readAt = readAt
 		}
-		m.deltas++
-	} else {
-		m.readAt = readAt
+		m.count++
 	}
-	m.count++
+	if act&^actRead != 0 && m.model == nil {
+		m.model = &msgModel{}
+		added += entryModelBytes
+	}
+	if act&actUndeliver != 0 {
+		m.model.dn--
+	}
+	if act&actDeliver != 0 {
+		m.model.dn++
+		if isGroup {
+			added += addTo(&m.model.delivered, hi, idx)
+		}
+	}
+	if act&actPrivate != 0 {
+		added += addTo(&m.model.private, hi, idx)
+	}
+	if isGroup && act != 0 {
+		m.deltas++
+	}
+	return added
+}
+
+// entryModelBytes is the approximate memory of a msgModel without chunks.
+const entryModelBytes = 64
+
+// addTo adds idx to chunk hi of s, making the chunk if it is missing (an
+// empty chunk 0 of a one-chunk message), and returns the bytes to charge.
+func addTo(s *chunkSet, hi uint16, idx uint32) int64 {
+	if bm := s.get(hi); bm != nil {
+		bm.Add(idx)
+		return 2
+	}
+	bm := roaring.BitmapOf(idx)
+	s.set(hi, bm)
+	return bitmapBytes(bm)
+}
+
+// modelChunk returns the loaded chunk hi of D (private false) or P, or nil.
+func (m *msgEntry) modelChunk(hi uint16, private bool) *roaring.Bitmap {
+	switch {
+	case m.model == nil:
+		return nil
+	case private:
+		return m.model.private.get(hi)
+	}
+	return m.model.delivered.get(hi)
+}
+
+// dn returns |D \ R|.
+func (m *msgEntry) dn() int64 {
+	if m.model == nil {
+		return 0
+	}
+	return m.model.dn
+}
+
+// inModel reports whether idx is in chunk set D (private false) or P
+// (private true) of m, and whether that chunk is loaded.
+func (m *msgEntry) inModel(idx uint32, private bool) (in, known bool) {
+	hi := chunkOf(idx)
+	var bm *roaring.Bitmap
+	if m.model != nil {
+		if private {
+			bm = m.model.private.get(hi)
+		} else {
+			bm = m.model.delivered.get(hi)
+		}
+	}
+	if bm != nil {
+		return bm.Contains(idx), true
+	}
+	if !m.meta.ownCount() {
+		return false, m.chunks.get(0) != nil // stored with the readers
+	}
+	return false, false
+}
+
+// isRead reports whether reader idx is in R.
+func (m *msgEntry) isRead(idx uint32, isGroup bool) bool {
+	if isGroup {
+		return m.hasReader(idx)
+	}
+	return m.count > 0
+}
+
+// inDelivered reports whether reader idx, not in R, is in D, and whether
+// m knows. When dn is 0, D holds nobody but readers: no chunk is needed.
+func (m *msgEntry) inDelivered(idx uint32, isGroup bool) (in, known bool) {
+	switch {
+	case m.dn() == 0:
+		return false, true
+	case !isGroup:
+		return true, true // the only recipient is in D \ R
+	}
+	return m.inModel(idx, false)
+}
+
+// decide returns what a receipt of mode by reader idx records now (0 for
+// nothing: already recorded), or false when a chunk of D or P it depends
+// on is not loaded (ensureModel). The caller holds m.mu; the reader's own
+// state cannot change before the receipt is committed while its pending
+// mark is set, and other readers' receipts only change dn, which folds.
+func (m *msgEntry) decide(idx uint32, isGroup bool, mode receiptMode) (receiptAct, bool) {
+	if m.isRead(idx, isGroup) {
+		return 0, true
+	}
+	switch mode {
+	case modeRead:
+		inD, known := m.inDelivered(idx, isGroup)
+		if !known {
+			return 0, false
+		}
+		if inD {
+			return actRead | actUndeliver, true
+		}
+		return actRead, true
+	case modeReadPrivate:
+		inP, known := m.inModel(idx, true)
+		if !known {
+			return 0, false
+		}
+		if inP {
+			return 0, true
+		}
+		inD, known := m.inDelivered(idx, isGroup)
+		if !known {
+			return 0, false
+		}
+		if inD {
+			return actPrivate, true
+		}
+		return actPrivate | actDeliver, true
+	default:
+		inD, known := m.inDelivered(idx, isGroup)
+		if !known {
+			return 0, false
+		}
+		if inD {
+			return 0, true
+		}
+		return actDeliver, true
+	}
 }
 
 // collapsed records that the message's readers and count were written back
@@ -199,6 +475,26 @@ func (m *msgEntry) installReaders(hi uint16, bm *roaring.Bitmap) int64 {
 	}
 	m.chunks.set(hi, bm)
 	return bitmapBytes(bm)
+}
+
+// installModel installs chunk hi of D (private false) or P of a message
+// that stores them in their own keys, read from the store, unless one is
+// loaded already; it returns the bytes to charge.
+func (m *msgEntry) installModel(hi uint16, private bool, bm *roaring.Bitmap) int64 {
+	var added int64
+	if m.model == nil {
+		m.model = &msgModel{}
+		added += entryModelBytes
+	}
+	s := &m.model.delivered
+	if private {
+		s = &m.model.private
+	}
+	if s.get(hi) != nil {
+		return added
+	}
+	s.set(hi, bm)
+	return added + bitmapBytes(bm)
 }
 
 // installUnread installs the unread set of chunk hi, made from its loaded

@@ -72,6 +72,7 @@ const (
 	CodeGroupTypeDisabled  = 91008
 	CodeClosed             = 91009
 	CodeUnavailable        = 91010
+	CodePrivateReceipts    = 91011
 )
 
 // Sentinel errors. Compare with errors.Is.
@@ -150,6 +151,11 @@ var (
 	// (receipts are idempotent), and calls succeed again by themselves once
 	// Redis is back. Servers answer it with HTTP 503.
 	ErrUnavailable = newSentinel(CodeUnavailable, 0, "state backend unavailable, retry")
+
+	// ErrPrivateReceipts is returned, per message, to a user whose receipts
+	// are private asking for others' reads (counts, read and unread lists,
+	// read times) while privacy is reciprocal (WithReciprocalPrivacy).
+	ErrPrivateReceipts = newSentinel(CodePrivateReceipts, 0, "your receipts are private, so others' are hidden from you")
 
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = newSentinel(CodeClosed, 0, "engine closed")

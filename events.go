@@ -10,6 +10,8 @@ import (
 // engine's form of the SDK's MESSAGE_READ_RECEIPT_RECEIVED event. It carries
 // the message's counts as they are once the receipt is durable.
 type ReceiptEvent struct {
+	// Kind is EventRead (a read receipt) or EventDelivered (a delivery).
+	Kind EventKind
 	// Sender is the sender of the message: the user whose clients the host
 	// should notify.
 	Sender string
@@ -26,8 +28,14 @@ type ReceiptEvent struct {
 	// number of recipients (1 for C2C).
 	ReadCount   int
 	UnreadCount int
-	// IsPeerRead reports, for a C2C message, that the peer has read it.
-	IsPeerRead bool
+	// DeliveredCount and UndeliveredCount are the message's delivery
+	// counts (reading implies delivered); they add up to its recipients.
+	DeliveredCount   int
+	UndeliveredCount int
+	// IsPeerRead reports, for a C2C message, that the peer has read it;
+	// IsPeerDelivered that it reached the peer.
+	IsPeerRead      bool
+	IsPeerDelivered bool
 	// ReadTime is, for a C2C message, when the receipt was recorded (the
 	// SDK's timestamp); zero for group messages.
 	ReadTime time.Time
@@ -35,20 +43,27 @@ type ReceiptEvent struct {
 	Reader string
 }
 
-func newEvent(conv Conversation, meta messageRecord, reader, msgID string, count, readAt int64) ReceiptEvent {
+// newEvent makes the event of a receipt of kind k, from the message's meta
+// and counts afterwards: count readers, delivered = count plus the
+// recipients delivered to without a public read.
+func newEvent(k EventKind, conv Conversation, meta messageRecord, reader, msgID string, count, delivered, readAt int64) ReceiptEvent {
 	ev := ReceiptEvent{
-		Sender:       meta.Sender,
-		Conversation: conv,
-		MessageID:    msgID,
-		ReadCount:    int(count),
-		UnreadCount:  int(int64(meta.Recipients) - count),
-		Reader:       reader,
+		Kind:             k,
+		Sender:           meta.Sender,
+		Conversation:     conv,
+		MessageID:        msgID,
+		ReadCount:        int(count),
+		UnreadCount:      int(int64(meta.Recipients) - count),
+		DeliveredCount:   int(delivered),
+		UndeliveredCount: int(int64(meta.Recipients) - delivered),
+		Reader:           reader,
 	}
 	if conv.Type == ConversationGroup {
 		ev.GroupID = conv.GroupID
 	} else {
 		ev.UserID = conv.other(meta.Sender)
 		ev.IsPeerRead = count > 0
+		ev.IsPeerDelivered = delivered > 0
 		ev.ReadTime = readTime(conv, count, readAt)
 	}
 	return ev
@@ -75,27 +90,27 @@ func (e *Engine) Subscribe(fn func(events []ReceiptEvent)) (unsubscribe func()) 
 	return unsubscribe
 }
 
-type subscribers struct {
+type subscribers[T any] struct {
 	mu   sync.RWMutex
 	next int
-	list []subscriber
+	list []subscriber[T]
 	n    atomic.Int32 // len(list), read without mu: calls make no events for nobody
 }
 
 // any reports whether anyone is subscribed.
-func (s *subscribers) any() bool { return s.n.Load() > 0 }
+func (s *subscribers[T]) any() bool { return s.n.Load() > 0 }
 
-type subscriber struct {
+type subscriber[T any] struct {
 	id int
-	fn func([]ReceiptEvent)
+	fn func([]T)
 }
 
-func (s *subscribers) add(fn func([]ReceiptEvent)) func() {
+func (s *subscribers[T]) add(fn func([]T)) func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.next++
 	id := s.next
-	s.list = append(s.list, subscriber{id: id, fn: fn})
+	s.list = append(s.list, subscriber[T]{id: id, fn: fn})
 	s.n.Store(int32(len(s.list)))
 	var once sync.Once
 	return func() {
@@ -113,7 +128,7 @@ func (s *subscribers) add(fn func([]ReceiptEvent)) func() {
 	}
 }
 
-func (s *subscribers) publish(events []ReceiptEvent) {
+func (s *subscribers[T]) publish(events []T) {
 	s.mu.RLock()
 	list := s.list
 	s.mu.RUnlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"time"
 
 	"github.com/readreceipt/readreceipt"
 	"github.com/readreceipt/readreceipt/store/memstore"
@@ -140,4 +141,174 @@ func ExampleError() {
 	}
 	// Output:
 	// 10062 true
+}
+
+// Delivery receipts tell the sender that a message reached a recipient's
+// device; reading implies delivered.
+func ExampleEngine_SendMessageDeliveryReceipt() {
+	ctx := context.Background()
+	e, _ := readreceipt.Open(memstore.New())
+	defer e.Close()
+	e.Subscribe(func(events []readreceipt.ReceiptEvent) {
+		for _, ev := range events {
+			fmt.Printf("tell %s: %s %s by %s, delivered to %d, read by %d\n",
+				ev.Sender, ev.MessageID, ev.Kind, ev.Reader, ev.DeliveredCount, ev.ReadCount)
+		}
+	})
+
+	_ = e.CreateGroup(ctx, "team", readreceipt.GroupWork, []string{"alice", "bob", "carol"})
+	msg := readreceipt.Message{Conversation: readreceipt.Group("team"), ID: "m1", Sender: "alice"}
+	_ = e.TrackMessage(ctx, msg)
+	refs := []readreceipt.MessageRef{msg.Ref()}
+
+	res, _ := e.SendMessageDeliveryReceipt(ctx, "bob", refs)
+	fmt.Println("bob's device:", res[0].Recorded)
+	res, _ = e.SendMessageDeliveryReceipt(ctx, "bob", refs) // bob's other device
+	fmt.Println("bob's other device:", res[0].Recorded)
+	_, _ = e.SendMessageReadReceipt(ctx, "carol", refs) // no delivery reported first
+
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("alice"), refs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("read %d, delivered %d, undelivered %d\n", infos[0].ReadCount, infos[0].DeliveredCount, infos[0].UndeliveredCount)
+	// Output:
+	// tell alice: m1 delivered by bob, delivered to 1, read by 0
+	// bob's device: true
+	// bob's other device: false
+	// tell alice: m1 read by carol, delivered to 2, read by 1
+	// read 1, delivered 2, undelivered 0
+}
+
+// A reader marks a conversation read up to a message: one receipt for
+// every message since the previous mark. Marks never move back.
+func ExampleEngine_MarkConversationRead() {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	e, _ := readreceipt.Open(memstore.New(), readreceipt.WithSweepInterval(0),
+		readreceipt.WithClock(func() time.Time { return now }))
+	defer e.Close()
+
+	team := readreceipt.Group("team")
+	_ = e.CreateGroup(ctx, "team", readreceipt.GroupWork, []string{"alice", "bob"})
+	for _, id := range []string{"m1", "m2", "m3"} {
+		_ = e.TrackMessage(ctx, readreceipt.Message{Conversation: team, ID: id, Sender: "alice"})
+		now = now.Add(time.Minute)
+	}
+	// A message of a thread is also in its conversation.
+	_ = e.TrackMessage(ctx, readreceipt.Message{Conversation: team, ID: "t1", Sender: "alice", Thread: "plans"})
+
+	res, _ := e.MarkConversationRead(ctx, "bob", readreceipt.MarkRequest{Conversation: team, MessageID: "m2"})
+	fmt.Println("up to m2:", res.Messages, "messages,", res.Recorded, "receipts")
+	res, _ = e.MarkConversationRead(ctx, "bob", readreceipt.MarkRequest{Conversation: team, MessageID: "m1"})
+	fmt.Println("back to m1: mark stays at", res.Mark.MessageID)
+	res, _ = e.MarkConversationRead(ctx, "bob", readreceipt.MarkRequest{Conversation: team, Time: now})
+	fmt.Println("up to now:", res.Messages, "messages, mark at", res.Mark.Time.Format("15:04"))
+
+	mark, ok, _ := e.GetReadMark(ctx, "bob", team, "plans")
+	fmt.Println("thread mark:", ok, mark.MessageID)
+	// Output:
+	// up to m2: 2 messages, 2 receipts
+	// back to m1: mark stays at m2
+	// up to now: 2 messages, mark at 09:03
+	// thread mark: false
+}
+
+// A user whose receipts are private reads without telling anybody: the
+// sender sees a delivery, the user's own devices see the read.
+func ExampleEngine_SetReceiptsPrivate() {
+	ctx := context.Background()
+	e, _ := readreceipt.Open(memstore.New())
+	defer e.Close()
+
+	conv := readreceipt.C2C("alice", "bob")
+	_ = e.TrackMessage(ctx, readreceipt.Message{Conversation: conv, ID: "hi", Sender: "alice"})
+	refs := []readreceipt.MessageRef{{Conversation: conv, ID: "hi"}}
+
+	_ = e.SetReceiptsPrivate(ctx, "bob", true)
+	_, _ = e.SendMessageReadReceipt(ctx, "bob", refs)
+
+	infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("alice"), refs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("alice sees: read", infos[0].IsPeerRead, "delivered", infos[0].IsPeerDelivered)
+	states, err := e.GetMessageReadState(ctx, "bob", refs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("bob sees: read", states[0].Read, "private", states[0].Private)
+	// Output:
+	// alice sees: read false delivered true
+	// bob sees: read true private true
+}
+
+// A user's own read state, for the user's other devices.
+func ExampleEngine_GetMessageReadState() {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	e, _ := readreceipt.Open(memstore.New(), readreceipt.WithSweepInterval(0),
+		readreceipt.WithClock(func() time.Time { return now }))
+	defer e.Close()
+
+	conv := readreceipt.C2C("alice", "bob")
+	for _, id := range []string{"a", "b"} {
+		_ = e.TrackMessage(ctx, readreceipt.Message{Conversation: conv, ID: id, Sender: "alice"})
+	}
+	refs := []readreceipt.MessageRef{{Conversation: conv, ID: "a"}, {Conversation: conv, ID: "b"}, {Conversation: conv, ID: "c"}}
+	_, _ = e.SendMessageReadReceipt(ctx, "bob", refs[:1])
+	_, _ = e.SendMessageDeliveryReceipt(ctx, "bob", refs[1:2])
+
+	states, err := e.GetMessageReadState(ctx, "bob", refs)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, st := range states {
+		switch {
+		case st.Err != nil:
+			fmt.Println(st.MessageID, "unknown:", errors.Is(st.Err, readreceipt.ErrReceiptNotFound))
+		case st.Read:
+			fmt.Println(st.MessageID, "read at", st.ReadTime.Format("15:04"))
+		default:
+			fmt.Println(st.MessageID, "delivered", st.Delivered, "not read")
+		}
+	}
+	// Output:
+	// a read at 09:30
+	// b delivered true not read
+	// c unknown: true
+}
+
+// With WithReadTimes, the engine keeps when each member read a group
+// message, to the second.
+func ExampleEngine_GetMessageReadTimes() {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	e, _ := readreceipt.Open(memstore.New(), readreceipt.WithReadTimes(true), readreceipt.WithSweepInterval(0),
+		readreceipt.WithClock(func() time.Time { return now }))
+	defer e.Close()
+
+	_ = e.CreateGroup(ctx, "team", readreceipt.GroupWork, []string{"alice", "bob", "carol", "dave"})
+	msg := readreceipt.Message{Conversation: readreceipt.Group("team"), ID: "m1", Sender: "alice"}
+	_ = e.TrackMessage(ctx, msg)
+	for _, reader := range []string{"carol", "bob"} {
+		now = now.Add(90 * time.Second)
+		_, _ = e.SendMessageReadReceipt(ctx, reader, []readreceipt.MessageRef{msg.Ref()})
+	}
+
+	times, err := e.GetMessageReadTimes(ctx, readreceipt.AsUser("alice"), msg.Ref(), []string{"bob", "carol", "dave"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, rt := range times {
+		if rt.Read {
+			fmt.Println(rt.UserID, "read it at", rt.ReadTime.Format("15:04:05"))
+		} else {
+			fmt.Println(rt.UserID, "has not read it")
+		}
+	}
+	// Output:
+	// bob read it at 09:03:00
+	// carol read it at 09:01:30
+	// dave has not read it
 }

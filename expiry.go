@@ -14,7 +14,10 @@ import (
 // message past retention answers ErrReceiptNotFound at once; the sweep
 // deletes it later, a slice of keys at a time, so that it never holds a
 // conversation's lock for long. Deleting group messages may leave membership
-// chunks that no live message needs; the sweep drops those too.
+// chunks that no live message needs; the sweep drops those too. A message's
+// order keys (embedded_order.go) go in the batch that deletes it
+// (deleteMessages); until then, scanOrder skips an expired message as
+// every other call does.
 
 // sweepSlice is how many expiry keys one sweep step handles.
 const sweepSlice = 256

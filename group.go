@@ -460,6 +460,12 @@ func (e *embedded) dismissGroup(ctx context.Context, gid string) error {
 		b.DeleteRange(gp, prefixEnd(gp))
 		mp := conversationMessagesPrefix(ck)
 		b.DeleteRange(mp, prefixEnd(mp))
+		// The group's orders and marks go with it: a group created again
+		// under this ID starts with none.
+		op := convOrderPrefix(ck)
+		b.DeleteRange(op, prefixEnd(op))
+		kp := convMarkPrefix(ck)
+		b.DeleteRange(kp, prefixEnd(kp))
 		b.Delete(gcKey(gid))
 		const inline = 4096
 		for len(timeKeys) > 0 && b.Len() < inline {

@@ -14,6 +14,8 @@ import (
 //	\x00 's'                                   secret for cursor MACs
 //	\x00 'G' group                             group lost messages: the sweep looks for
 //	                                           membership chunks nobody needs
+//	\x00 'p' user                              the user's receipts are private (value 1;
+//	                                           absent: public)
 //	'g' lp(group) \x00                         group meta
 //	'g' lp(group) 'c' hi16 ^version64          membership chunk: members with index>>16 == hi16,
 //	                                           written at version; ^version sorts newest first
@@ -21,10 +23,21 @@ import (
 //	'g' lp(group) 'u' user                     user ID -> member index (kept for life)
 //	'g' lp(group) 'v' version64 lp(msg)        live message tracked at version (value: trackedAt)
 //	'm' conv lp(msg) \x00                      message meta
-//	'm' conv lp(msg) 'n'                       read count (merge counter)
-//	'm' conv lp(msg) 'r' hi16                  readers with index>>16 == hi16 (merge set)
+//	'm' conv lp(msg) 'd' hi16                  delivered (D) with index>>16 == hi16 (merge set);
+//	                                           groups only: a C2C peer is in D \ R when dn is 1
+//	'm' conv lp(msg) 'n'                       read count, plus dn = |D \ R| << 32 (merge counter)
+//	'm' conv lp(msg) 'p' hi16                  private readers (P) with index>>16 == hi16 (merge set)
+//	'm' conv lp(msg) 'r' hi16                  readers with index>>16 == hi16 (merge set); for a group
+//	                                           message without 'n', chunk 0 also holds D as
+//	                                           index+2^16 and P as index+2^17 (no 'd', 'p' keys)
 //	'm' conv lp(msg) 't'                       C2C: when the peer's receipt was recorded (Unix ns)
+//	'm' conv lp(msg) 'T'                       read-time log (merge append; WithReadTimes)
 //	't' trackedAt64 conv lp(msg)               expiry index
+//	'o' conv lp(thread) pos                    order: one key per message (no value), pos
+//	                                           is orderPos.encode (µs64 then the ID, last);
+//	                                           thread "" holds every message of conv,
+//	                                           a thread's messages are also under it
+//	'k' conv lp(thread) lp(reader)             read-up-to mark (value: encoded orderPos)
 //
 // where conv is 'g' lp(group) or 'c' lp(userA) lp(userB) with userA < userB.
 const (
@@ -32,6 +45,8 @@ const (
 	prefixGroup   = 'g'
 	prefixMessage = 'm'
 	prefixTime    = 't'
+	prefixOrder   = 'o' // conversation and thread orders
+	prefixMark    = 'k' // read-up-to marks
 
 	groupMeta    = 0x00
 	groupChunk   = 'c'
@@ -43,6 +58,10 @@ const (
 	msgCount   = 'n'
 	msgReaders = 'r'
 	msgReadAt  = 't'
+	// D, P and the read-time log; a C2C message keeps D in its counter.
+	msgDelivered = 'd'
+	msgPrivate   = 'p'
+	msgReadLog   = 'T'
 
 	convGroup = 'g'
 	convC2C   = 'c'
@@ -52,7 +71,37 @@ var (
 	keySchemaVersion = []byte{prefixSystem, 'v'}
 	keySecret        = []byte{prefixSystem, 's'}
 	keyGCPrefix      = []byte{prefixSystem, 'G'}
+	keyPrivacyPrefix = []byte{prefixSystem, 'p'}
 )
+
+// privacyKey is user's private-receipts flag.
+func privacyKey(user string) []byte { return append(slices.Clone(keyPrivacyPrefix), user...) }
+
+// orderPrefix is the prefix of the order of conv's thread ("" for the
+// whole conversation); convOrderPrefix of every order of conv.
+func orderPrefix(conv []byte, thread string) []byte {
+	return appendLP(convOrderPrefix(conv), thread)
+}
+
+func convOrderPrefix(conv []byte) []byte {
+	b := make([]byte, 0, 1+len(conv)+1+8+32)
+	return append(append(b, prefixOrder), conv...)
+}
+
+// orderKey is the key of the message at p in conv's thread order.
+func orderKey(conv []byte, thread string, p orderPos) []byte {
+	return p.encode(orderPrefix(conv, thread))
+}
+
+// markKey is reader's mark in conv's thread; convMarkPrefix the prefix of
+// every mark of conv.
+func markKey(conv []byte, thread, reader string) []byte {
+	return appendLP(appendLP(convMarkPrefix(conv), thread), reader)
+}
+
+func convMarkPrefix(conv []byte) []byte {
+	return append([]byte{prefixMark}, conv...)
+}
 
 // gcKey marks group gid for membership garbage collection.
 func gcKey(gid string) []byte { return append(slices.Clone(keyGCPrefix), gid...) }
@@ -196,4 +245,40 @@ func parseChunkSuffix(b []byte) (hi uint16, version uint64, err error) {
 		return 0, 0, errBadKey
 	}
 	return binary.BigEndian.Uint16(b), ^binary.BigEndian.Uint64(b[2:]), nil
+}
+
+// parseOrderKey splits an order key.
+func parseOrderKey(k []byte) (conv Conversation, thread string, p orderPos, err error) {
+	if len(k) < 1 || k[0] != prefixOrder {
+		return Conversation{}, "", orderPos{}, errBadKey
+	}
+	conv, rest, err := parseConv(k[1:])
+	if err != nil {
+		return Conversation{}, "", orderPos{}, err
+	}
+	if thread, rest, err = readLP(rest); err != nil {
+		return Conversation{}, "", orderPos{}, err
+	}
+	if p, err = decodeOrderPos(rest); err != nil || p.id == "" {
+		return Conversation{}, "", orderPos{}, errBadKey
+	}
+	return conv, thread, p, nil
+}
+
+// parseMarkKey splits a mark key.
+func parseMarkKey(k []byte) (conv Conversation, thread, reader string, err error) {
+	if len(k) < 1 || k[0] != prefixMark {
+		return Conversation{}, "", "", errBadKey
+	}
+	conv, rest, err := parseConv(k[1:])
+	if err != nil {
+		return Conversation{}, "", "", err
+	}
+	if thread, rest, err = readLP(rest); err != nil {
+		return Conversation{}, "", "", err
+	}
+	if reader, rest, err = readLP(rest); err != nil || reader == "" || len(rest) != 0 {
+		return Conversation{}, "", "", errBadKey
+	}
+	return conv, thread, reader, nil
 }

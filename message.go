@@ -141,6 +141,9 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 	if err := validID("sender", msg.Sender, e.cfg.maxIDLength); err != nil {
 		return err
 	}
+	if err := e.validThread(msg.Thread); err != nil {
+		return err
+	}
 	conv := msg.Conversation
 	if conv.Type == ConversationC2C && !conv.has(msg.Sender) {
 		return errorf(ErrInvalidParameter, "sender %q is not in %s", msg.Sender, conv)
@@ -156,7 +159,7 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	lock.RLock()
 	defer lock.RUnlock()
 
-	rec := messageRecord{Sender: msg.Sender, TrackedAt: e.now(), SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32()}
+	rec := messageRecord{Sender: msg.Sender, TrackedAt: e.now(), SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32(), Thread: msg.Thread}
 	var g *groupRecord
 	if isGroup {
 		var err error
@@ -210,12 +213,14 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		// swept yet. Replace it.
 		b.DeleteRange(prefix, prefixEnd(prefix))
 		b.Delete(timeKey(m.meta.TrackedAt, ck, msg.ID))
+		deleteOrderKeys(&b, ck, msg.ID, &m.meta)
 		if isGroup && m.meta.Incarnation == g.Incarnation {
 			b.Delete(versionKey(conv.GroupID, m.meta.Version, msg.ID))
 		}
 	}
 	b.Set(withSuffix(prefix, msgMeta), rec.encode())
 	b.Set(timeKey(rec.TrackedAt, ck, msg.ID), nil)
+	setOrderKeys(&b, ck, msg.ID, &rec)
 	if isGroup {
 		b.Set(versionKey(conv.GroupID, rec.Version, msg.ID), binary.BigEndian.AppendUint64(nil, uint64(rec.TrackedAt)))
 	}
@@ -297,6 +302,7 @@ func (e *embedded) deleteMessages(ctx context.Context, conv Conversation, ids []
 		if trackedAt == nil {
 			b.Delete(timeKey(meta.TrackedAt, ck, id))
 		}
+		deleteOrderKeys(&b, ck, id, &meta)
 		if isGroup && g != nil && g.Incarnation == meta.Incarnation {
 			b.Delete(versionKey(conv.GroupID, meta.Version, id))
 			if !marked {
@@ -316,4 +322,22 @@ func (e *embedded) deleteMessages(ctx context.Context, conv Conversation, ids []
 		e.entries.charge(m, -freed)
 	}
 	return len(doomed), nil
+}
+
+// setOrderKeys writes a message's keys in its conversation's order and, if
+// it has one, its thread's; deleteOrderKeys deletes them.
+func setOrderKeys(b *store.Batch, ck []byte, id string, meta *messageRecord) {
+	p := msgPos(meta.TrackedAt, id)
+	b.Set(orderKey(ck, "", p), nil)
+	if meta.Thread != "" {
+		b.Set(orderKey(ck, meta.Thread, p), nil)
+	}
+}
+
+func deleteOrderKeys(b *store.Batch, ck []byte, id string, meta *messageRecord) {
+	p := msgPos(meta.TrackedAt, id)
+	b.Delete(orderKey(ck, "", p))
+	if meta.Thread != "" {
+		b.Delete(orderKey(ck, meta.Thread, p))
+	}
 }

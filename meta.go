@@ -75,6 +75,8 @@ type messageRecord struct {
 	// member-page cursors of one tracking never work for another under the
 	// same ID, even one tracked at the same clock reading.
 	Nonce uint32
+	// Thread is the message's thread, "" for none.
+	Thread string
 }
 
 // ownCount reports whether the message's read count is stored as a counter
@@ -95,7 +97,11 @@ func (m *messageRecord) encode() []byte {
 	b = binary.AppendUvarint(b, uint64(m.EndIndex))
 	b = binary.AppendUvarint(b, uint64(m.SenderIndex))
 	b = binary.AppendUvarint(b, uint64(m.Recipients))
-	return binary.BigEndian.AppendUint32(b, m.Nonce)
+	b = binary.BigEndian.AppendUint32(b, m.Nonce)
+	if m.Thread != "" {
+		b = appendLP(b, m.Thread)
+	}
+	return b
 }
 
 func decodeMessage(b []byte) (messageRecord, error) {
@@ -115,10 +121,17 @@ func decodeMessage(b []byte) (messageRecord, error) {
 	m.EndIndex = r.uint32()
 	m.SenderIndex = r.uint32()
 	m.Recipients = r.uint32()
-	if r.err != nil || len(r.b) != 4 {
+	if r.err != nil || len(r.b) < 4 {
 		return m, errBadRecord
 	}
 	m.Nonce = binary.BigEndian.Uint32(r.b)
+	if rest := r.b[4:]; len(rest) > 0 {
+		thread, tail, err := readLP(rest)
+		if err != nil || thread == "" || len(tail) != 0 {
+			return m, errBadRecord
+		}
+		m.Thread = thread
+	}
 	return m, nil
 }
 

@@ -55,6 +55,8 @@ type config struct {
 	sync               bool
 	now                func() time.Time
 	cacheBytes         int64
+	readTimes          bool
+	reciprocal         bool
 }
 
 func defaultConfig() config {
@@ -215,4 +217,22 @@ func WithCacheBytes(n int64) Option {
 		c.cacheBytes = n
 		return nil
 	}
+}
+
+// WithReadTimes keeps when each member read a group message, returned with
+// member pages (MemberPage.ReadTimes) and by GetMessageReadTimes. It costs
+// 2 to 7 bytes per receipt (see the read-time log in model.go) and is off by
+// default, so that the default costs stay those of counts and sets alone.
+// C2C read times are always kept. Receipts recorded while it was off have
+// no time.
+func WithReadTimes(on bool) Option {
+	return func(c *config) error { c.readTimes = on; return nil }
+}
+
+// WithReciprocalPrivacy makes private receipts reciprocal: a user whose
+// receipts are private (SetReceiptsPrivate) does not see others' reads
+// either (ErrPrivateReceipts, and no read events). Delivery stays visible.
+// Default: off.
+func WithReciprocalPrivacy(on bool) Option {
+	return func(c *config) error { c.reciprocal = on; return nil }
 }

@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"context"
 	"encoding/binary"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -16,6 +17,11 @@ const (
 	FilterRead MemberFilter = 0
 	// FilterUnread lists the recipients who have not read it (filter 1).
 	FilterUnread MemberFilter = 1
+	// FilterDelivered lists the recipients it was delivered to (read or
+	// delivery reported).
+	FilterDelivered MemberFilter = 2
+	// FilterUndelivered lists the recipients it was not delivered to.
+	FilterUndelivered MemberFilter = 3
 )
 
 // MemberListRequest asks for one page of a group message's read or unread
@@ -23,7 +29,8 @@ const (
 type MemberListRequest struct {
 	// Message is the group message.
 	Message MessageRef
-	// Filter is FilterRead or FilterUnread.
+	// Filter is FilterRead, FilterUnread, FilterDelivered or
+	// FilterUndelivered.
 	Filter MemberFilter
 	// Cursor is "" for the first page, then the Cursor of the page before.
 	Cursor string
@@ -44,11 +51,22 @@ type MemberPage struct {
 	ReadUserIDList []string
 	// UnreadUserIDList holds the page's members for FilterUnread.
 	UnreadUserIDList []string
+	// ReadTimes holds, with WithReadTimes and for FilterRead, when each
+	// member of ReadUserIDList read the message (zero for a receipt
+	// recorded while read times were off).
+	ReadTimes []time.Time
+	// DeliveredUserIDList and UndeliveredUserIDList hold the page's
+	// members for FilterDelivered and FilterUndelivered.
+	DeliveredUserIDList   []string
+	UndeliveredUserIDList []string
 }
 
 // GetGroupMessageReadMemberList returns one page of the members who have
-// (FilterRead) or have not (FilterUnread) read a group message, in the order
-// of their member indexes, that is, of when they first joined the group.
+// (FilterRead) or have not (FilterUnread) read a group message, or to whom
+// it was (FilterDelivered) or was not (FilterUndelivered) delivered, in the
+// order of their member indexes, that is, of when they first joined the
+// group. With WithReadTimes, a FilterRead page also gives when each member
+// read it (ReadTimes).
 // Walking the pages from Cursor "" until IsCompleted lists every matching
 // member exactly once while nothing changes meanwhile; receipts recorded
 // during the walk may or may not appear on pages not yet fetched. A page
@@ -67,6 +85,11 @@ func (e *Engine) GetGroupMessageReadMemberList(ctx context.Context, caller Calle
 	conv, err := e.pageRequest(caller, req)
 	if err != nil {
 		return MemberPage{}, err
+	}
+	if req.Filter <= FilterUnread {
+		if err := e.reciprocalErr(ctx, caller); err != nil {
+			return MemberPage{}, err
+		}
 	}
 	return e.be.page(ctx, caller, conv, req)
 }
@@ -106,14 +129,25 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 
 	// Collect up to Count+1 member indexes from pos on: one more than the
 	// page, to know whether the list goes on.
+	//
+	// Delivered is R plus D, undelivered the unread minus D. While dn is
+	// 0, D holds only readers, so the lists are the read and unread ones
+	// and no chunk of D is read; otherwise each chunk of D is loaded once,
+	// like the readers' chunks, and a page combines it with one chunk of
+	// readers (or of unread members): a bounded cost per chunk.
 	want := req.Count + 1
 	idxs := make([]uint32, 0, want)
 	last, any := lastChunk(meta.EndIndex)
+	filter := req.Filter
+	positive := filter == FilterRead || filter == FilterDelivered
 	for hi := int(chunkOf(pos)); any && pos < meta.EndIndex && hi <= int(last) && len(idxs) < want; hi++ {
-		if req.Filter == FilterRead {
+		m.mu.Lock()
+		withD := filter >= FilterDelivered && m.dn() > 0
+		m.mu.Unlock()
+		if positive {
 			// In a huge group readers may be sparse: skip the chunks that
 			// hold none with one seek instead of one read each.
-			next, ok, err := e.nextReaderChunk(ctx, m, uint16(hi), last)
+			next, ok, err := e.nextReaderChunk(ctx, m, uint16(hi), last, withD)
 			if err != nil {
 				return MemberPage{}, err
 			}
@@ -126,17 +160,30 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 		if err := e.ensureReaders(ctx, m, h); err != nil {
 			return MemberPage{}, err
 		}
+		if withD {
+			if err := e.ensureModel(ctx, m, h, true, false); err != nil {
+				return MemberPage{}, err
+			}
+		}
 		var snap *roaring.Bitmap
-		if req.Filter == FilterUnread {
+		if !positive {
 			if snap, err = e.memberChunk(ctx, gid, g.Incarnation, h, meta.Version); err != nil {
 				return MemberPage{}, err
 			}
 		}
 		m.mu.Lock()
 		readers := m.chunks.get(h)
-		if req.Filter == FilterRead {
+		var d *roaring.Bitmap // chunk h of D, if it holds anybody
+		if withD && m.model != nil {
+			d = m.model.delivered.get(h)
+		}
+		if positive {
 			// The chunk changes under receipts: read it under the lock.
-			it := readers.Iterator()
+			set := readers
+			if d != nil {
+				set = roaring.Or(readers, d)
+			}
+			it := set.Iterator()
 			it.AdvanceIfNeeded(pos)
 			for it.HasNext() && len(idxs) < want {
 				idxs = append(idxs, it.Next())
@@ -154,6 +201,9 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 			u.Remove(meta.SenderIndex)
 			u.RunOptimize()
 			added = m.installUnread(h, u)
+		}
+		if d != nil {
+			u = roaring.AndNot(u, d)
 		}
 		it := u.Iterator()
 		it.AdvanceIfNeeded(pos)
@@ -175,34 +225,72 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 	if err != nil {
 		return MemberPage{}, err
 	}
-	if req.Filter == FilterRead {
+	switch filter {
+	case FilterRead:
 		page.ReadUserIDList = users
-	} else {
+		if e.cfg.readTimes {
+			log, err := e.readLog(ctx, m)
+			if err != nil {
+				return MemberPage{}, err
+			}
+			if page.ReadTimes, err = readTimesOf(log, meta.TrackedAt, idxs, false); err != nil {
+				return MemberPage{}, internalErr("decode read times", err)
+			}
+		}
+	case FilterUnread:
 		page.UnreadUserIDList = users
+	case FilterDelivered:
+		page.DeliveredUserIDList = users
+	default:
+		page.UndeliveredUserIDList = users
 	}
 	return page, nil
 }
 
+// readLog reads message m's read-time log (nil when it has none).
+func (e *embedded) readLog(ctx context.Context, m *msgEntry) ([]byte, error) {
+	vals, err := e.st.Get(ctx, [][]byte{withSuffix([]byte(m.key), msgReadLog)})
+	if err != nil {
+		return nil, internalErr("read read times", err)
+	}
+	return decodeReadLog(vals[0])
+}
+
 // nextReaderChunk returns the first chunk from hi to last that may hold
-// readers of message m: hi if it is loaded, else the next one stored (every
-// committed receipt is stored).
-func (e *embedded) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16) (uint16, bool, error) {
+// readers of message m (with delivered, readers or D): hi if it is loaded,
+// else the next one stored (every committed receipt is stored).
+func (e *embedded) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16, delivered bool) (uint16, bool, error) {
 	m.mu.Lock()
 	loaded := m.chunks.get(hi) != nil
+	if delivered {
+		_, known := m.inModel(uint32(hi)<<chunkBits, false)
+		loaded = loaded && known
+	}
 	m.mu.Unlock()
 	if loaded {
 		return hi, true, nil
 	}
 	prefix := []byte(m.key)
-	start := readersKey(prefix, hi)
-	end := prefixEnd(readersKey(prefix, last))
-	next, found := hi, false
-	err := e.st.Scan(ctx, start, end, func(k, _ []byte) bool {
-		next, found = binary.BigEndian.Uint16(k[len(k)-2:]), true
-		return false
-	})
-	if err != nil {
-		return 0, false, internalErr("read readers", err)
+	next, found := last, false
+	kinds := []byte{msgReaders}
+	if delivered {
+		kinds = append(kinds, msgDelivered)
 	}
-	return next, found, nil
+	for _, kind := range kinds {
+		start := appendU16(withSuffix(prefix, kind), hi)
+		end := prefixEnd(appendU16(withSuffix(prefix, kind), last))
+		err := e.st.Scan(ctx, start, end, func(k, _ []byte) bool {
+			if c := binary.BigEndian.Uint16(k[len(k)-2:]); !found || c < next {
+				next, found = c, true
+			}
+			return false
+		})
+		if err != nil {
+			return 0, false, internalErr("read readers", err)
+		}
+	}
+	if !found {
+		return 0, false, nil
+	}
+	return next, true, nil
 }

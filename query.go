@@ -14,14 +14,22 @@ type ReceiptInfo struct {
 	// C2C.
 	ReadCount   int
 	UnreadCount int
-	// IsPeerRead reports, for a C2C message, that the peer has read it.
-	IsPeerRead bool
+	// DeliveredCount and UndeliveredCount also add up to the recipients:
+	// a recipient is delivered once a device of theirs reported it
+	// (SendMessageDeliveryReceipt) or they read it.
+	DeliveredCount   int
+	UndeliveredCount int
+	// IsPeerRead reports, for a C2C message, that the peer has read it;
+	// IsPeerDelivered that it reached the peer.
+	IsPeerRead      bool
+	IsPeerDelivered bool
 	// ReadTime is, for a C2C message the peer has read, when its receipt
 	// was recorded (the SDK's timestamp); zero otherwise, and for group
 	// messages.
 	ReadTime time.Time
 	// Err is set, and the counts are zero, when the message's state cannot
-	// be given: ErrReceiptNotFound or ErrPermissionDenied.
+	// be given: ErrReceiptNotFound, ErrPermissionDenied, or
+	// ErrPrivateReceipts.
 	Err error
 }
 
@@ -43,6 +51,16 @@ func (e *Engine) GetMessageReadReceiptList(ctx context.Context, caller Caller, m
 	conv, err := e.validRefs(messages, e.cfg.maxQueryMessages)
 	if err != nil {
 		return nil, err
+	}
+	if err := e.reciprocalErr(ctx, caller); err != nil {
+		if !perMessage(err) {
+			return nil, err
+		}
+		out := make([]ReceiptInfo, len(messages))
+		for i, m := range messages {
+			out[i] = ReceiptInfo{MessageID: m.ID, Err: err}
+		}
+		return out, nil
 	}
 	return e.be.counts(ctx, caller, conv, messages)
 }
@@ -71,16 +89,16 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		out[i].MessageID = r.ID
 		buf = appendMessagePrefix(buf[:0], ck, r.ID)
 		var meta messageRecord
-		var count, readAt int64
+		var count, dn, readAt int64
 		var lerr error
 		if !e.entries.peek(buf, func(m *msgEntry) {
 			meta, lerr = e.liveMeta(m, isGroup, g, now)
-			count, readAt = m.count, m.readAt
+			count, dn, readAt = m.count, m.dn(), m.readAt
 		}) {
 			missed = append(missed, i)
 			continue
 		}
-		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, readAt, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count+dn, readAt, lerr)
 	}
 	if len(missed) == 0 {
 		return out, nil
@@ -97,9 +115,9 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		m := ms[j]
 		m.mu.Lock()
 		meta, lerr := e.liveMeta(m, isGroup, g, now)
-		count, readAt := m.count, m.readAt
+		count, dn, readAt := m.count, m.dn(), m.readAt
 		m.mu.Unlock()
-		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, readAt, lerr)
+		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count+dn, readAt, lerr)
 	}
 	return out, nil
 }

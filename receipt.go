@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 
+	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/readreceipt/readreceipt/store"
 )
 
@@ -30,6 +31,11 @@ type ReceiptResult struct {
 // announced to subscribers (see Subscribe). Receipts do not touch any
 // conversation's unread count; the engine keeps none.
 //
+// While reader's receipts are private (SetReceiptsPrivate) the reads are
+// recorded for the reader's own state only, and Recorded reports that the
+// reader's own state changed. Every call that recorded a read also sends
+// the reader's devices an OwnReadEvent (SubscribeOwnReads).
+//
 // The call as a whole fails, recording nothing, on bad input
 // (ErrInvalidParameter), too many messages (ErrTooManyMessages), messages
 // of several conversations (ErrMixedConversations), while the feature is
@@ -38,24 +44,27 @@ func (e *Engine) SendMessageReadReceipt(ctx context.Context, reader string, mess
 	if err := e.enterReceipts(); err != nil {
 		return nil, err
 	}
-	results, events, err := e.sendReceipts(ctx, reader, messages)
-	if len(events) > 0 {
-		e.subs.publish(events)
-		e.be.announce(events)
-	}
-	e.leave()
-	return results, err
-}
-
-func (e *Engine) sendReceipts(ctx context.Context, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+	defer e.leave()
 	if err := validID("reader", reader, e.cfg.maxIDLength); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	conv, err := e.validRefs(refs, e.cfg.maxMessagesPerCall)
+	conv, err := e.validRefs(messages, e.cfg.maxMessagesPerCall)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return e.be.receipts(ctx, conv, reader, refs)
+	mode, err := e.readMode(ctx, reader)
+	if err != nil {
+		return nil, err
+	}
+	results, events, err := e.be.receipts(ctx, conv, reader, messages, mode)
+	var own []OwnReadEvent
+	if err == nil {
+		if ev, ok := ownEvent(reader, conv, messages, results); ok {
+			own = []OwnReadEvent{ev}
+		}
+	}
+	e.deliver(ctx, events, own)
+	return results, err
 }
 
 // receiptItem is one distinct message of a receipt call.
@@ -63,10 +72,11 @@ type receiptItem struct {
 	pos  int // position in the call
 	m    *msgEntry
 	meta messageRecord
-	ok   bool // the reader may send this receipt
+	ok   bool       // the reader may send this receipt
+	act  receiptAct // what it records, once pending
 }
 
-func (e *embedded) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+func (e *embedded) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef, mode receiptMode) ([]ReceiptResult, []ReceiptEvent, error) {
 	var err error
 	isGroup := conv.Type == ConversationGroup
 	ck := convKey(conv)
@@ -146,12 +156,18 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 				return nil, nil, err
 			}
 		}
+		if err := e.ensureFor(ctx, it.m, idx, isGroup, mode); err != nil {
+			return nil, nil, err
+		}
 		it.ok = true
 	}
 
 	// Mark the new receipts pending, write them in one batch, and commit
 	// them to the cached state once the write succeeded.
-	pending := e.markPending(items, idx, isGroup)
+	pending, err := e.markPending(ctx, items, idx, isGroup, mode)
+	if err != nil {
+		return nil, nil, err
+	}
 	readAt := e.now()
 	if len(pending) > 0 {
 		werr := e.writeReceipts(ctx, pending, idx, isGroup, readAt)
@@ -177,50 +193,133 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 	for _, it := range pending {
 		results[it.pos].Recorded = true
 		e.entries.charge(it.m, 2)
-		if events != nil {
+		if events != nil && it.act&(actRead|actDeliver) != 0 {
 			it.m.mu.Lock()
-			count := it.m.count
+			count, dn := it.m.count, it.m.dn()
 			it.m.mu.Unlock()
-			events = append(events, newEvent(conv, it.meta, reader, refs[it.pos].ID, count, readAt))
+			kind := EventRead
+			if it.act&actRead == 0 {
+				kind = EventDelivered // a private read tells the sender only this
+			}
+			events = append(events, newEvent(kind, conv, it.meta, reader, refs[it.pos].ID, count, count+dn, readAt))
 		}
 	}
 	return results, events, nil
 }
 
-// writeReceipts writes reader idx's pending receipts in one batch, with
-// the read time of C2C ones.
+// ensureFor loads what a receipt of mode by reader idx on m decides on,
+// beyond the reader's chunk of readers: its chunk of D, unless dn is 0 on
+// the read path (the common case: nothing to load), and of P for a private
+// read.
+func (e *embedded) ensureFor(ctx context.Context, m *msgEntry, idx uint32, isGroup bool, mode receiptMode) error {
+	m.mu.Lock()
+	read := m.isRead(idx, isGroup)
+	delivered := mode != modeRead || m.dn() > 0
+	m.mu.Unlock()
+	if read {
+		return nil
+	}
+	return e.ensureModel(ctx, m, chunkOf(idx), delivered, mode == modeReadPrivate)
+}
+
+// writeReceipts writes reader idx's pending receipts in one batch: for a
+// read its reader chunk (or, C2C, the read time) and the counter; for a
+// delivery or a private read D and P (in the readers' chunk 0 of a
+// one-chunk message, else in their own keys) and dn (in the counter); with
+// WithReadTimes, the read-time log entry of a new public or private read.
+// A read of a message with dn 0 writes exactly what it wrote before D
+// existed.
 func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, idx uint32, isGroup bool, readAt int64) error {
 	// Every receipt of the call adds the same reader: one operand serves
 	// them all, and the keys share one allocation.
 	var b store.Batch
+	hi := chunkOf(idx)
 	add, one := store.EncodeSetAdd(idx), store.EncodeCounter(1)
 	size := 0
 	for _, it := range pending {
-		size += 3*len(it.m.key) + 4
+		size += writeKeys(it.act, it.meta.ownCount(), isGroup, e.cfg.readTimes) * (len(it.m.key) + 3)
 	}
-	at := binary.BigEndian.AppendUint64(nil, uint64(readAt))
+	var at []byte
 	keys := make([]byte, 0, size)
+	key := func(m *msgEntry, suffix ...byte) []byte {
+		start := len(keys)
+		keys = append(keys, m.key...)
+		keys = append(keys, suffix...)
+		return keys[start:len(keys):len(keys)]
+	}
 	for _, it := range pending {
-		if isGroup {
-			start := len(keys)
-			keys = append(keys, it.m.key...)
-			keys = append(keys, msgReaders, byte(chunkOf(idx)>>8), byte(chunkOf(idx)))
-			b.Merge(keys[start:len(keys):len(keys)], add)
+		act, own := it.act, it.meta.ownCount()
+		if isGroup && act&actRead != 0 {
+			b.Merge(key(it.m, msgReaders, byte(hi>>8), byte(hi)), add)
 		}
-		if it.meta.ownCount() {
-			start := len(keys)
-			keys = append(keys, it.m.key...)
-			keys = append(keys, msgCount)
-			b.Merge(keys[start:len(keys):len(keys)], one)
+		if isGroup && !own && act&(actDeliver|actPrivate) != 0 {
+			var vals []uint32
+			if act&actDeliver != 0 {
+				vals = append(vals, idx+packDelivered)
+			}
+			if act&actPrivate != 0 {
+				vals = append(vals, idx+packPrivate)
+			}
+			b.Merge(key(it.m, msgReaders, 0, 0), store.EncodeSetAdd(vals...))
 		}
-		if !isGroup {
-			start := len(keys)
-			keys = append(keys, it.m.key...)
-			keys = append(keys, msgReadAt)
-			b.Set(keys[start:len(keys):len(keys)], at)
+		if own {
+			var d int64
+			if act&actRead != 0 {
+				d++
+			}
+			if act&actDeliver != 0 {
+				d += 1 << 32
+			}
+			if act&actUndeliver != 0 {
+				d -= 1 << 32
+			}
+			switch d {
+			case 0:
+			case 1:
+				b.Merge(key(it.m, msgCount), one)
+			default:
+				b.Merge(key(it.m, msgCount), store.EncodeCounter(d))
+			}
+			if isGroup && act&actDeliver != 0 {
+				b.Merge(key(it.m, msgDelivered, byte(hi>>8), byte(hi)), add)
+			}
+			if act&actPrivate != 0 {
+				b.Merge(key(it.m, msgPrivate, byte(hi>>8), byte(hi)), add)
+			}
+		}
+		if !isGroup && act&actRead != 0 {
+			if at == nil {
+				at = binary.BigEndian.AppendUint64(nil, uint64(readAt))
+			}
+			b.Set(key(it.m, msgReadAt), at)
+		}
+		if e.cfg.readTimes && act&(actRead|actPrivate) != 0 {
+			entry := appendReadTime(nil, idx, act&actRead == 0, it.meta.TrackedAt, readAt)
+			b.Merge(key(it.m, msgReadLog), store.EncodeAppend(entry))
 		}
 	}
 	return e.st.Write(ctx, &b, e.writeOpts())
+}
+
+// writeKeys is how many keys writeReceipts writes for a receipt act.
+func writeKeys(act receiptAct, own, isGroup, readTimes bool) int {
+	n := 0
+	if act&actRead != 0 {
+		n++ // readers, or the C2C read time
+	}
+	if own {
+		n++ // the counter
+	}
+	if act&actDeliver != 0 {
+		n++
+	}
+	if act&actPrivate != 0 {
+		n++
+	}
+	if readTimes && act&(actRead|actPrivate) != 0 {
+		n++
+	}
+	return n
 }
 
 // commitReceipts ends the pending marks of a write and, if it succeeded
@@ -228,17 +327,20 @@ func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, id
 func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bool, readAt int64, written bool) {
 	for _, it := range pending {
 		m := it.m
+		var added int64
 		m.mu.Lock()
 		m.unmark(idx)
 		if written {
-			m.commit(idx, isGroup, readAt)
+			added = m.commit(idx, isGroup, readAt, it.act)
 		}
 		m.mu.Unlock()
+		e.entries.charge(m, added)
 	}
 }
 
 // markPending marks reader idx pending on every message of items that may
-// take its receipt and has not yet, and returns those items.
+// take its receipt of mode and has not yet, and returns those items with
+// what each records (decide).
 //
 // A receipt of the same reader already pending in another call is not yet
 // durable: answering "already recorded" now would acknowledge a write that
@@ -247,12 +349,18 @@ func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bo
 // made, wait until that message is free again and start over: then the
 // receipt is either committed (already recorded, and durable) or gone (the
 // call marks and writes it itself). A call never waits while holding marks,
-// so two calls never wait for each other.
-func (e *embedded) markPending(items []receiptItem, idx uint32, isGroup bool) []*receiptItem {
+// so two calls never wait for each other. The same holds for deliveries
+// and private reads: D, P and dn change only through receipts marked
+// pending, so two calls never both count one reader in dn.
+//
+// A receipt that depends on a chunk of D or P not loaded (dn rose since
+// ensureFor looked) also makes the call give back its marks, load it and
+// start over.
+func (e *embedded) markPending(ctx context.Context, items []receiptItem, idx uint32, isGroup bool, mode receiptMode) ([]*receiptItem, error) {
 	pending := make([]*receiptItem, 0, len(items))
 	for {
 		pending = pending[:0]
-		var busy *msgEntry
+		var busy, unloaded *msgEntry
 		for k := range items {
 			it := &items[k]
 			if !it.ok {
@@ -265,19 +373,32 @@ func (e *embedded) markPending(items []receiptItem, idx uint32, isGroup bool) []
 				busy = m
 				break
 			}
-			if !m.hasReader(idx) && (isGroup || m.count == 0) {
+			act, known := m.decide(idx, isGroup, mode)
+			if !known {
+				m.mu.Unlock()
+				unloaded = m
+				break
+			}
+			if act != 0 {
 				m.mark(idx)
+				it.act = act
 				pending = append(pending, it)
 			}
 			m.mu.Unlock()
 		}
-		if busy == nil {
-			return pending
+		if busy == nil && unloaded == nil {
+			return pending, nil
 		}
 		for _, it := range pending {
 			it.m.mu.Lock()
 			it.m.unmark(idx)
 			it.m.mu.Unlock()
+		}
+		if unloaded != nil {
+			if err := e.ensureFor(ctx, unloaded, idx, isGroup, mode); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		busy.mu.Lock()
 		for busy.collapsing || busy.isPending(idx) {
@@ -291,8 +412,9 @@ func (e *embedded) markPending(items []receiptItem, idx uint32, isGroup bool) []
 // its readers and count are written whole again. Tests lower it.
 var collapseEvery = 1024
 
-// collapse writes a hot message's loaded reader chunks and its count as
-// whole values once it has taken collapseEvery deltas, so that a store that
+// collapse writes a hot message's loaded reader chunks, its loaded chunks
+// of D and P, and its counter as whole values once it has taken
+// collapseEvery deltas, so that a store that
 // folds lazily (Pebble, until it flushes) never has many more deltas than
 // that to fold when the message is read cold, after a restart or an
 // eviction.
@@ -302,11 +424,14 @@ var collapseEvery = 1024
 // receipt of m is pending, and writes while holding m.mu: the cached state
 // is then exactly what the store's deltas add up to. The write carries no
 // new information, so it is not synced, and if it fails the deltas simply
-// stay (the next receipt tries again).
+// stay (the next receipt tries again). Only loaded chunks ever take deltas
+// (ensureReaders, ensureModel), so every key with deltas is written. The
+// read-time log is not collapsed: it is never on the receipt path's reads,
+// and a store folds an append in one pass over its operands.
 func (e *embedded) collapse(ctx context.Context, m *msgEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.deltas < collapseEvery || m.collapsing || !m.exists {
+	if int(m.deltas) < collapseEvery || m.collapsing || !m.exists {
 		return
 	}
 	m.collapsing = true
@@ -324,18 +449,41 @@ func (e *embedded) collapse(ctx context.Context, m *msgEntry) {
 	}
 	prefix := []byte(m.key)
 	var b store.Batch
-	for _, c := range m.chunks {
-		if c.bm.IsEmpty() {
-			continue
+	put := func(key []byte, bm *roaring.Bitmap) bool {
+		if bm == nil || bm.IsEmpty() {
+			return true
 		}
-		v, err := store.EncodeSet(c.bm)
+		v, err := store.EncodeSet(bm)
 		if err != nil {
+			return false
+		}
+		b.Set(key, v)
+		return true
+	}
+	own := m.meta.ownCount()
+	for _, c := range m.chunks {
+		bm := c.bm
+		if !own && c.hi == 0 && m.model != nil {
+			bm = joinPacked(bm, m.model.delivered.get(0), m.model.private.get(0))
+		}
+		if !put(readersKey(prefix, c.hi), bm) {
 			return
 		}
-		b.Set(readersKey(prefix, c.hi), v)
 	}
-	if m.meta.ownCount() {
-		b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(m.count))
+	if own {
+		if x := m.model; x != nil {
+			for _, c := range x.delivered {
+				if !put(appendU16(withSuffix(prefix, msgDelivered), c.hi), c.bm) {
+					return
+				}
+			}
+			for _, c := range x.private {
+				if !put(appendU16(withSuffix(prefix, msgPrivate), c.hi), c.bm) {
+					return
+				}
+			}
+		}
+		b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(packCount(m.count, m.dn())))
 	}
 	if e.st.Write(context.WithoutCancel(ctx), &b, store.WriteOptions{}) == nil {
 		m.collapsed()

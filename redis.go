@@ -35,14 +35,41 @@ import (
 //	base X                 set of the group's message IDs
 //	base M<len>:<id>       hash: a message (h meta, n read count, t C2C read time,
 //	                       r its readers' bitmap when its indexes stay within 512,
-//	                       sp its sparse limit when it started sparse)
+//	                       sp its sparse limit when it started sparse; and once
+//	                       someone reported it delivered or read it privately:
+//	                       dn the recipients in D but not R, dc |D|, pc |P|, d and
+//	                       p the bitmaps of D and P kept inline as r is)
 //	base S<len>:<id>       set: the readers of a message in the sparse form
 //	base R<len>:<id>:<hi>  bitmap: the message's readers in chunk hi (dense form)
+//	base D<len>:<id>       set: D (delivered without a public read) in the sparse form
+//	base D<len>:<id>:<hi>  bitmap: D in chunk hi (dense form)
+//	base P<len>:<id>       set, and P<len>:<id>:<hi> bitmaps: P, the private readers
+//	base L<len>:<id>       string: the read-time log (model.go), APPENDed to
+//	base O0:               sorted set: the conversation's order, every message
+//	                       (score: tracked at, Unix µs; member: ID)
+//	base O<len>:<thread>   sorted set: the order of one thread's messages
+//	base OT                set: the threads that have an order
+//	base K                 hash: read-up-to marks, <len>:<thread><reader> -> the
+//	                       encoded position (orderPos.encode; thread "" for the
+//	                       whole conversation)
+//	<prefix>p{u<len>:<user>}  "1" while the user's receipts are private
 //	<prefix>secret         the cursor secret
+//
+// D and P take the forms R takes, decided the same way (by the message's
+// sp and the set's own count, dc or pc; see redis.lua), so that a
+// delivery to a few members of a huge group costs bytes, not 8 KiB
+// chunks, and every message of a group of up to 512 keeps R, D and P in
+// its hash. A C2C message keeps R as n, D and P inline at index 0. The
+// log and every key of D and P expire with the message.
 //
 // Message keys expire with the retention (by Redis's clock); an engine
 // judges expiry by its own clock, so a message past retention answers
-// ErrReceiptNotFound whether or not Redis has dropped it yet.
+// ErrReceiptNotFound whether or not Redis has dropped it yet. The order
+// sets (O, OT) take the retention as their TTL again at every tracking, so
+// they go with their newest message; the entries of messages gone before
+// are pruned by the next tracking (the two oldest of each set) and by every
+// scan that walks over them (redis.lua, rr_scan). Marks and privacy flags
+// have no TTL; a group's marks go with its dismissal.
 //
 // The engine caches only what never changes once written: member indexes
 // and membership chunks by (group, incarnation, version).
@@ -201,8 +228,10 @@ func (b *redisBackend) ping(ctx context.Context) error {
 	return nil
 }
 
-func (b *redisBackend) announce(events []ReceiptEvent) { b.events.publish(events) }
-func (b *redisBackend) listen()                        { b.events.listen() }
+func (b *redisBackend) announce(events []ReceiptEvent, own []OwnReadEvent) {
+	b.events.publish(events, own)
+}
+func (b *redisBackend) listen() { b.events.listen() }
 
 func (b *redisBackend) loadFunctions(ctx context.Context) error {
 	load := func(ctx context.Context, c *redis.Client) error {
@@ -658,7 +687,9 @@ func decodeRedisMeta(h string) (messageRecord, error) {
 	m.TrackedAt = int64(u64(16))*1e9 + int64(u32(24))
 	m.Incarnation = u64(28)
 	m.Version = u64(36)
-	m.Sender = h[44:]
+	// The sender, then (a message of a thread) 0xff and the thread: 0xff
+	// never occurs in UTF-8, so it cannot be in an ID.
+	m.Sender, m.Thread, _ = strings.Cut(h[44:], "\xff")
 	return m, nil
 }
 
@@ -697,7 +728,7 @@ func (b *redisBackend) trackMessage(ctx context.Context, msg Message) error {
 	}
 	v, err := b.call(ctx, "track message", "rr_track", b.base(conv), true,
 		msg.ID, msg.Sender, now/1e9, now%1e9, binary.BigEndian.Uint32(nb[:]), b.cfg.retention.Milliseconds(), mask, csec, cnsec, g,
-		b.sparse[0], b.sparse[1])
+		b.sparse[0], b.sparse[1], msg.Thread)
 	if replyIs(err, "NOGROUP") {
 		return errorf(ErrGroupNotFound, "%q", conv.GroupID)
 	}
@@ -756,6 +787,7 @@ type redisMsg struct {
 	exists bool
 	meta   messageRecord
 	count  int64
+	dn     int64 // recipients in D but not in R
 	readAt int64 // C2C: when the peer's receipt was recorded (ns)
 }
 
@@ -777,9 +809,9 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 		if isGroup {
 			gc = p.HMGet(ctx, base+"G", "i", "s")
 		}
-		fields := []string{"h", "n", "t"} // t: the read time of a C2C message
+		fields := []string{"h", "n", "dn", "t"} // t: the read time of a C2C message
 		if isGroup {
-			fields = fields[:2]
+			fields = fields[:3]
 		}
 		for i, id := range ids {
 			mcs[i] = p.HMGet(ctx, base+"M"+redisLP(id), fields...)
@@ -812,8 +844,11 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 		if n, ok := v[1].(string); ok {
 			out[i].count, _ = strconv.ParseInt(n, 10, 64)
 		}
-		if len(v) > 2 {
-			if t, ok := v[2].(string); ok {
+		if n, ok := v[2].(string); ok {
+			out[i].dn, _ = strconv.ParseInt(n, 10, 64)
+		}
+		if len(v) > 3 {
+			if t, ok := v[3].(string); ok {
 				out[i].readAt, _ = strconv.ParseInt(t, 10, 64)
 			}
 		}
@@ -822,7 +857,7 @@ func (b *redisBackend) load(ctx context.Context, conv Conversation, ids []string
 	return inc, out, nil
 }
 
-func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef) ([]ReceiptResult, []ReceiptEvent, error) {
+func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef, mode receiptMode) ([]ReceiptResult, []ReceiptEvent, error) {
 	isGroup := conv.Type == ConversationGroup
 	results := make([]ReceiptResult, len(refs))
 	// Distinct messages, in order of first mention.
@@ -894,35 +929,48 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 		if len(admitted) == 0 {
 			break
 		}
-		args := make([]any, 0, 4+2*len(admitted))
+		args := make([]any, 0, 5+3*len(admitted))
 		if isGroup {
 			args = append(args, "1", strconv.FormatUint(inc, 10), idx)
 		} else {
+			idx = 0 // the C2C recipient's index in D and P, and in the log
 			args = append(args, "0", "0", 0)
 		}
 		readAt := b.now()
-		args = append(args, readAt)
+		args = append(args, readAt, int(mode))
 		for _, j := range admitted {
-			args = append(args, want[j], nonceBytes(msgs[j].meta.Nonce))
+			// The read-time log's entry, appended by rr_receipt to a
+			// new public or private read's log.
+			var entry []byte
+			if b.cfg.readTimes && mode != modeDeliver {
+				entry = appendReadTime(nil, idx, mode == modeReadPrivate, msgs[j].meta.TrackedAt, readAt)
+			}
+			args = append(args, want[j], nonceBytes(msgs[j].meta.Nonce), entry)
 		}
 		v, err := b.call(ctx, "record receipts", "rr_receipt", b.base(conv), true, args...)
 		if err != nil {
 			return nil, nil, b.fail("record receipts", err)
 		}
 		r, _ := v.([]any)
-		if len(r) != 2*len(admitted) {
+		if len(r) != 3*len(admitted) {
 			return nil, nil, internalErr("record receipts", fmt.Errorf("unexpected reply of %d items", len(r)))
 		}
 		var retry []int
 		for k, j := range admitted {
 			i := todo[j]
-			status, _ := r[2*k].(int64)
-			count, _ := r[2*k+1].(int64)
+			status, _ := r[3*k].(int64)
+			count, _ := r[3*k+1].(int64)
+			dn, _ := r[3*k+2].(int64)
+			m := &msgs[j]
 			switch status {
 			case 1:
 				outcome[i].Recorded = true
-				m := &msgs[j]
-				events = append(events, newEvent(conv, m.meta, reader, ids[i], count, readAt))
+				events = append(events, newEvent(EventRead, conv, m.meta, reader, ids[i], count, count+dn, readAt))
+			case 2:
+				outcome[i].Recorded = true
+				events = append(events, newEvent(EventDelivered, conv, m.meta, reader, ids[i], count, count+dn, readAt))
+			case 3:
+				outcome[i].Recorded = true
 			case 0:
 			default:
 				b.metas.remove(b.metaKey(conv, ids[i]))
@@ -962,7 +1010,7 @@ func (b *redisBackend) counts(ctx context.Context, caller Caller, conv Conversat
 		m := &msgs[i]
 		out[i].MessageID = ids[i]
 		lerr := b.liveErr(m.exists, &m.meta, conv.Type == ConversationGroup, inc, now)
-		b.receiptInfo(ctx, b, &out[i], caller, conv, &m.meta, m.count, m.readAt, lerr)
+		b.receiptInfo(ctx, b, &out[i], caller, conv, &m.meta, m.count, m.count+m.dn, m.readAt, lerr)
 		if out[i].Err != nil && !perMessage(out[i].Err) {
 			return nil, out[i].Err
 		}
@@ -994,58 +1042,54 @@ func (b *redisBackend) page(ctx context.Context, caller Caller, conv Conversatio
 	base := b.base(conv)
 	incs := strconv.FormatUint(inc, 10)
 	nonce := nonceBytes(meta.Nonce)
+	// The sets a filter is made of: readers R, and for the delivery
+	// filters the deliveries D too (delivered = R union D).
+	sets := "R"
+	if req.Filter == FilterDelivered || req.Filter == FilterUndelivered {
+		sets = "RD"
+	}
+	// The listed filters skip chunks where their sets hold nobody; the
+	// complements read every chunk's membership.
+	listed := req.Filter == FilterRead || req.Filter == FilterDelivered
 	want := req.Count + 1
 	idxs := make([]uint32, 0, want)
 	last, some := lastChunk(meta.EndIndex)
-	var sparse *roaring.Bitmap // all readers, of a message in the sparse form
 	for hi := int(chunkOf(pos)); some && pos < meta.EndIndex && hi <= int(last) && len(idxs) < want; hi++ {
 		stop := hi
-		if req.Filter == FilterRead {
-			stop = int(last) // skip chunks nobody has read
+		if listed {
+			stop = int(last)
 		}
-		var r []any
-		if sparse == nil {
-			v, err := b.call(ctx, "read readers", "rr_readers", base, false, incs, req.Message.ID, nonce, hi, stop)
-			if replyIs(err, "GONE") {
-				return MemberPage{}, ErrReceiptNotFound
-			}
-			if err != nil {
-				return MemberPage{}, b.fail("read readers", err)
-			}
-			r, _ = v.([]any)
-			if len(r) > 0 && r[0] == int64(-2) {
-				sparse = roaring.New()
-				for _, x := range r[1:] {
-					n, _ := x.(int64)
-					sparse.Add(uint32(n))
-				}
-			}
+		v, err := b.call(ctx, "read readers", "rr_readers", base, false, incs, req.Message.ID, nonce, hi, stop, sets)
+		if replyIs(err, "GONE") {
+			return MemberPage{}, ErrReceiptNotFound
 		}
-		readers := roaring.New()
-		if sparse != nil {
-			readers = sparse
-		} else if len(r) == 2 {
-			at, _ := r[0].(int64)
-			s, _ := r[1].(string)
-			if req.Filter == FilterRead {
+		if err != nil {
+			return MemberPage{}, b.fail("read readers", err)
+		}
+		r, _ := v.([]any)
+		at := int64(-1)
+		if len(r) > 0 {
+			at, _ = r[0].(int64)
+		}
+		set := roaring.New()
+		if at >= 0 {
+			if listed {
 				hi = int(at)
 			}
-			if int(at) == hi {
-				readers = bitsToBitmap(s, uint32(hi)<<chunkBits)
+			for _, x := range r[1:] {
+				set.Or(redisChunkSet(x, uint32(hi)<<chunkBits))
 			}
-		} else if req.Filter == FilterRead {
+		} else if listed {
 			break
 		}
-		set := readers
-		if req.Filter == FilterUnread {
+		if !listed {
 			snap, err := b.memberChunk(ctx, gid, inc, uint16(hi), meta.Version)
 			if err != nil {
 				return MemberPage{}, err
 			}
-			set = roaring.AndNot(snap, readers)
+			set = roaring.AndNot(snap, set)
 			set.Remove(meta.SenderIndex)
 		}
-		// Members of chunk hi only: the sparse form holds them all.
 		it := set.Iterator()
 		it.AdvanceIfNeeded(max(pos, uint32(hi)<<chunkBits))
 		for it.HasNext() && len(idxs) < want {
@@ -1061,30 +1105,76 @@ func (b *redisBackend) page(ctx context.Context, caller Caller, conv Conversatio
 		page.Cursor = b.encodeCursor(prefix, &meta, req.Filter, idxs[req.Count])
 		idxs = idxs[:req.Count]
 	}
+	withTimes := b.cfg.readTimes && req.Filter == FilterRead && len(idxs) > 0
 	users := make([]string, len(idxs))
+	var log []byte
 	if len(idxs) > 0 {
 		fields := make([]string, len(idxs))
 		for i, idx := range idxs {
 			fields[i] = strconv.FormatUint(uint64(idx), 10)
 		}
-		vals, err := b.c.HMGet(ctx, base+"I", fields...).Result()
+		c, err := b.node(ctx, base)
 		if err != nil {
 			return MemberPage{}, b.fail("read members", err)
 		}
-		for i, v := range vals {
+		var names *redis.SliceCmd
+		var lc *redis.StringCmd
+		_, err = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			names = p.HMGet(ctx, base+"I", fields...)
+			if withTimes {
+				lc = p.Get(ctx, base+"L"+redisLP(req.Message.ID))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return MemberPage{}, b.fail("read members", err)
+		}
+		for i, v := range names.Val() {
 			s, ok := v.(string)
 			if !ok {
 				return MemberPage{}, internalErr("read members", fmt.Errorf("member index %d of group %q has no user", idxs[i], gid))
 			}
 			users[i] = s
 		}
+		if withTimes {
+			log, _ = lc.Bytes()
+		}
 	}
-	if req.Filter == FilterRead {
+	switch req.Filter {
+	case FilterRead:
 		page.ReadUserIDList = users
-	} else {
+		if b.cfg.readTimes {
+			times, err := readTimesOf(log, meta.TrackedAt, idxs, false)
+			if err != nil {
+				return MemberPage{}, internalErr("read times", err)
+			}
+			page.ReadTimes = times
+		}
+	case FilterUnread:
 		page.UnreadUserIDList = users
+	case FilterDelivered:
+		page.DeliveredUserIDList = users
+	default:
+		page.UndeliveredUserIDList = users
 	}
 	return page, nil
+}
+
+// redisChunkSet reads one set's members of a chunk as rr_readers gives
+// them: a bitmap from base on, an array of indexes, or nil for none.
+func redisChunkSet(x any, base uint32) *roaring.Bitmap {
+	switch x := x.(type) {
+	case string:
+		return bitsToBitmap(x, base)
+	case []any:
+		bm := roaring.New()
+		for _, y := range x {
+			n, _ := y.(int64)
+			bm.Add(uint32(n))
+		}
+		return bm
+	}
+	return roaring.New()
 }
 
 func (b *redisBackend) deleteMessage(ctx context.Context, ref MessageRef) error {

@@ -25,7 +25,7 @@ func (b *redisBackend) check(ctx context.Context) error {
 	c := redisChecker{b: b, ctx: ctx}
 	bases := map[string]map[string]bool{} // base -> suffixes
 	for _, k := range keys {
-		if k == b.p+"secret" {
+		if k == b.p+"secret" || b.isPrivacyKey(k) {
 			continue
 		}
 		base, suffix, ok := splitRedisKey(b.p, k)
@@ -197,7 +197,36 @@ func (c *redisChecker) conversation(base string, suffixes map[string]bool) {
 	}
 	readerKeys := map[string][]string{} // message suffix -> its reader chunk suffixes
 	sparse := map[string]string{}       // message suffix -> its sparse readers suffix
+	model := map[string]*modelKeys{}    // message suffix -> its D, P and log keys
 	for s := range suffixes {
+		if k := s[0]; k == 'D' || k == 'P' || k == 'L' {
+			id, rest, ok := cutLP(s[1:])
+			if !ok || k == 'L' && rest != "" {
+				c.errorf("%s: bad key suffix %q", base, s)
+				continue
+			}
+			ms := "M" + redisLP(id)
+			mk := model[ms]
+			if mk == nil {
+				mk = &modelKeys{dense: map[byte][]string{}, sparse: map[byte]string{}}
+				model[ms] = mk
+			}
+			switch {
+			case k == 'L':
+				mk.log = s
+			case rest == "":
+				mk.sparse[k] = s
+			default:
+				if _, err := strconv.Atoi(strings.TrimPrefix(rest, ":")); err != nil || rest[0] != ':' {
+					c.errorf("%s: bad key suffix %q", base, s)
+					continue
+				}
+				mk.dense[k] = append(mk.dense[k], s)
+			}
+			if !suffixes[ms] {
+				c.errorf("%s: key %q of no message", base, s)
+			}
+		}
 		if strings.HasPrefix(s, "S") {
 			sparse["M"+s[1:]] = s
 		}
@@ -224,12 +253,21 @@ func (c *redisChecker) conversation(base string, suffixes map[string]bool) {
 			if !suffixes["M"+s[1:]] {
 				c.errorf("%s: readers %q of no message", base, s)
 			}
+		case strings.HasPrefix(s, "D") || strings.HasPrefix(s, "P") || strings.HasPrefix(s, "L"):
+			// Checked with their message.
 		case strings.HasPrefix(s, "M"):
-			c.message(base, s, g, listed, readerKeys[s], sparse[s], chunkAt)
+			mk := model[s]
+			if mk == nil {
+				mk = &modelKeys{}
+			}
+			c.message(base, s, g, listed, readerKeys[s], sparse[s], mk, chunkAt)
+		case strings.HasPrefix(s, "O") || s == "K":
+			// Orders and marks: c.orders (redis_order.go).
 		default:
 			c.errorf("%s: unknown key suffix %q", base, s)
 		}
 	}
+	c.orders(base, suffixes, isGroup, g)
 }
 
 // cutLP reads "<len>:<s>" from the front of v.
@@ -242,7 +280,15 @@ func cutLP(v string) (string, string, bool) {
 	return r[:n], r[n:], true
 }
 
-func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string]bool, readers []string, sparse string, chunkAt func(uint16, uint64) *roaring.Bitmap) {
+// modelKeys are a message's keys of D and P (sparse and dense forms, by
+// set letter) and its read-time log.
+type modelKeys struct {
+	dense  map[byte][]string
+	sparse map[byte]string
+	log    string
+}
+
+func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string]bool, readers []string, sparse string, mk *modelKeys, chunkAt func(uint16, uint64) *roaring.Bitmap) {
 	ctx, r := c.ctx, c.b.c
 	id, rest, ok := cutLP(s[1:])
 	if !ok || rest != "" {
@@ -252,6 +298,11 @@ func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string
 	vals, err := r.HGetAll(ctx, base+s).Result()
 	if err != nil {
 		c.errorf("%s: %v", base+s, err)
+		return
+	}
+	if len(vals) == 0 {
+		// Expired by Redis since the scan listed it: its other keys
+		// expire with it, nothing is left to check.
 		return
 	}
 	meta, err := decodeRedisMeta(vals["h"])
@@ -265,6 +316,12 @@ func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string
 		if count != 0 && count != 1 || meta.Recipients != 1 || len(readers) != 0 {
 			c.errorf("%s: C2C message with count %d, %d recipients, %d reader keys", base+s, count, meta.Recipients, len(readers))
 		}
+		rs := roaring.New()
+		if count == 1 {
+			rs.Add(0)
+		}
+		recipients := roaring.BitmapOf(0)
+		c.model(base, s, vals, rs, recipients, mk, meta)
 		return
 	}
 	if g == nil || g.Incarnation != meta.Incarnation {
@@ -323,5 +380,93 @@ func (c *redisChecker) message(base, s string, g *groupRecord, listed map[string
 	}
 	if !roaring.AndNot(got, recipients).IsEmpty() {
 		c.errorf("%s: readers %v are not recipients", base+s, roaring.AndNot(got, recipients).ToArray())
+	}
+	c.model(base, s, vals, got, recipients, mk, meta)
+}
+
+// model checks a message's D and P against their counts, dn == |D \ R|,
+// both within the recipients, and its read-time log: public entries of
+// readers in R, private ones of readers in P. P may meet R (a reader who
+// read privately, then publicly after privacy was turned off).
+func (c *redisChecker) model(base, s string, vals map[string]string, readers, recipients *roaring.Bitmap, keys *modelKeys, meta messageRecord) {
+	mk := base + s
+	limit, _ := strconv.ParseInt(vals["sp"], 10, 64)
+	sets := map[byte]*roaring.Bitmap{}
+	for _, k := range []byte{'D', 'P'} {
+		field, countField := "d", "dc"
+		if k == 'P' {
+			field, countField = "p", "pc"
+		}
+		count, _ := strconv.ParseInt(vals[countField], 10, 64)
+		set := roaring.New()
+		forms := 0
+		if v, ok := vals[field]; ok {
+			forms++
+			if meta.EndIndex > 512 {
+				c.errorf("%s: %s inline for %d indexes", mk, field, meta.EndIndex)
+			}
+			set.Or(bitsToBitmap(v, 0))
+		}
+		if sk := keys.sparse[k]; sk != "" {
+			forms++
+			if count >= limit {
+				c.errorf("%s: sparse %c with count %d, limit %d", mk, k, count, limit)
+			}
+			ms, err := c.b.c.SMembers(c.ctx, base+sk).Result()
+			if err != nil {
+				c.errorf("%s: %v", base+sk, err)
+			}
+			for _, m := range ms {
+				n, err := strconv.ParseUint(m, 10, 32)
+				if err != nil {
+					c.errorf("%s: bad member %q", base+sk, m)
+				}
+				set.Add(uint32(n))
+			}
+		}
+		if len(keys.dense[k]) > 0 {
+			forms++
+		}
+		for _, dk := range keys.dense[k] {
+			hi, _ := strconv.Atoi(dk[strings.LastIndexByte(dk, ':')+1:])
+			set.Or(c.bitmapOf(base+dk, uint32(hi)<<chunkBits))
+		}
+		if forms > 1 {
+			c.errorf("%s: %c in %d forms", mk, k, forms)
+		}
+		if int64(set.GetCardinality()) != count {
+			c.errorf("%s: %d in %c, count %d", mk, set.GetCardinality(), k, count)
+		}
+		if out := roaring.AndNot(set, recipients); !out.IsEmpty() {
+			c.errorf("%s: %c holds %v, not recipients", mk, k, out.ToArray())
+		}
+		sets[k] = set
+	}
+	dn, _ := strconv.ParseInt(vals["dn"], 10, 64)
+	if want := roaring.AndNot(sets['D'], readers).GetCardinality(); uint64(dn) != want {
+		c.errorf("%s: dn %d, |D \\ R| %d", mk, dn, want)
+	}
+	if !roaring.AndNot(sets['P'], sets['D']).IsEmpty() {
+		c.errorf("%s: private readers %v not delivered", mk, roaring.AndNot(sets['P'], sets['D']).ToArray())
+	}
+	if keys.log == "" {
+		return
+	}
+	log, err := c.b.c.Get(c.ctx, base+keys.log).Bytes()
+	if err != nil {
+		c.errorf("%s: %v", base+keys.log, err)
+		return
+	}
+	err = decodeReadTimes(log, meta.TrackedAt, func(en readTimeEntry) {
+		in := readers
+		if en.private {
+			in = sets['P']
+		}
+		if !in.Contains(en.idx) {
+			c.errorf("%s: read time of %d (private %v), not in its set", mk, en.idx, en.private)
+		}
+	})
+	if err != nil {
+		c.errorf("%s: bad read-time log", mk)
 	}
 }

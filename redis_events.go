@@ -32,6 +32,12 @@ import (
 // cannot keep up, and events on a channel that had no listener in the last
 // second (an engine publishes nothing to a channel nobody listens on, and
 // checks again a second later). Clients refresh counts after a reconnect.
+//
+// A message on a channel is JSON: the publishing engine's origin and either
+// receipt events (every field of ReceiptEvent: its kind, read and delivered
+// counts), on the channel of their senders, or a user's own read events
+// (OwnReadEvent), on the channel of that reader, for the engines that serve
+// the reader's other devices.
 
 // redisEventChannels is the number of event channels.
 const redisEventChannels = 16
@@ -69,7 +75,8 @@ type redisEventBatch struct {
 
 type redisEventMessage struct {
 	Origin string         `json:"o"`
-	Events []ReceiptEvent `json:"e"`
+	Events []ReceiptEvent `json:"e,omitempty"`
+	Own    []OwnReadEvent `json:"w,omitempty"`
 }
 
 func newRedisEvents(b *redisBackend) *redisEvents {
@@ -91,23 +98,36 @@ func senderChannel(sender string) int {
 	return int(h.Sum32() % redisEventChannels)
 }
 
-// publish queues events for the other engines, by channel; a full queue
-// drops them (delivery is at most once).
-func (ev *redisEvents) publish(events []ReceiptEvent) {
+// publish queues events and own read events for the other engines, by
+// channel (the sender's, the reader's); a full queue drops them (delivery
+// is at most once).
+func (ev *redisEvents) publish(events []ReceiptEvent, own []OwnReadEvent) {
 	byChannel := map[int][]ReceiptEvent{}
 	for _, e := range events {
 		k := senderChannel(e.Sender)
 		byChannel[k] = append(byChannel[k], e)
 	}
 	for k, evs := range byChannel {
-		payload, err := json.Marshal(redisEventMessage{Origin: ev.origin, Events: evs})
-		if err != nil {
-			continue
-		}
-		select {
-		case ev.queue <- redisEventBatch{k: k, payload: payload}:
-		default:
-		}
+		ev.enqueue(k, redisEventMessage{Origin: ev.origin, Events: evs})
+	}
+	ownByChannel := map[int][]OwnReadEvent{}
+	for _, o := range own {
+		k := senderChannel(o.UserID)
+		ownByChannel[k] = append(ownByChannel[k], o)
+	}
+	for k, evs := range ownByChannel {
+		ev.enqueue(k, redisEventMessage{Origin: ev.origin, Own: evs})
+	}
+}
+
+func (ev *redisEvents) enqueue(k int, m redisEventMessage) {
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	select {
+	case ev.queue <- redisEventBatch{k: k, payload: payload}:
+	default:
 	}
 }
 
@@ -162,10 +182,15 @@ func (ev *redisEvents) receive(ps *redis.PubSub) {
 	defer ev.done.Done()
 	for m := range ps.Channel() {
 		var msg redisEventMessage
-		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil || msg.Origin == ev.origin || len(msg.Events) == 0 {
+		if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil || msg.Origin == ev.origin {
 			continue
 		}
-		ev.b.subs.publish(msg.Events)
+		if len(msg.Events) > 0 {
+			ev.b.subs.publish(msg.Events)
+		}
+		if len(msg.Own) > 0 {
+			ev.b.own.publish(msg.Own)
+		}
 	}
 }
 

@@ -33,6 +33,12 @@ import (
 // by Redis's key expiry instead (see TestRedisExpiry), so there Sweep must
 // delete nothing and report no error, and the scenario's figures for these
 // two commands are not Redis's to give.
+//
+// Receipt calls (receipt, deliver, mark) print the events they emitted:
+// the senders' (with their kind and delivered counts), and, after "open
+// own", the reader's own events (SubscribeOwnReads). The open options
+// read-times and reciprocal turn on WithReadTimes and
+// WithReciprocalPrivacy.
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
@@ -87,8 +93,11 @@ type harness struct {
 	opts      []readreceipt.Option
 	clock     time.Time
 
-	mu      sync.Mutex
-	events  []readreceipt.ReceiptEvent
+	mu     sync.Mutex
+	events []readreceipt.ReceiptEvent
+	own    []readreceipt.OwnReadEvent
+	// showOwn prints the OwnReadEvents of receipt calls ("open own").
+	showOwn bool
 	cursors map[string]string
 	last    string // the cursor of the last page
 }
@@ -137,6 +146,11 @@ func (h *harness) openEngine(t *testing.T) {
 		defer h.mu.Unlock()
 		h.events = append(h.events, evs...)
 	})
+	eng.SubscribeOwnReads(func(evs []readreceipt.OwnReadEvent) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.own = append(h.own, evs...)
+	})
 }
 
 func (h *harness) close(t *testing.T) {
@@ -171,9 +185,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.close(t)
 		h.mem, h.dir = nil, t.TempDir()
 		h.opened++
-		h.clock = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		h.clock = scenarioEpoch
 		h.opts = []readreceipt.Option{readreceipt.WithClock(h.now), readreceipt.WithSweepInterval(0)}
+		h.showOwn = false
 		for _, a := range d.CmdArgs {
+			if a.Key == "own" {
+				h.showOwn = true
+				continue
+			}
 			h.opts = append(h.opts, option(t, d, a))
 		}
 		h.openEngine(t)
@@ -212,8 +231,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		return fmt.Sprintf("%s type=%s members=%d version=%d", g.ID, g.Type, g.Members, g.Version)
 	case "track":
-		err := h.eng.TrackMessage(ctx, readreceipt.Message{Conversation: conversation(t, d), ID: arg(t, d, "id"), Sender: arg(t, d, "sender")})
-		return result(err)
+		msg := readreceipt.Message{Conversation: conversation(t, d), ID: arg(t, d, "id"), Sender: arg(t, d, "sender")}
+		if d.HasArg("thread") {
+			msg.Thread = arg(t, d, "thread")
+		}
+		return result(h.eng.TrackMessage(ctx, msg))
 	case "receipt":
 		res, err := h.eng.SendMessageReadReceipt(ctx, arg(t, d, "reader"), refs(t, d))
 		if err != nil {
@@ -230,6 +252,85 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			}
 		}
 		h.printEvents(&out)
+	case "deliver":
+		res, err := h.eng.SendMessageDeliveryReceipt(ctx, arg(t, d, "reader"), refs(t, d))
+		if err != nil {
+			out.WriteString("error: " + err.Error() + "\n")
+		}
+		for _, r := range res {
+			switch {
+			case r.Err != nil:
+				fmt.Fprintf(&out, "%s: error: %v\n", r.MessageID, r.Err)
+			case r.Recorded:
+				fmt.Fprintf(&out, "%s: delivered\n", r.MessageID)
+			default:
+				fmt.Fprintf(&out, "%s: already delivered\n", r.MessageID)
+			}
+		}
+		h.printEvents(&out)
+	case "mark":
+		req := readreceipt.MarkRequest{Conversation: conversation(t, d)}
+		if d.HasArg("thread") {
+			req.Thread = arg(t, d, "thread")
+		}
+		if d.HasArg("msg") {
+			req.MessageID = arg(t, d, "msg")
+		}
+		if d.HasArg("time") {
+			req.Time = h.parseTime(t, d, arg(t, d, "time"))
+		}
+		res, err := h.eng.MarkConversationRead(ctx, arg(t, d, "reader"), req)
+		if err != nil {
+			out.WriteString("error: " + err.Error() + "\n")
+		} else {
+			fmt.Fprintf(&out, "%s messages=%d recorded=%d\n", fmtMark(res.Mark), res.Messages, res.Recorded)
+		}
+		h.printEvents(&out)
+	case "getmark":
+		thread := ""
+		if d.HasArg("thread") {
+			thread = arg(t, d, "thread")
+		}
+		m, ok, err := h.eng.GetReadMark(ctx, arg(t, d, "reader"), conversation(t, d), thread)
+		switch {
+		case err != nil:
+			return "error: " + err.Error()
+		case !ok:
+			return "no mark"
+		}
+		return fmtMark(m)
+	case "private":
+		u := arg(t, d, "user")
+		if d.HasArg("on") {
+			return result(h.eng.SetReceiptsPrivate(ctx, u, arg(t, d, "on") == "true"))
+		}
+		p, err := h.eng.ReceiptsPrivate(ctx, u)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("private=%v", p)
+	case "state":
+		states, err := h.eng.GetMessageReadState(ctx, arg(t, d, "user"), refs(t, d))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		for _, st := range states {
+			if st.Err != nil {
+				fmt.Fprintf(&out, "%s: error: %v\n", st.MessageID, st.Err)
+				continue
+			}
+			fmt.Fprintf(&out, "%s: read=%v private=%v delivered=%v read-time=%s\n",
+				st.MessageID, st.Read, st.Private, st.Delivered, fmtTime(st.ReadTime))
+		}
+	case "readtimes":
+		ref := readreceipt.MessageRef{Conversation: conversation(t, d), ID: arg(t, d, "id")}
+		times, err := h.eng.GetMessageReadTimes(ctx, caller(t, d), ref, list(t, d, "users"))
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		for _, rt := range times {
+			fmt.Fprintf(&out, "%s: read=%v read-time=%s\n", rt.UserID, rt.Read, fmtTime(rt.ReadTime))
+		}
 	case "counts":
 		infos, err := h.eng.GetMessageReadReceiptList(ctx, caller(t, d), refs(t, d))
 		if err != nil {
@@ -243,6 +344,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			fmt.Fprintf(&out, "%s: read=%d unread=%d", in.MessageID, in.ReadCount, in.UnreadCount)
 			if d.HasArg("c2c") {
 				fmt.Fprintf(&out, " peer-read=%v read-time=%s", in.IsPeerRead, fmtTime(in.ReadTime))
+			}
+			fmt.Fprintf(&out, " delivered=%d undelivered=%d", in.DeliveredCount, in.UndeliveredCount)
+			if d.HasArg("c2c") {
+				fmt.Fprintf(&out, " peer-delivered=%v", in.IsPeerDelivered)
 			}
 			out.WriteString("\n")
 		}
@@ -275,21 +380,57 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 	return strings.TrimRight(out.String(), "\n")
 }
 
+// printEvents prints the receipt events of the last call (the senders'
+// view: kind and counts) and, with "open own", its OwnReadEvents (the
+// reader's devices' view).
 func (h *harness) printEvents(out *strings.Builder) {
 	h.mu.Lock()
-	evs := h.events
-	h.events = nil
+	evs, own := h.events, h.own
+	h.events, h.own = nil, nil
 	h.mu.Unlock()
 	for _, ev := range evs {
 		if ev.GroupID != "" {
-			fmt.Fprintf(out, "event to %s: group=%s message=%s read=%d unread=%d (reader %s)\n",
-				ev.Sender, ev.GroupID, ev.MessageID, ev.ReadCount, ev.UnreadCount, ev.Reader)
+			fmt.Fprintf(out, "event to %s: group=%s message=%s read=%d unread=%d (reader %s) kind=%s delivered=%d undelivered=%d\n",
+				ev.Sender, ev.GroupID, ev.MessageID, ev.ReadCount, ev.UnreadCount, ev.Reader, ev.Kind, ev.DeliveredCount, ev.UndeliveredCount)
 		} else {
-			fmt.Fprintf(out, "event to %s: user=%s message=%s peer-read=%v read-time=%s\n",
-				ev.Sender, ev.UserID, ev.MessageID, ev.IsPeerRead, fmtTime(ev.ReadTime))
+			fmt.Fprintf(out, "event to %s: user=%s message=%s peer-read=%v read-time=%s kind=%s peer-delivered=%v\n",
+				ev.Sender, ev.UserID, ev.MessageID, ev.IsPeerRead, fmtTime(ev.ReadTime), ev.Kind, ev.IsPeerDelivered)
 		}
 	}
+	if !h.showOwn {
+		return
+	}
+	for _, ev := range own {
+		fmt.Fprintf(out, "own event to %s: %s messages=[%s]", ev.UserID, ev.Conversation, strings.Join(ev.MessageIDs, " "))
+		if ev.Mark != nil {
+			fmt.Fprintf(out, " %s", fmtMark(*ev.Mark))
+			if ev.Thread != "" {
+				fmt.Fprintf(out, " thread=%s", ev.Thread)
+			}
+		}
+		out.WriteString("\n")
+	}
 }
+
+// fmtMark prints a read mark: the message it was set at, if any, and its
+// time.
+func fmtMark(m readreceipt.ReadMark) string {
+	if m.MessageID == "" {
+		return "mark at " + fmtTime(m.Time)
+	}
+	return fmt.Sprintf("mark %s at %s", m.MessageID, fmtTime(m.Time))
+}
+
+// parseTime reads a time: RFC 3339, or a duration after the scenario's
+// epoch (2026-01-01T00:00:00Z), e.g. 5s or 1500ms.
+func (h *harness) parseTime(t *testing.T, d *datadriven.TestData, s string) time.Time {
+	if tm, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return tm
+	}
+	return scenarioEpoch.Add(parseDuration(t, d, s))
+}
+
+var scenarioEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (h *harness) request(t *testing.T, d *datadriven.TestData) readreceipt.MemberListRequest {
 	req := readreceipt.MemberListRequest{
@@ -301,6 +442,10 @@ func (h *harness) request(t *testing.T, d *datadriven.TestData) readreceipt.Memb
 		req.Filter = readreceipt.FilterRead
 	case "unread":
 		req.Filter = readreceipt.FilterUnread
+	case "delivered":
+		req.Filter = readreceipt.FilterDelivered
+	case "undelivered":
+		req.Filter = readreceipt.FilterUndelivered
 	default:
 		n, err := strconv.Atoi(f)
 		if err != nil {
@@ -347,14 +492,35 @@ func (h *harness) page(ctx context.Context, t *testing.T, d *datadriven.TestData
 
 func formatPage(p readreceipt.MemberPage) string {
 	list, name := p.ReadUserIDList, "read"
-	if p.UnreadUserIDList != nil {
+	switch {
+	case p.UnreadUserIDList != nil:
 		list, name = p.UnreadUserIDList, "unread"
+	case p.DeliveredUserIDList != nil:
+		list, name = p.DeliveredUserIDList, "delivered"
+	case p.UndeliveredUserIDList != nil:
+		list, name = p.UndeliveredUserIDList, "undelivered"
 	}
 	s := fmt.Sprintf("%s: [%s] completed=%v", name, strings.Join(list, " "), p.IsCompleted)
 	if p.Cursor != "" {
 		s += " cursor=yes"
 	}
+	if p.ReadTimes != nil {
+		times := make([]string, len(p.ReadTimes))
+		for i, rt := range p.ReadTimes {
+			times[i] = fmtTime(rt)
+		}
+		s += " times=[" + strings.Join(times, " ") + "]"
+	}
 	return s
+}
+
+// pageList is the page's list of members, whichever filter made it.
+func pageList(p readreceipt.MemberPage) []string {
+	var out []string
+	for _, l := range [][]string{p.ReadUserIDList, p.UnreadUserIDList, p.DeliveredUserIDList, p.UndeliveredUserIDList} {
+		out = append(out, l...)
+	}
+	return out
 }
 
 // walk pages through a whole member list and prints each page.
@@ -368,7 +534,7 @@ func (h *harness) walk(ctx context.Context, t *testing.T, d *datadriven.TestData
 		if err != nil {
 			return out.String() + "error: " + err.Error()
 		}
-		for _, u := range append(p.ReadUserIDList, p.UnreadUserIDList...) {
+		for _, u := range pageList(p) {
 			if seen[u] {
 				t.Errorf("%s: %s listed twice", d.Pos, u)
 			}
@@ -403,6 +569,11 @@ func (h *harness) keys(ctx context.Context, t *testing.T) string {
 			kinds["message"]++
 		case 't':
 			kinds["expiry"]++
+		case 'o', 'k':
+			// Orders and marks (issue 12) are not shown: the seed's
+			// scenarios count the seed's kinds. Check, run after every
+			// command, fails on any order key or mark left behind.
+			kinds["system"]++
 		default:
 			kinds["other"]++
 		}
@@ -626,6 +797,10 @@ func option(t *testing.T, d *datadriven.TestData, a datadriven.CmdArg) readrecei
 		return readreceipt.WithFeatureEnabled(v == "on")
 	case "types":
 		return readreceipt.WithGroupTypes(groupTypes(t, d, a.Vals)...)
+	case "read-times":
+		return readreceipt.WithReadTimes(true)
+	case "reciprocal":
+		return readreceipt.WithReciprocalPrivacy(true)
 	}
 	t.Fatalf("%s: unknown option %q", d.Pos, a.Key)
 	return nil

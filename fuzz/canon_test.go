@@ -176,7 +176,9 @@ func (c *canon) filter(f rr.MemberFilter) {
 	switch f {
 	case rr.FilterRead, rr.FilterUnread:
 		c.raw(byte(f))
-	case 2, 3:
+	case rr.FilterDelivered, rr.FilterUndelivered:
+		c.raw(238 + byte(f))
+	case 4, 5, 6, 7:
 		c.raw(248 + byte(f))
 	default:
 		c.fail("filter", f)

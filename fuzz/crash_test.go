@@ -220,6 +220,7 @@ func runCrashHistory(tb testing.TB, cfg config, p crashParams, history []byte) (
 		UnsyncedDataPercent: p.unsyncedPercent,
 		RNG:                 rand.New(rand.NewPCG(p.seed, 0xc4a54)),
 	})
+	cfg.noMarks = true // see config.noMarks
 	h := newHarnessMode(tb, cfg, p.probe, targetSpec{backend: "pebble", dir: "db", fs: fs})
 	defer h.closeQuiet()
 	h.logf("crash point: operation %d, mutation %d after it, %d%% of unsynced data kept", p.step, p.mutation, p.unsyncedPercent)
@@ -464,7 +465,7 @@ func TestCrashKillChild(t *testing.T) {
 		t.Fatalf("bad %s: %v", killDataEnv, err)
 	}
 	cfg := decodeConfig(data[0])
-	cfg.syncOff = false
+	cfg.syncOff, cfg.noMarks = false, true
 	h := newHarness(t, cfg, targetSpec{backend: "pebble", dir: dir})
 	h.afterStep = func(n int) { fmt.Printf("ack %d\n", n) }
 	h.runOps(&decoder{b: data[1:]})
@@ -597,7 +598,7 @@ wait:
 // and returns the model then, or nil if the history has fewer operations.
 func replayModel(t *testing.T, data []byte, n int) *Model {
 	cfg := decodeConfig(data[0])
-	cfg.syncOff = false
+	cfg.syncOff, cfg.noMarks = false, true
 	h := newHarness(t, cfg, targetSpec{backend: "mem"})
 	defer h.closeQuiet()
 	h.opLimit = n

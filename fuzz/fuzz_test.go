@@ -46,7 +46,8 @@ const (
 	opGetGroup = 59 // gid
 )
 
-// Argument bytes used by the seeds.
+// Argument bytes used by the seeds (see beyond_test.go for the
+// operations beyond the seed, opExt).
 const (
 	cfgDefault = 0x00 // retention 10s, sender access, default cache, default types, unsynced
 	cfgAll     = 0x10 // every group type on
@@ -199,7 +200,71 @@ var seeds = [][]byte{
 		opPage, admin, cG0, 0, fUnread, count1, kNext,
 		opCheck, 0,
 	},
+	// Beyond the seed (beyond_test.go), with read times: delivery, then a
+	// read; a private read counts as delivered, not read; switched off,
+	// the next receipt is public; own state, delivery pages, read times.
+	{cfgReadTimes,
+		opCreate, 0, typeWork, 4, 0, 1, 2, 3,
+		opTrack, cG0, 0, 0,
+		opExt, extDeliver, 1, nOne, cG0, 0,
+		opExt, extDeliver, 1, nOne, cG0, 0,
+		opAdvance, sec5,
+		opReceipt, 1, nOne, cG0, 0,
+		opExt, extPrivate, 2, on,
+		opExt, extGetPrivate, 2,
+		opReceipt, 2, nOne, cG0, 0,
+		opExt, extReadState, 2, nOne, cG0, 0,
+		opPage, admin, cG0, 0, fDelivered, count1, kFresh,
+		opPage, admin, cG0, 0, fUndelivered, count1, kFresh,
+		opExt, extPrivate, 2, off,
+		opAdvance, sec7,
+		opReceipt, 2, nOne, cG0, 0,
+		opExt, extReadTimes, admin, cG0, 0, 3, 1, 2, 3,
+		opPage, admin, cG0, 0, fRead, count1, kFresh,
+		opCheck, 0,
+	},
+	// Marks, with reciprocal privacy: a thread's mark, the conversation's
+	// at a time (ties: both messages tracked in one microsecond), at now,
+	// and back (no move); a private sender sees no reads; a C2C mark, one
+	// by an outsider; a dismissed group's marks go.
+	{cfgReciprocal,
+		opCreate, 0, typeWork, 3, 0, 1, 2,
+		opTrack, cG0, 0, 0,
+		opExt, extTrackTh, cG0, 1, 0, thT0,
+		opAdvance, 1,
+		opExt, extTrackTh, cG0, 2, 1, thT1,
+		opExt, extMark, 2, cG0, thT0, markMsg, 1,
+		opExt, extMark, 2, cG0, thNone, markAt, 0, 0,
+		opExt, extMark, 2, cG0, thNone, markNow,
+		opExt, extMark, 2, cG0, thNone, markMsg, 0,
+		opExt, extGetMark, 2, cG0, thT0,
+		opExt, extPrivate, 0, on,
+		opReceipt, 1, nOne, cG0, 0,
+		opCounts, callerU0, nOne, cG0, 0,
+		opTrack, cC01, 0, 0,
+		opExt, extMark, 1, cC01, thNone, markNow,
+		opExt, extMark, 3, cC01, thNone, markNow,
+		opExt, extMark, 1, cG0, thNone, markBoth,
+		opCheck, 1,
+		opDismiss, 0,
+		opExt, extGetMark, 2, cG0, thNone,
+		opCheck, 0,
+	},
 }
+
+// Argument bytes of the seeds beyond the seed.
+const (
+	cfgReadTimes  = 0x40 // WithReadTimes
+	cfgReciprocal = 0x80 // WithReciprocalPrivacy
+	fDelivered    = 240  // filter delivered
+	fUndelivered  = 241  // filter undelivered
+	thNone        = 0    // no thread
+	thT0, thT1    = 2, 3 // threads t0, t1
+	markMsg       = 0    // mark at a message (then its ID byte)
+	markNow       = 1    // mark at the time now
+	markBoth      = 0x82 // a message and a time: invalid
+	markAt        = 3    // mark at a time, two bytes of seconds after the epoch
+)
 
 // backends returns the stores FuzzEngine runs its histories on, from
 // READRECEIPT_FUZZ_BACKEND: "both" (the default: memstore and Pebble in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ var (
 	users    = []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7"}
 	groupIDs = []string{"g0", "g1", "g2"}
 	msgIDs   = []string{"m0", "m1", "m2", "m3", "m4", "m5"}
+	threads  = []string{"t0", "t1"}
 	badIDs   = []string{"", "\xff\xfe", strings.Repeat("x", rr.DefaultMaxIDLength+1), "u\x80"}
 	c2cPairs = [][2]int{{0, 1}, {0, 2}, {1, 2}, {1, 3}, {2, 3}}
 )
@@ -234,6 +236,14 @@ type config struct {
 	// receipt call, 100 a query, pages of 100, IDs of 128 bytes) instead of
 	// the small ones histories use to reach them.
 	defaultLimits bool
+	// readTimes and reciprocal are WithReadTimes and
+	// WithReciprocalPrivacy.
+	readTimes, reciprocal bool
+	// noMarks runs MarkConversationRead operations as GetReadMark: a mark
+	// is several writes (receipts, then the mark), so a crash in the middle
+	// leaves a state that is neither before nor after it, as the contract
+	// allows; the crash tests compare with those two states only.
+	noMarks bool
 }
 
 func decodeConfig(b byte) config {
@@ -254,6 +264,8 @@ func decodeConfig(b byte) config {
 	}
 	c.allTypes = b&16 != 0
 	c.syncOff = b&32 == 0
+	c.readTimes = b&64 != 0
+	c.reciprocal = b&128 != 0
 	return c
 }
 
@@ -284,6 +296,7 @@ type target struct {
 
 	mu      sync.Mutex
 	batches [][]rr.ReceiptEvent
+	own     [][]rr.OwnReadEvent
 
 	// cursors are the cursors this engine handed out, newest last. Every
 	// target's list grows in step, so that position i of each names the
@@ -339,6 +352,9 @@ type harness struct {
 	// recoverFrom).
 	matched  string
 	inFlight bool
+	// marked holds every (conversation, thread, reader) a history asked to
+	// mark, for the full check.
+	marked map[MarkKey]bool
 	// beforeStep and afterStep, if set, run before and after every
 	// operation (and the full check that may follow it).
 	beforeStep, afterStep func(n int)
@@ -355,6 +371,7 @@ func newHarnessMode(tb testing.TB, cfg config, probe bool, specs ...targetSpec) 
 	m := NewModel(epoch)
 	m.Retention = cfg.retention
 	m.Access = cfg.access
+	m.ReadTimes, m.Reciprocal = cfg.readTimes, cfg.reciprocal
 	if !cfg.defaultLimits {
 		m.MaxMessages, m.MaxQuery, m.MaxPage = maxMessages, maxQuery, maxPage
 	}
@@ -403,6 +420,11 @@ func (h *harness) open(t *target) {
 		defer t.mu.Unlock()
 		t.batches = append(t.batches, slices.Clone(evs))
 	})
+	t.eng.SubscribeOwnReads(func(evs []rr.OwnReadEvent) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.own = append(t.own, slices.Clone(evs))
+	})
 }
 
 func (h *harness) options() []rr.Option {
@@ -419,6 +441,8 @@ func (h *harness) options() []rr.Option {
 		rr.WithFeatureEnabled(m.Enabled),
 		rr.WithGroupTypes(m.TypeList()...),
 		rr.WithSyncWrites(!h.cfg.syncOff),
+		rr.WithReadTimes(m.ReadTimes),
+		rr.WithReciprocalPrivacy(m.Reciprocal),
 	}
 	if h.cfg.cache > 0 {
 		opts = append(opts, rr.WithCacheBytes(h.cfg.cache))
@@ -576,6 +600,15 @@ func (t *target) takeBatches() [][]rr.ReceiptEvent {
 	return b
 }
 
+// takeOwn returns the OwnReadEvent batches delivered since the last call.
+func (t *target) takeOwn() [][]rr.OwnReadEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.own
+	t.own = nil
+	return b
+}
+
 // run decodes and runs a whole history, then checks everything, reopens,
 // and drains the engines.
 func (h *harness) run(data []byte) {
@@ -598,6 +631,9 @@ func (h *harness) runOps(d *decoder) {
 		for _, t := range h.targets {
 			if b := t.takeBatches(); len(b) > 0 {
 				h.fail("%s: events outside a receipt call: %+v", t.backend, b)
+			}
+			if b := t.takeOwn(); len(b) > 0 {
+				h.fail("%s: own events outside a read call: %+v", t.backend, b)
 			}
 		}
 		if (n+1)%checkEvery == 0 {
@@ -662,8 +698,10 @@ func (h *harness) drain() {
 	h.expectRedisKeys("after deleting every message", func(k string) bool {
 		// Membership stays; superseded snapshots that messages were
 		// tracked with stay until they expire (or the group goes).
+		// Marks and privacy settings outlive messages.
 		return strings.Contains(k, "}G") || strings.Contains(k, "}U") || strings.Contains(k, "}I") ||
-			strings.Contains(k, "}C") || strings.Contains(k, "}X") || strings.HasSuffix(k, ":secret")
+			strings.Contains(k, "}C") || strings.Contains(k, "}X") || strings.HasSuffix(k, ":secret") ||
+			strings.HasSuffix(k, "}K") || h.redisStays(k)
 	})
 
 	gids := slices.Sorted(maps.Keys(m.Groups))
@@ -676,26 +714,58 @@ func (h *harness) drain() {
 			h.fail("%s: drain: Sweep: %v", t.backend, err)
 		}
 	}
-	h.expectKeys("after dismissing every group", baselineKeys(h.tb))
-	h.expectRedisKeys("after dismissing every group", func(k string) bool { return strings.HasSuffix(k, ":secret") })
+	h.expectKeys("after dismissing every group", h.replayGroups())
+	h.expectRedisKeys("after dismissing every group", func(k string) bool {
+		// C2C marks live as long as the state; a group's go with it.
+		return strings.HasSuffix(k, ":secret") || strings.HasSuffix(k, "}K") && strings.Contains(k, "{c") || h.redisStays(k)
+	})
 }
 
-// redisExpired reports whether key is a message key (meta or readers, see
-// the layout in redis.go) of a
+// redisStays reports whether a Redis key beyond the seed may outlive every
+// message: a privacy flag of a user whose receipts are private, or an order
+// (or the set of a conversation's threads) while it has a TTL.
+func (h *harness) redisStays(k string) bool {
+	if i := strings.Index(k, "p{u"); i >= 0 {
+		rest := k[i+3:]
+		if j := strings.IndexByte(rest, ':'); j >= 0 && strings.HasSuffix(rest, "}") {
+			return h.model.PrivateUsers[rest[j+1:len(rest)-1]]
+		}
+	}
+	if strings.Contains(k, "}O") {
+		// Orders hold the entries of expired messages until a tracking or
+		// a scan prunes them, and expire with their newest message.
+		for _, t := range h.targets {
+			if t.backend == "redis" {
+				if ttl, err := t.redis.PTTL(h.ctx, k).Result(); err == nil && ttl > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// redisExpired reports whether key is a message key (meta, readers, D, P
+// or the read-time log, see the layout in redis.go) of a
 // message past retention by the engine's clock, which Redis drops by
 // itself, at the retention by its own clock: it must have a TTL.
 func (h *harness) redisExpired(t *target, key string) bool {
 	i := strings.LastIndex(key, "}")
-	if i < 0 || i+1 >= len(key) || !strings.ContainsRune("MRS", rune(key[i+1])) {
+	if i < 0 || i+1 >= len(key) || !strings.ContainsRune("MRSDPL", rune(key[i+1])) {
 		return false
 	}
-	mk := key
-	switch key[i+1] {
-	case 'R': // readers in chunk: R<id>:<hi>
-		mk = key[:i+1] + "M" + key[i+2:strings.LastIndexByte(key, ':')]
-	case 'S': // sparse readers: S<id>
-		mk = key[:i+1] + "M" + key[i+2:]
+	// Every message key is <kind><len>:<id>, perhaps then :<hi> (readers,
+	// D and P in chunks), whose meta is M<len>:<id>.
+	rest := key[i+2:]
+	j := strings.IndexByte(rest, ':')
+	if j < 0 {
+		return false
 	}
+	n, err := strconv.Atoi(rest[:j])
+	if err != nil || j+1+n > len(rest) {
+		return false
+	}
+	mk := key[:i+1] + "M" + rest[:j+1+n]
 	if ttl, err := t.redis.PTTL(h.ctx, key).Result(); err != nil || ttl <= 0 {
 		return false
 	}
@@ -756,7 +826,9 @@ func (h *harness) expectKeys(when string, want int) {
 
 // replayGroups builds the model's groups afresh in a new engine (every
 // user who was ever a member, in index order, then the former members
-// removed) and returns how many keys its store holds.
+// removed), with the state that outlives messages (privacy settings, and
+// read marks, each set again at a time) and returns how many keys its
+// store holds.
 func (h *harness) replayGroups() int {
 	st := memstore.New()
 	e, err := rr.Open(st)
@@ -776,6 +848,20 @@ func (h *harness) replayGroups() int {
 		}
 		if err := e.RemoveGroupMembers(h.ctx, gid, gone); err != nil {
 			h.fail("replay: %v", err)
+		}
+	}
+	for _, u := range slices.Sorted(maps.Keys(h.model.PrivacySet)) {
+		if err := e.SetReceiptsPrivate(h.ctx, u, true); err != nil {
+			h.fail("replay: %v", err)
+		}
+		if err := e.SetReceiptsPrivate(h.ctx, u, h.model.PrivateUsers[u]); err != nil {
+			h.fail("replay: %v", err)
+		}
+	}
+	for k, p := range h.model.Marks {
+		req := rr.MarkRequest{Conversation: k.Conv, Thread: k.Thread, Time: time.UnixMicro(p.At)}
+		if _, err := e.MarkConversationRead(h.ctx, k.Reader, req); err != nil {
+			h.fail("replay: mark %+v: %v", k, err)
 		}
 	}
 	return countKeys(h.tb, st)
@@ -887,8 +973,9 @@ func (h *harness) step(d *decoder) {
 		h.cn.group(gid)
 		h.getGroup(gid)
 	default:
-		h.cn.op(opReceipt)
-		h.receipt(d)
+		// Beyond the seed: the slots that were receipts' spares.
+		h.cn.op(opExt)
+		h.ext(d)
 	}
 }
 
@@ -1076,21 +1163,63 @@ func (h *harness) applyReceipt(reader string, refs []rr.MessageRef) ([]rr.Receip
 	for i, t := range h.targets {
 		results[i], errs[i] = t.eng.SendMessageReadReceipt(h.ctx, reader, refs)
 	}
-	o, want, wantEvents := h.model.Receipt(reader, refs)
+	o, want, wantEvents, wantOwn := h.model.Receipt(reader, refs)
 	h.expect("SendMessageReadReceipt", o, errs)
 	for i, t := range h.targets {
-		h.checkReceipt(t, i == 0, results[i], errs[i], want, wantEvents)
+		h.checkReceipt(t, "SendMessageReadReceipt", i == 0, results[i], errs[i], want, wantEvents)
+		h.checkOwn(t, "SendMessageReadReceipt", wantOwn)
 	}
 	return results[0], errs[0]
 }
 
+// checkOwn compares the OwnReadEvents one engine delivered for the last call
+// with the model's: one batch, or none.
+func (h *harness) checkOwn(t *target, what string, want []rr.OwnReadEvent) {
+	got := t.takeOwn()
+	switch {
+	case len(want) == 0 && len(got) != 0:
+		h.fail("%s: %s: own events %+v, want none", t.backend, what, got)
+	case len(want) > 0 && len(got) != 1:
+		h.fail("%s: %s: %d batches of own events, want 1: %+v; want %+v", t.backend, what, len(got), got, want)
+	case len(want) > 0:
+		if len(got[0]) != len(want) {
+			h.fail("%s: %s: own events %+v, want %+v", t.backend, what, got[0], want)
+		}
+		for i := range want {
+			if msg := ownMismatch(got[0][i], want[i]); msg != "" {
+				h.fail("%s: %s: own event %d: %s:\n got %+v\nwant %+v", t.backend, what, i, msg, got[0][i], want[i])
+			}
+		}
+	}
+}
+
+// ownMismatch says how an OwnReadEvent departs from the model's, or "".
+// Conversations compare in canonical form.
+func ownMismatch(g, w rr.OwnReadEvent) string {
+	switch {
+	case g.UserID != w.UserID:
+		return "user"
+	case Canon(g.Conversation) != Canon(w.Conversation):
+		return "conversation"
+	case !slices.Equal(g.MessageIDs, w.MessageIDs):
+		return "messages"
+	case g.Thread != w.Thread:
+		return "thread"
+	case (g.Mark == nil) != (w.Mark == nil):
+		return "mark present"
+	case g.Mark != nil && (g.Mark.MessageID != w.Mark.MessageID || !g.Mark.Time.Equal(w.Mark.Time)):
+		return "mark"
+	}
+	return ""
+}
+
 // checkReceipt compares one engine's answer to a receipt call, and the
 // events it emitted, with the model's.
-func (h *harness) checkReceipt(t *target, first bool, res []rr.ReceiptResult, err error, want []Result, wantEvents []rr.ReceiptEvent) {
+func (h *harness) checkReceipt(t *target, what string, first bool, res []rr.ReceiptResult, err error, want []Result, wantEvents []rr.ReceiptEvent) {
 	batches := t.takeBatches()
 	if err != nil {
 		if len(res) != 0 || len(batches) != 0 {
-			h.fail("%s: failed SendMessageReadReceipt returned results %+v, events %+v", t.backend, res, batches)
+			h.fail("%s: failed %s returned results %+v, events %+v", t.backend, what, res, batches)
 		}
 		return
 	}
@@ -1109,25 +1238,25 @@ func (h *harness) checkReceipt(t *target, first bool, res []rr.ReceiptResult, er
 		h.trace[len(h.trace)-1] += " " + strings.Join(sum, ",")
 	}
 	if len(res) != len(want) {
-		h.fail("%s: SendMessageReadReceipt: %d results for %d messages", t.backend, len(res), len(want))
+		h.fail("%s: %s: %d results for %d messages", t.backend, what, len(res), len(want))
 	}
 	for i := range res {
 		g, w := res[i], want[i]
 		if first {
-			stat(fmt.Sprintf("receipt result: recorded=%v %s", g.Recorded, kindName(g.Err)))
+			stat(fmt.Sprintf("%s result: recorded=%v %s", what, g.Recorded, kindName(g.Err)))
 		}
 		if g.MessageID != w.MessageID || g.Recorded != w.Recorded || !SameKind(g.Err, w.Err) {
-			h.fail("%s: SendMessageReadReceipt result %d: got {%s recorded=%v err=%v}, want {%s recorded=%v err=%s}",
-				t.backend, i, g.MessageID, g.Recorded, g.Err, w.MessageID, w.Recorded, kindName(w.Err))
+			h.fail("%s: %s result %d: got {%s recorded=%v err=%v}, want {%s recorded=%v err=%s}",
+				t.backend, what, i, g.MessageID, g.Recorded, g.Err, w.MessageID, w.Recorded, kindName(w.Err))
 		}
 	}
 	switch {
 	case len(wantEvents) == 0 && len(batches) != 0:
-		h.fail("%s: SendMessageReadReceipt recorded nothing but emitted %+v", t.backend, batches)
+		h.fail("%s: %s recorded nothing but emitted %+v", t.backend, what, batches)
 	case len(wantEvents) > 0 && len(batches) != 1:
-		h.fail("%s: SendMessageReadReceipt emitted %d batches, want 1: %+v; want %+v", t.backend, len(batches), batches, wantEvents)
+		h.fail("%s: %s emitted %d batches, want 1: %+v; want %+v", t.backend, what, len(batches), batches, wantEvents)
 	case len(wantEvents) > 0 && !slices.Equal(batches[0], wantEvents):
-		h.fail("%s: SendMessageReadReceipt events:\n got %+v\nwant %+v", t.backend, batches[0], wantEvents)
+		h.fail("%s: %s events:\n got %+v\nwant %+v", t.backend, what, batches[0], wantEvents)
 	}
 }
 
@@ -1224,8 +1353,10 @@ func (h *harness) page(d *decoder) {
 	caller := callerFrom(cb, sender)
 	req := rr.MemberListRequest{Message: ref}
 	switch f := d.byte(); {
-	case f >= 250:
-		req.Filter = rr.MemberFilter(2 + f%2)
+	case f >= 252:
+		req.Filter = rr.MemberFilter(4 + f%4) // invalid
+	case f >= 240:
+		req.Filter = rr.MemberFilter(2 + f%2) // delivered, undelivered
 	default:
 		req.Filter = rr.MemberFilter(f % 2)
 	}
@@ -1338,19 +1469,37 @@ func garble(pool []string, b byte) string {
 // matchPage checks a page against the model's candidates and returns the one
 // it matched.
 func (h *harness) matchPage(t *target, p rr.MemberPage, req rr.MemberListRequest, exp PageExpect) PageCand {
-	list, other := p.ReadUserIDList, p.UnreadUserIDList
-	if req.Filter == rr.FilterUnread {
-		list, other = other, list
+	lists := [][]string{p.ReadUserIDList, p.UnreadUserIDList, p.DeliveredUserIDList, p.UndeliveredUserIDList}
+	var list []string
+	others := 0
+	for f, l := range lists {
+		if rr.MemberFilter(f) == req.Filter {
+			list = l
+		} else {
+			others += len(l)
+		}
 	}
-	if p.MessageID != req.Message.ID || len(other) != 0 || p.IsCompleted != (p.Cursor == "") {
-		h.fail("%s: GetGroupMessageReadMemberList: malformed page %+v", t.backend, p)
+	if p.MessageID != req.Message.ID || others != 0 || p.IsCompleted != (p.Cursor == "") {
+		h.fail("%s: GetGroupMessageReadMemberList filter=%d: malformed page %+v", t.backend, req.Filter, p)
 	}
 	if list == nil {
 		list = []string{}
 	}
+	if exp.Msg != nil {
+		// Read times: aligned with the readers on a read page with read
+		// times on, none otherwise.
+		want := h.model.PageTimes(exp.Msg, req.Filter, list)
+		ok := len(want) == len(p.ReadTimes)
+		for i := 0; ok && i < len(want); i++ {
+			ok = want[i].Equal(p.ReadTimes[i])
+		}
+		if !ok {
+			h.fail("%s: GetGroupMessageReadMemberList: read times %v for %q, want %v", t.backend, p.ReadTimes, list, want)
+		}
+	}
 	for i, c := range exp.Cands {
 		if c.Completed == p.IsCompleted && slices.Equal(c.Users, list) {
-			stat(fmt.Sprintf("page: cursor=%v candidate=%d/%d completed=%v", req.Cursor != "", i, len(exp.Cands), c.Completed))
+			stat(fmt.Sprintf("page: filter=%d cursor=%v candidate=%d/%d completed=%v", req.Filter, req.Cursor != "", i, len(exp.Cands), c.Completed))
 			return c
 		}
 	}
@@ -1444,12 +1593,13 @@ func (h *harness) fullCheck(smallPages bool) {
 		if !msg.isGroup() {
 			continue
 		}
-		for _, f := range []rr.MemberFilter{rr.FilterRead, rr.FilterUnread} {
+		for _, f := range []rr.MemberFilter{rr.FilterRead, rr.FilterUnread, rr.FilterDelivered, rr.FilterUndelivered} {
 			for _, t := range h.targets {
 				h.walk(t, msg, f, count)
 			}
 		}
 	}
+	h.fullCheckBeyond(convs, convIDs)
 }
 
 // walk pages through one member list as an administrator and compares it
@@ -1478,7 +1628,7 @@ func (h *harness) walk(t *target, msg *Msg, f rr.MemberFilter, count int) {
 			list := h.model.MemberList(msg, f)
 			cand.After, cand.Next = list[done+n-1].Index, list[done+n].Index
 		}
-		h.matchPage(t, p, req, PageExpect{Cands: []PageCand{cand}})
+		h.matchPage(t, p, req, PageExpect{Msg: msg, Cands: []PageCand{cand}})
 		done += n
 		if p.IsCompleted {
 			return

@@ -254,6 +254,13 @@ const (
 	imDelete
 	imTypes
 	imOpen
+	// Beyond the seed (appended, so that older inputs pick what they did).
+	imDeliver
+	imMark
+	imGetMark
+	imPrivate
+	imReadState
+	imReadTimes
 	inputMethods
 )
 
@@ -322,6 +329,23 @@ func FuzzInput(f *testing.F) {
 		{[]byte{imOpen, 6, 1, 9}, "", "", 0},                                     // group type 9
 		{[]byte{imOpen, 9}, "", "", 0},                                           // no clock
 		{[]byte{imOpen, 1}, "", "", 100},                                         // a valid page size
+		{[]byte{imDeliver, 42, 0, 0, 0, 0}, "", "", 0},                           // u3 delivers m0: delivered
+		{[]byte{imDeliver, 14, 7, 0}, "", "", 0},                                 // 1,000 messages
+		{[]byte{imDeliver, 12, 0, 0, 0, 0}, "", "", 0},                           // reader "\x00"
+		{[]byte{imMark, 42, 3, 0, 0, 0}, "", "", 0},                              // u3 marks g0 at m0
+		{[]byte{imMark, 42, 3, 1, 7, 0}, "", "", 0},                              // a thread ID one byte over
+		{[]byte{imMark, 42, 3, 0, 1}, "", "", -1},                                // a mark 1 ns before now
+		{[]byte{imMark, 42, 3, 0, 2, 0}, "", "", 5},                              // a message and a time
+		{[]byte{imMark, 42, 3, 0, 3}, "", "", 0},                                 // neither
+		{[]byte{imMark, 42, 1, 0, 0, 0, 0, 1}, "", "", 0},                        // C2C of u3 with u0: not u3's
+		{[]byte{imGetMark, 42, 3, 12}, "", "", 0},                                // thread "\x00"
+		{[]byte{imPrivate, 3, 1}, "u9", "", 0},                                   // u9 private
+		{[]byte{imPrivate, 10, 1}, "", "", 0},                                    // a 1 MiB user
+		{[]byte{imReadState, 14, 0, 0, 0, 0}, "", "", 0},                         // u1's state of m0
+		{[]byte{imReadState, 14, 6, 0}, "", "", 0},                               // 101 messages
+		{[]byte{imReadTimes, 0, 3, 0, 2, 0, 0, 0}, "", "", 0},                    // two users of m0
+		{[]byte{imReadTimes, 0, 3, 0, 5}, "", "", 0},                             // 1,000 users
+		{[]byte{imReadTimes, 1, 0, 3, 0, 0, 0, 7}, "", "", 0},                    // no users
 	} {
 		f.Add(c.call, c.s1, c.s2, c.n)
 	}
@@ -415,6 +439,55 @@ func runHostile(t *testing.T, call []byte, s1, s2 string, n int) {
 		err = h.applyTypes(types)
 	case imOpen:
 		hostileOpen(t, in)
+	case imDeliver:
+		reader, refs := in.id(users), in.refs()
+		h.logf("deliver reader=%q (%d messages)", short(reader), len(refs))
+		var res []rr.ReceiptResult
+		res, err = h.targets[0].eng.SendMessageDeliveryReceipt(h.ctx, reader, refs)
+		o, want, wantEvents := h.model.Deliver(reader, refs)
+		h.expect("SendMessageDeliveryReceipt", o, []error{err})
+		h.checkReceipt(h.targets[0], "SendMessageDeliveryReceipt", true, res, err, want, wantEvents)
+		h.checkOwn(h.targets[0], "SendMessageDeliveryReceipt", nil)
+		for i, r := range res {
+			checkErr(t, fmt.Sprintf("SendMessageDeliveryReceipt result %d", i), r.Err)
+		}
+	case imMark:
+		reader := in.id(users)
+		req := rr.MarkRequest{Conversation: in.conv()}
+		if in.d.byte()%2 == 1 {
+			req.Thread = in.id(threads)
+		}
+		switch in.d.byte() % 4 {
+		case 0:
+			req.MessageID = in.id(msgIDs)
+		case 1:
+			req.Time = time.Unix(0, h.model.Now).Add(time.Duration(in.n))
+		case 2:
+			req.MessageID, req.Time = in.id(msgIDs), time.Unix(0, int64(in.n))
+		}
+		err = h.applyMark(reader, req)
+	case imGetMark:
+		reader, conv, thread := in.id(users), in.conv(), in.id(threads)
+		_, _, err = h.targets[0].eng.GetReadMark(h.ctx, reader, conv, thread)
+		h.compareMark(reader, conv, thread)
+	case imPrivate:
+		u := in.id(users)
+		on := in.d.byte()%2 == 1
+		err = h.targets[0].eng.SetReceiptsPrivate(h.ctx, u, on)
+		h.expect("SetReceiptsPrivate", h.model.SetPrivate(u, on), []error{err})
+		h.comparePrivate(u)
+	case imReadState:
+		user, refs := in.id(users), in.refs()
+		var states []rr.ReadState
+		states, err = h.targets[0].eng.GetMessageReadState(h.ctx, user, refs)
+		h.compareReadState(user, refs)
+		for i, st := range states {
+			checkErr(t, fmt.Sprintf("GetMessageReadState state %d", i), st.Err)
+		}
+	case imReadTimes:
+		caller, ref, us := in.caller(), rr.MessageRef{Conversation: in.conv(), ID: in.id(msgIDs)}, in.users()
+		_, err = h.targets[0].eng.GetMessageReadTimes(h.ctx, caller, ref, us)
+		h.compareReadTimes(caller, ref, us)
 	}
 	if testing.Verbose() {
 		t.Logf("%s", short(strings.Join(h.trace[fixture:], "; ")))

@@ -107,6 +107,7 @@ var sentinelNames = []struct {
 	{rr.ErrAlreadyTracked, "ErrAlreadyTracked"},
 	{rr.ErrGroupTypeDisabled, "ErrGroupTypeDisabled"},
 	{rr.ErrClosed, "ErrClosed"},
+	{rr.ErrPrivateReceipts, "ErrPrivateReceipts"},
 }
 
 func kindName(err error) string {
@@ -152,11 +153,73 @@ type Recipient struct {
 type Msg struct {
 	Key       MsgKey
 	Sender    string
+	Thread    string
 	TrackedAt int64
 	Seq       int         // tells apart two trackings of the same key
 	Rcpts     []Recipient // in member-index order
 	Readers   map[string]bool
 	ReadAt    int64 // C2C: when the peer's receipt was recorded (Unix ns)
+	// Delivered is D: the recipients a delivery was recorded for (a
+	// delivery receipt, or a private read) while they were not readers. It
+	// may keep readers; the delivered count is |Readers ∪ Delivered|.
+	Delivered map[string]bool
+	// Private is P: the recipients who read it privately.
+	Private map[string]bool
+	// PubTime and PrivTime are, with read times on, the Unix second of
+	// each reader's public and private read.
+	PubTime, PrivTime map[string]int64
+}
+
+// pos is the message's position in its conversation's order.
+func (m *Msg) pos() Pos { return Pos{At: m.TrackedAt / 1000, ID: m.Key.ID} }
+
+// deliveredCount is |R ∪ D|.
+func (m *Msg) deliveredCount() int {
+	n := len(m.Readers)
+	for u := range m.Delivered {
+		if !m.Readers[u] {
+			n++
+		}
+	}
+	return n
+}
+
+// Pos is a position in a conversation's order: tracking time in Unix
+// microseconds, then the message ID; a mark at a time has ID MaxID.
+type Pos struct {
+	At int64
+	ID string
+}
+
+// MaxID sorts after every valid ID.
+const MaxID = "\xff"
+
+// Cmp orders positions.
+func (p Pos) Cmp(q Pos) int {
+	switch {
+	case p.At < q.At:
+		return -1
+	case p.At > q.At:
+		return 1
+	}
+	return strings.Compare(p.ID, q.ID)
+}
+
+// Mark is the ReadMark of the position.
+func (p Pos) Mark() rr.ReadMark {
+	m := rr.ReadMark{Time: time.UnixMicro(p.At).UTC()}
+	if p.ID != MaxID {
+		m.MessageID = p.ID
+	}
+	return m
+}
+
+// MarkKey names one reader's mark in a conversation's thread ("" for the
+// whole conversation).
+type MarkKey struct {
+	Conv   rr.Conversation
+	Thread string
+	Reader string
 }
 
 func (m *Msg) isGroup() bool { return m.Key.Conv.Type == rr.ConversationGroup }
@@ -204,27 +267,41 @@ type Model struct {
 	MaxPage     int
 	MaxID       int
 
+	// ReadTimes and Reciprocal are WithReadTimes and
+	// WithReciprocalPrivacy.
+	ReadTimes  bool
+	Reciprocal bool
+
 	Groups  map[string]*Group
 	Msgs    map[MsgKey]*Msg // stored (possibly expired, not yet swept)
 	Cursors map[string]CursorInfo
-	seq     int
+	// PrivateUsers holds the users whose receipts are private; PrivacySet
+	// every user whose setting was ever set.
+	PrivateUsers map[string]bool
+	PrivacySet   map[string]bool
+	// Marks are the read marks; a group's go with it.
+	Marks map[MarkKey]Pos
+	seq   int
 }
 
 // NewModel returns an empty model with the engine's defaults.
 func NewModel(now time.Time) *Model {
 	return &Model{
-		Now:         now.UnixNano(),
-		Retention:   rr.DefaultRetention,
-		Enabled:     true,
-		Types:       map[rr.GroupType]bool{rr.GroupWork: true, rr.GroupPublic: true, rr.GroupMeeting: true},
-		Access:      rr.AccessSender,
-		MaxMessages: rr.DefaultMaxMessagesPerCall,
-		MaxQuery:    rr.DefaultMaxQueryMessages,
-		MaxPage:     rr.DefaultMaxPageSize,
-		MaxID:       rr.DefaultMaxIDLength,
-		Groups:      map[string]*Group{},
-		Msgs:        map[MsgKey]*Msg{},
-		Cursors:     map[string]CursorInfo{},
+		Now:          now.UnixNano(),
+		Retention:    rr.DefaultRetention,
+		Enabled:      true,
+		Types:        map[rr.GroupType]bool{rr.GroupWork: true, rr.GroupPublic: true, rr.GroupMeeting: true},
+		Access:       rr.AccessSender,
+		MaxMessages:  rr.DefaultMaxMessagesPerCall,
+		MaxQuery:     rr.DefaultMaxQueryMessages,
+		MaxPage:      rr.DefaultMaxPageSize,
+		MaxID:        rr.DefaultMaxIDLength,
+		Groups:       map[string]*Group{},
+		Msgs:         map[MsgKey]*Msg{},
+		Cursors:      map[string]CursorInfo{},
+		PrivateUsers: map[string]bool{},
+		PrivacySet:   map[string]bool{},
+		Marks:        map[MarkKey]Pos{},
 	}
 }
 
@@ -341,12 +418,33 @@ func (m *Model) LiveMessages() []*Msg {
 }
 
 // MemberList returns the members a page walk of msg lists for filter, in
-// member-index order.
+// member-index order: the public readers R (FilterRead) or the other
+// recipients, the delivered R ∪ D (FilterDelivered) or the others. Private
+// reads count as delivered and as unread.
 func (m *Model) MemberList(msg *Msg, f rr.MemberFilter) []Recipient {
 	var out []Recipient
 	for _, r := range msg.Rcpts {
-		if msg.Readers[r.User] == (f == rr.FilterRead) {
+		in := msg.Readers[r.User]
+		if f == rr.FilterDelivered || f == rr.FilterUndelivered {
+			in = in || msg.Delivered[r.User]
+		}
+		if in == (f == rr.FilterRead || f == rr.FilterDelivered) {
 			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// PageTimes returns the read times a FilterRead page of users shows: with
+// read times on, each reader's public read; nil otherwise.
+func (m *Model) PageTimes(msg *Msg, f rr.MemberFilter, users []string) []time.Time {
+	if !m.ReadTimes || f != rr.FilterRead {
+		return nil
+	}
+	out := make([]time.Time, len(users))
+	for i, u := range users {
+		if t, ok := msg.PubTime[u]; ok {
+			out[i] = time.Unix(t, 0).UTC()
 		}
 	}
 	return out
@@ -488,6 +586,11 @@ func (m *Model) Dismiss(gid string) Outcome {
 			delete(m.Msgs, k)
 		}
 	}
+	for k := range m.Marks {
+		if k.Conv.Type == rr.ConversationGroup && k.Conv.GroupID == gid {
+			delete(m.Marks, k)
+		}
+	}
 	return success()
 }
 
@@ -510,6 +613,9 @@ func (m *Model) Track(msg rr.Message) Outcome {
 	errs := m.featureErrs()
 	errs = append(errs, m.convErrs(msg.Conversation)...)
 	errs = append(errs, m.idErrs(msg.ID, msg.Sender)...)
+	if msg.Thread != "" {
+		errs = append(errs, m.idErrs(msg.Thread)...)
+	}
 	c := msg.Conversation
 	if c.Type == rr.ConversationC2C && c.Users[0] != msg.Sender && c.Users[1] != msg.Sender {
 		errs = append(errs, rr.ErrInvalidParameter)
@@ -556,7 +662,9 @@ func (m *Model) Track(msg rr.Message) Outcome {
 		return failure(rr.ErrAlreadyTracked)
 	}
 	m.seq++
-	m.Msgs[key] = &Msg{Key: key, Sender: msg.Sender, TrackedAt: m.Now, Seq: m.seq, Rcpts: rcpts, Readers: map[string]bool{}}
+	m.Msgs[key] = &Msg{Key: key, Sender: msg.Sender, Thread: msg.Thread, TrackedAt: m.Now, Seq: m.seq, Rcpts: rcpts,
+		Readers: map[string]bool{}, Delivered: map[string]bool{}, Private: map[string]bool{},
+		PubTime: map[string]int64{}, PrivTime: map[string]int64{}}
 	return success()
 }
 
@@ -577,19 +685,82 @@ type Result struct {
 	Err       error
 }
 
+// Mode is what a receipt call records (the engine's receiptMode).
+type Mode int
+
+const (
+	ModeRead Mode = iota
+	ModeReadPrivate
+	ModeDeliver
+)
+
+// readMode is the mode of reader's read receipts.
+func (m *Model) readMode(reader string) Mode {
+	if m.PrivateUsers[reader] {
+		return ModeReadPrivate
+	}
+	return ModeRead
+}
+
 // Receipt models Engine.SendMessageReadReceipt: the call's outcome, the
-// per-message results and the events it must emit, in order.
-func (m *Model) Receipt(reader string, refs []rr.MessageRef) (Outcome, []Result, []rr.ReceiptEvent) {
+// per-message results, the events it must emit, in order, and the reader's
+// own event.
+func (m *Model) Receipt(reader string, refs []rr.MessageRef) (Outcome, []Result, []rr.ReceiptEvent, []rr.OwnReadEvent) {
+	errs := m.featureErrs()
+	errs = append(errs, m.idErrs(reader)...)
+	errs = append(errs, m.refsErrs(refs, m.MaxMessages)...)
+	if len(errs) > 0 {
+		return failure(errs...), nil, nil, nil
+	}
+	res, events := m.receipts(reader, refs, m.readMode(reader))
+	var own []rr.OwnReadEvent
+	var ids []string
+	for _, r := range res {
+		if r.Recorded {
+			ids = append(ids, r.MessageID)
+		}
+	}
+	if len(ids) > 0 {
+		own = []rr.OwnReadEvent{{UserID: reader, Conversation: Canon(refs[0].Conversation), MessageIDs: ids}}
+	}
+	return success(), res, m.visible(events), own
+}
+
+// Deliver models Engine.SendMessageDeliveryReceipt.
+func (m *Model) Deliver(reader string, refs []rr.MessageRef) (Outcome, []Result, []rr.ReceiptEvent) {
 	errs := m.featureErrs()
 	errs = append(errs, m.idErrs(reader)...)
 	errs = append(errs, m.refsErrs(refs, m.MaxMessages)...)
 	if len(errs) > 0 {
 		return failure(errs...), nil, nil
 	}
+	res, events := m.receipts(reader, refs, ModeDeliver)
+	return success(), res, m.visible(events)
+}
+
+// visible drops, with reciprocal privacy, the read events of senders whose
+// receipts are private.
+func (m *Model) visible(events []rr.ReceiptEvent) []rr.ReceiptEvent {
+	if !m.Reciprocal {
+		return events
+	}
+	var out []rr.ReceiptEvent
+	for _, ev := range events {
+		if ev.Kind == rr.EventRead && m.PrivateUsers[ev.Sender] {
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// receipts records the receipts of one valid call of mode, per the model of
+// issue 12: R, D and P as model.go's receiptMode describes.
+func (m *Model) receipts(reader string, refs []rr.MessageRef, mode Mode) ([]Result, []rr.ReceiptEvent) {
 	conv := Canon(refs[0].Conversation)
 	res := make([]Result, len(refs))
 	first := map[string]int{}
-	var recorded []*Msg
+	var events []rr.ReceiptEvent
 	for i, r := range refs {
 		res[i].MessageID = r.ID
 		if f, dup := first[r.ID]; dup {
@@ -601,43 +772,72 @@ func (m *Model) Receipt(reader string, refs []rr.MessageRef) (Outcome, []Result,
 		switch {
 		case msg == nil:
 			res[i].Err = rr.ErrReceiptNotFound
+			continue
 		case reader == msg.Sender:
 			res[i].Err = rr.ErrOwnMessage
+			continue
 		case !msg.isRecipient(reader):
 			res[i].Err = rr.ErrNotRecipient
-		case msg.Readers[reader]:
-			// already read: nothing to do
-		default:
+			continue
+		}
+		switch mode {
+		case ModeRead:
+			if msg.Readers[reader] {
+				continue
+			}
 			msg.Readers[reader] = true
 			if !msg.isGroup() {
 				msg.ReadAt = m.Now
 			}
+			if m.ReadTimes {
+				msg.PubTime[reader] = m.Now / 1e9
+			}
 			res[i].Recorded = true
-			recorded = append(recorded, msg)
+			events = append(events, m.event(rr.EventRead, msg, reader))
+		case ModeReadPrivate:
+			if msg.Readers[reader] || msg.Private[reader] {
+				continue
+			}
+			msg.Private[reader] = true
+			if m.ReadTimes {
+				msg.PrivTime[reader] = m.Now / 1e9
+			}
+			res[i].Recorded = true
+			if !msg.Delivered[reader] {
+				msg.Delivered[reader] = true
+				events = append(events, m.event(rr.EventDelivered, msg, reader))
+			}
+		case ModeDeliver:
+			if msg.Readers[reader] || msg.Delivered[reader] {
+				continue
+			}
+			msg.Delivered[reader] = true
+			res[i].Recorded = true
+			events = append(events, m.event(rr.EventDelivered, msg, reader))
 		}
 	}
-	var events []rr.ReceiptEvent
-	for _, msg := range recorded {
-		events = append(events, m.event(msg, reader))
-	}
-	return success(), res, events
+	return res, events
 }
 
-func (m *Model) event(msg *Msg, reader string) rr.ReceiptEvent {
-	read := len(msg.Readers)
+func (m *Model) event(kind rr.EventKind, msg *Msg, reader string) rr.ReceiptEvent {
+	read, delivered := len(msg.Readers), msg.deliveredCount()
 	ev := rr.ReceiptEvent{
-		Sender:       msg.Sender,
-		Conversation: msg.Key.Conv,
-		MessageID:    msg.Key.ID,
-		ReadCount:    read,
-		UnreadCount:  len(msg.Rcpts) - read,
-		Reader:       reader,
+		Kind:             kind,
+		Sender:           msg.Sender,
+		Conversation:     msg.Key.Conv,
+		MessageID:        msg.Key.ID,
+		ReadCount:        read,
+		UnreadCount:      len(msg.Rcpts) - read,
+		DeliveredCount:   delivered,
+		UndeliveredCount: len(msg.Rcpts) - delivered,
+		Reader:           reader,
 	}
 	if msg.isGroup() {
 		ev.GroupID = msg.Key.Conv.GroupID
 	} else {
 		ev.UserID = msg.Rcpts[0].User
 		ev.IsPeerRead = read > 0
+		ev.IsPeerDelivered = delivered > 0
 		ev.ReadTime = msg.readTime()
 	}
 	return ev
@@ -646,14 +846,23 @@ func (m *Model) event(msg *Msg, reader string) rr.ReceiptEvent {
 // Info returns the receipt info of a live message, as an administrator sees
 // it.
 func (m *Model) Info(msg *Msg) rr.ReceiptInfo {
-	read := len(msg.Readers)
+	read, delivered := len(msg.Readers), msg.deliveredCount()
 	return rr.ReceiptInfo{
-		MessageID:   msg.Key.ID,
-		ReadCount:   read,
-		UnreadCount: len(msg.Rcpts) - read,
-		IsPeerRead:  !msg.isGroup() && read > 0,
-		ReadTime:    msg.readTime(),
+		MessageID:        msg.Key.ID,
+		ReadCount:        read,
+		UnreadCount:      len(msg.Rcpts) - read,
+		DeliveredCount:   delivered,
+		UndeliveredCount: len(msg.Rcpts) - delivered,
+		IsPeerRead:       !msg.isGroup() && read > 0,
+		IsPeerDelivered:  !msg.isGroup() && delivered > 0,
+		ReadTime:         msg.readTime(),
 	}
+}
+
+// hidden reports whether, with reciprocal privacy, others' reads are hidden
+// from caller.
+func (m *Model) hidden(c rr.Caller) bool {
+	return m.Reciprocal && !c.Admin && m.PrivateUsers[c.UserID]
 }
 
 // Counts models Engine.GetMessageReadReceiptList.
@@ -669,6 +878,8 @@ func (m *Model) Counts(c rr.Caller, refs []rr.MessageRef) (Outcome, []rr.Receipt
 	for i, r := range refs {
 		msg := m.Live(MsgKey{Conv: conv, ID: r.ID})
 		switch {
+		case m.hidden(c):
+			out[i] = rr.ReceiptInfo{MessageID: r.ID, Err: rr.ErrPrivateReceipts}
 		case msg == nil:
 			out[i] = rr.ReceiptInfo{MessageID: r.ID, Err: rr.ErrReceiptNotFound}
 		case !m.mayRead(c, msg):
@@ -704,7 +915,7 @@ func (m *Model) Page(c rr.Caller, req rr.MemberListRequest) PageExpect {
 	if req.Message.Conversation.Type == rr.ConversationC2C {
 		errs = append(errs, rr.ErrInvalidParameter)
 	}
-	if req.Filter != rr.FilterRead && req.Filter != rr.FilterUnread {
+	if req.Filter > rr.FilterUndelivered {
 		errs = append(errs, rr.ErrInvalidParameter)
 	}
 	if req.Count <= 0 {
@@ -715,6 +926,9 @@ func (m *Model) Page(c rr.Caller, req rr.MemberListRequest) PageExpect {
 	}
 	if len(errs) > 0 {
 		return PageExpect{Outcome: failure(errs...)}
+	}
+	if req.Filter <= rr.FilterUnread && m.hidden(c) {
+		return PageExpect{Outcome: failure(rr.ErrPrivateReceipts)}
 	}
 	key := MsgKey{Conv: Canon(req.Message.Conversation), ID: req.Message.ID}
 	msg := m.Live(key)
@@ -797,8 +1011,238 @@ func (m *Model) Clone() *Model {
 		cm := *msg
 		cm.Rcpts = slices.Clone(msg.Rcpts)
 		cm.Readers = maps.Clone(msg.Readers)
+		cm.Delivered = maps.Clone(msg.Delivered)
+		cm.Private = maps.Clone(msg.Private)
+		cm.PubTime = maps.Clone(msg.PubTime)
+		cm.PrivTime = maps.Clone(msg.PrivTime)
 		c.Msgs[k] = &cm
 	}
 	c.Cursors = maps.Clone(m.Cursors)
+	c.PrivateUsers = maps.Clone(m.PrivateUsers)
+	c.PrivacySet = maps.Clone(m.PrivacySet)
+	c.Marks = maps.Clone(m.Marks)
 	return &c
+}
+
+// ---- beyond the seed: privacy, own read state, read times, marks ----
+
+// SetPrivate models Engine.SetReceiptsPrivate (and, with get, the answer of
+// Engine.ReceiptsPrivate afterwards).
+func (m *Model) SetPrivate(user string, on bool) Outcome {
+	if errs := m.idErrs(user); errs != nil {
+		return failure(errs...)
+	}
+	m.PrivacySet[user] = true
+	if on {
+		m.PrivateUsers[user] = true
+	} else {
+		delete(m.PrivateUsers, user)
+	}
+	return success()
+}
+
+// Private models Engine.ReceiptsPrivate.
+func (m *Model) Private(user string) (Outcome, bool) {
+	if errs := m.idErrs(user); errs != nil {
+		return failure(errs...), false
+	}
+	return success(), m.PrivateUsers[user]
+}
+
+// ReadState models Engine.GetMessageReadState.
+func (m *Model) ReadState(user string, refs []rr.MessageRef) (Outcome, []rr.ReadState) {
+	errs := m.featureErrs()
+	errs = append(errs, m.idErrs(user)...)
+	errs = append(errs, m.refsErrs(refs, m.MaxQuery)...)
+	if len(errs) > 0 {
+		return failure(errs...), nil
+	}
+	conv := Canon(refs[0].Conversation)
+	out := make([]rr.ReadState, len(refs))
+	for i, r := range refs {
+		out[i].MessageID = r.ID
+		msg := m.Live(MsgKey{Conv: conv, ID: r.ID})
+		switch {
+		case msg == nil:
+			out[i].Err = rr.ErrReceiptNotFound
+			continue
+		case user == msg.Sender:
+			out[i].Err = rr.ErrOwnMessage
+			continue
+		case !msg.isRecipient(user):
+			out[i].Err = rr.ErrNotRecipient
+			continue
+		}
+		pub, priv := msg.Readers[user], msg.Private[user]
+		out[i].Read = pub || priv
+		out[i].Private = priv && !pub
+		out[i].Delivered = out[i].Read || msg.Delivered[user]
+		switch {
+		case pub && !msg.isGroup():
+			out[i].ReadTime = time.Unix(0, msg.ReadAt).UTC()
+		case !m.ReadTimes:
+		case pub:
+			if t, ok := msg.PubTime[user]; ok {
+				out[i].ReadTime = time.Unix(t, 0).UTC()
+			}
+		case priv:
+			if t, ok := msg.PrivTime[user]; ok {
+				out[i].ReadTime = time.Unix(t, 0).UTC()
+			}
+		}
+	}
+	return success(), out
+}
+
+// ReadTimes models Engine.GetMessageReadTimes.
+func (m *Model) ReadTimesOf(c rr.Caller, ref rr.MessageRef, users []string) (Outcome, []rr.MemberReadTime) {
+	errs := m.featureErrs()
+	errs = append(errs, m.callerErrs(c)...)
+	errs = append(errs, m.refsErrs([]rr.MessageRef{ref}, 1)...)
+	if len(users) == 0 {
+		errs = append(errs, rr.ErrInvalidParameter)
+	}
+	if len(users) > m.MaxPage {
+		errs = append(errs, rr.ErrPageTooLarge)
+	}
+	errs = append(errs, m.idErrs(users...)...)
+	if len(errs) > 0 {
+		return failure(errs...), nil
+	}
+	if m.hidden(c) {
+		return failure(rr.ErrPrivateReceipts), nil
+	}
+	msg := m.Live(MsgKey{Conv: Canon(ref.Conversation), ID: ref.ID})
+	switch {
+	case msg == nil:
+		return failure(rr.ErrReceiptNotFound), nil
+	case !m.mayRead(c, msg):
+		return failure(rr.ErrPermissionDenied), nil
+	}
+	out := make([]rr.MemberReadTime, len(users))
+	for i, u := range users {
+		out[i].UserID = u
+		if !msg.Readers[u] {
+			continue
+		}
+		out[i].Read = true
+		switch {
+		case !msg.isGroup():
+			out[i].ReadTime = time.Unix(0, msg.ReadAt).UTC()
+		case m.ReadTimes:
+			if t, ok := msg.PubTime[u]; ok {
+				out[i].ReadTime = time.Unix(t, 0).UTC()
+			}
+		}
+	}
+	return success(), out
+}
+
+// Mark models Engine.GetReadMark.
+func (m *Model) Mark(reader string, conv rr.Conversation, thread string) (Outcome, rr.ReadMark, bool) {
+	errs := m.featureErrs()
+	errs = append(errs, m.idErrs(reader)...)
+	errs = append(errs, m.convErrs(conv)...)
+	if thread != "" {
+		errs = append(errs, m.idErrs(thread)...)
+	}
+	if len(errs) > 0 {
+		return failure(errs...), rr.ReadMark{}, false
+	}
+	p, ok := m.Marks[MarkKey{Conv: Canon(conv), Thread: thread, Reader: reader}]
+	if !ok {
+		return success(), rr.ReadMark{}, false
+	}
+	return success(), p.Mark(), true
+}
+
+// MarkExpect is the model's prediction for one MarkConversationRead.
+type MarkExpect struct {
+	Outcome
+	Result rr.MarkResult
+	Events []rr.ReceiptEvent
+	Own    []rr.OwnReadEvent
+}
+
+// MarkRead models Engine.MarkConversationRead: receipts, as
+// SendMessageReadReceipt would record them, for every live message of the
+// conversation (of the thread) after the reader's mark and at or before the
+// new one, in order; then the mark, never moved back.
+func (m *Model) MarkRead(reader string, req rr.MarkRequest) MarkExpect {
+	conv := req.Conversation
+	errs := m.featureErrs()
+	errs = append(errs, m.idErrs(reader)...)
+	errs = append(errs, m.convErrs(conv)...)
+	if req.Thread != "" {
+		errs = append(errs, m.idErrs(req.Thread)...)
+	}
+	if conv.Type == rr.ConversationC2C && conv.Users[0] != reader && conv.Users[1] != reader {
+		errs = append(errs, rr.ErrInvalidParameter)
+	}
+	switch {
+	case req.MessageID != "":
+		errs = append(errs, m.idErrs(req.MessageID)...)
+		if !req.Time.IsZero() {
+			errs = append(errs, rr.ErrInvalidParameter)
+		}
+	case req.Time.IsZero():
+		errs = append(errs, rr.ErrInvalidParameter)
+	}
+	if len(errs) > 0 {
+		return MarkExpect{Outcome: failure(errs...)}
+	}
+	conv = Canon(conv)
+	var target Pos
+	if req.MessageID != "" {
+		msg := m.Live(MsgKey{Conv: conv, ID: req.MessageID})
+		if msg == nil || req.Thread != "" && msg.Thread != req.Thread {
+			return MarkExpect{Outcome: failure(rr.ErrReceiptNotFound)}
+		}
+		target = msg.pos()
+	} else {
+		// A mark at a time covers what is tracked by now, never later.
+		target = Pos{At: req.Time.UnixMicro(), ID: MaxID}
+		if now := (Pos{At: m.Now / 1000, ID: MaxID}); target.Cmp(now) > 0 {
+			target = now
+		}
+	}
+	if conv.Type == rr.ConversationGroup && m.Groups[conv.GroupID] == nil {
+		// Marks are kept with their group: none for a group that is not
+		// there (model.go does not say; both backends answer so).
+		return MarkExpect{Outcome: failure(rr.ErrGroupNotFound)}
+	}
+	key := MarkKey{Conv: conv, Thread: req.Thread, Reader: reader}
+	prev, hasPrev := m.Marks[key]
+	if hasPrev && target.Cmp(prev) <= 0 {
+		return MarkExpect{Result: rr.MarkResult{Mark: prev.Mark()}}
+	}
+	var msgs []*Msg
+	for _, msg := range m.Msgs {
+		if msg.Key.Conv != conv || m.expired(msg) || req.Thread != "" && msg.Thread != req.Thread {
+			continue
+		}
+		p := msg.pos()
+		if (!hasPrev || p.Cmp(prev) > 0) && p.Cmp(target) <= 0 {
+			msgs = append(msgs, msg)
+		}
+	}
+	slices.SortFunc(msgs, func(a, b *Msg) int { return a.pos().Cmp(b.pos()) })
+	var exp MarkExpect
+	var ids []string
+	mode := m.readMode(reader)
+	for _, msg := range msgs {
+		res, evs := m.receipts(reader, []rr.MessageRef{{Conversation: conv, ID: msg.Key.ID}}, mode)
+		exp.Events = append(exp.Events, evs...)
+		if res[0].Recorded {
+			exp.Result.Recorded++
+			ids = append(ids, msg.Key.ID)
+		}
+	}
+	exp.Events = m.visible(exp.Events)
+	exp.Result.Messages = len(msgs)
+	m.Marks[key] = target
+	exp.Result.Mark = target.Mark()
+	mark := exp.Result.Mark
+	exp.Own = []rr.OwnReadEvent{{UserID: reader, Conversation: conv, MessageIDs: ids, Mark: &mark, Thread: req.Thread}}
+	return exp
 }

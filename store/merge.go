@@ -12,8 +12,8 @@ import (
 
 // Merge values.
 //
-// A key written with Batch.Merge holds one of two kinds of value, told apart
-// by the first byte:
+// A key written with Batch.Merge holds one of three kinds of value, told
+// apart by the first byte:
 //
 //   - a counter ('n' followed by a signed 64-bit big-endian integer): folding
 //     adds the integers;
@@ -23,11 +23,16 @@ import (
 //     over a short range, such as the readers of a message in a small
 //     group; or 'l' followed by little-endian uint32s, the cheap form of a
 //     small delta. Folding takes the union and yields whichever of 's' and
-//     'b' is smaller.
+//     'b' is smaller;
+//   - an append log ('a' followed by bytes): folding concatenates the
+//     operands' bytes in the order they were written.
 //
-// Both folds are associative and commutative, so a backend may fold operands
-// in any grouping and order, eagerly on write or lazily on read, and always
-// reach the same value. Folding operands of different kinds, or a malformed
+// The counter and set folds are associative and commutative, so a backend
+// may fold their operands in any grouping and order, eagerly on write or
+// lazily on read, and always reach the same value. The append fold is
+// associative but not commutative: a backend may group operands as it
+// likes, but must keep them in write order (Folder.AddOlder serves a
+// backend that meets operands newest first). Folding operands of different kinds, or a malformed
 // operand, is an error (ErrBadMerge): it means corrupt data or a caller bug.
 
 // ErrBadMerge is returned (wrapped) when merge operands are malformed or of
@@ -39,7 +44,27 @@ const (
 	tagSet     = 's'
 	tagList    = 'l'
 	tagBits    = 'b'
+	tagAppend  = 'a'
 )
+
+// EncodeAppend returns a merge operand that appends b to a log.
+func EncodeAppend(b []byte) []byte {
+	out := make([]byte, 1, 1+len(b))
+	out[0] = tagAppend
+	return append(out, b...)
+}
+
+// DecodeAppend returns the bytes held by a folded append log. A nil value
+// (missing key) decodes as nil. The returned slice shares v's memory.
+func DecodeAppend(v []byte) ([]byte, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if len(v) == 0 || v[0] != tagAppend {
+		return nil, fmt.Errorf("%w: not an append log (%d bytes)", ErrBadMerge, len(v))
+	}
+	return v[1:], nil
+}
 
 // EncodeCounter returns a merge operand that adds delta to a counter.
 func EncodeCounter(delta int64) []byte {
@@ -130,6 +155,8 @@ func CheckOperand(v []byte) error {
 		return err
 	case tagSet:
 		return addSet(roaring.New(), v)
+	case tagAppend:
+		return nil
 	}
 	return fmt.Errorf("%w: unknown tag %q", ErrBadMerge, v[0])
 }
@@ -212,17 +239,41 @@ func addSet(bm *roaring.Bitmap, v []byte) error {
 }
 
 // Folder accumulates merge operands of one key. The zero Folder is ready to
-// use. Operands may be added in any order.
+// use. Counter and set operands may be added in any order; append operands
+// must come in write order through Add, or in reverse write order through
+// AddOlder (the two may be mixed: Add appends after every operand seen,
+// AddOlder before).
 type Folder struct {
 	kind  byte
 	count int64
 	set   *roaring.Bitmap
-	vals  []uint32 // values of 'l' deltas, added to set in one sorted pass
+	vals  []uint32   // values of 'l' deltas, added to set in one sorted pass
+	log   *appendLog // of an append log; a pointer keeps other folds small
 	err   error
 }
 
-// Add folds one operand (or a previously folded value) into f. The folder
-// does not retain v.
+// appendLog is an append log being folded: older's segments, last added
+// first, then app.
+type appendLog struct {
+	app       []byte
+	older     []byte
+	olderLens []int
+}
+
+// AddOlder folds one operand that was written before every operand added
+// so far. It is Add for counters and sets; for an append log it puts v's
+// bytes before the others'. The folder does not retain v.
+func (f *Folder) AddOlder(v []byte) error {
+	if f.err != nil || len(v) == 0 || v[0] != tagAppend || f.kind != tagAppend {
+		return f.Add(v)
+	}
+	f.log.older = append(f.log.older, v[1:]...)
+	f.log.olderLens = append(f.log.olderLens, len(v)-1)
+	return nil
+}
+
+// Add folds one operand (or a previously folded value) written after every
+// operand added so far into f. The folder does not retain v.
 func (f *Folder) Add(v []byte) error {
 	if f.err != nil {
 		return f.err
@@ -241,6 +292,11 @@ func (f *Folder) Add(v []byte) error {
 	}
 	f.kind = kind
 	switch kind {
+	case tagAppend:
+		if f.log == nil {
+			f.log = &appendLog{}
+		}
+		f.log.app = append(f.log.app, v[1:]...)
 	case tagCounter:
 		n, err := DecodeCounter(v)
 		if err != nil {
@@ -282,6 +338,19 @@ func (f *Folder) Value() ([]byte, error) {
 		return nil, f.err
 	}
 	switch f.kind {
+	case tagAppend:
+		// older holds its segments in the order they were added, newest
+		// written first: the log wants them the other way round.
+		l := f.log
+		out := make([]byte, 1, 1+len(l.older)+len(l.app))
+		out[0] = tagAppend
+		end := len(l.older)
+		for i := len(l.olderLens) - 1; i >= 0; i-- {
+			start := end - l.olderLens[i]
+			out = append(out, l.older[start:end]...)
+			end = start
+		}
+		return append(out, l.app...), nil
 	case tagCounter:
 		return EncodeCounter(f.count), nil
 	case tagSet:
@@ -296,9 +365,10 @@ func (f *Folder) Value() ([]byte, error) {
 }
 
 // Fold folds operands into base, which is nil when the key had no value.
-// Every backend must read back a value that decodes (DecodeCounter or
-// DecodeSet) to the same counter or set as Fold's, for a key whose history is
-// base followed by Merge(operands...); the bytes of a set may differ.
+// Every backend must read back a value that decodes (DecodeCounter,
+// DecodeSet or DecodeAppend) to the same counter, set or log as Fold's, for
+// a key whose history is base followed by Merge(operands...); the bytes of
+// a set may differ.
 func Fold(base []byte, operands ...[]byte) ([]byte, error) {
 	var f Folder
 	if base != nil {

@@ -156,3 +156,32 @@ func TestBadBitsets(t *testing.T) {
 		})
 	}
 }
+
+func TestFoldAppend(t *testing.T) {
+	app := store.EncodeAppend
+	v, err := store.Fold(app([]byte("ab")), app([]byte("c")), app(nil), app([]byte("de")))
+	require.NoError(t, err)
+	log, err := store.DecodeAppend(v)
+	require.NoError(t, err)
+	assert.Equal(t, "abcde", string(log))
+
+	// A backend that meets operands newest first keeps write order.
+	var f store.Folder
+	require.NoError(t, f.Add(app([]byte("de"))))
+	require.NoError(t, f.AddOlder(app([]byte("c"))))
+	require.NoError(t, f.AddOlder(app([]byte("ab"))))
+	require.NoError(t, f.Add(app([]byte("f"))))
+	v, err = f.Value()
+	require.NoError(t, err)
+	log, _ = store.DecodeAppend(v)
+	assert.Equal(t, "abcdef", string(log))
+
+	_, err = store.Fold(app([]byte("x")), store.EncodeCounter(1))
+	assert.ErrorIs(t, err, store.ErrBadMerge)
+	_, err = store.DecodeAppend(store.EncodeCounter(1))
+	assert.ErrorIs(t, err, store.ErrBadMerge)
+	got, err := store.DecodeAppend(nil)
+	assert.NoError(t, err)
+	assert.Nil(t, got)
+	assert.NoError(t, store.CheckOperand(app(nil)))
+}

@@ -4,6 +4,8 @@ export declare const EVENT: Readonly<{
   SDK_READY: 'sdkStateReady';
   SDK_NOT_READY: 'sdkStateNotReady';
   MESSAGE_READ_RECEIPT_RECEIVED: 'onMessageReadReceiptReceived';
+  MESSAGE_DELIVERY_RECEIPT_RECEIVED: 'onMessageDeliveryReceiptReceived';
+  MESSAGE_READ_BY_SELF: 'onMessageReadBySelf';
   NET_STATE_CHANGE: 'netStateChange';
   ERROR: 'error';
 }>;
@@ -63,9 +65,14 @@ export interface Message {
 export interface GroupReadReceiptInfo {
   readCount: number;
   unreadCount: number;
+  /** Recipients a device of whom got the message (reading implies delivered). */
+  deliveredCount: number;
+  undeliveredCount: number;
 }
 export interface C2CReadReceiptInfo {
   isPeerRead: boolean;
+  /** The message reached the peer's device. */
+  isPeerDelivered: boolean;
   /** When the peer's receipt was recorded, in seconds; undefined while unread (or if the server has no time for it). */
   timestamp: number | undefined;
 }
@@ -92,8 +99,71 @@ export interface MemberPage {
   cursor: string;
   /** The readers (filter 0); empty for filter 1. */
   readUserIDList: string[];
-  /** The members who have not read it (filter 1); empty for filter 0. */
+  /** The members who have not read it (filter 1); empty for other filters. */
   unreadUserIDList: string[];
+  /** The members it was delivered to (filter 2); empty for other filters. */
+  deliveredUserIDList: string[];
+  /** The members it was not delivered to (filter 3); empty for other filters. */
+  undeliveredUserIDList: string[];
+  /** With a server that keeps read times, filter 0: when each of readUserIDList read it, in seconds (0: unknown). */
+  readTimeList?: number[];
+}
+
+/** A read-up-to mark: the message it was set at ('' for a time) and its time in Unix milliseconds. */
+export interface ReadMark {
+  messageID: string;
+  time: number;
+}
+
+/** An item of EVENT.MESSAGE_READ_BY_SELF: what one read call of the user's recorded. */
+export interface OwnReadItem {
+  /** GROUP<groupID> or C2C<the other user>. */
+  conversationID: string;
+  messageIDList: string[];
+  thread: string;
+  /** Set by markConversationRead: the mark afterwards. */
+  mark: ReadMark | undefined;
+}
+
+/** The conversation of a mark: its ID, or a message of it. */
+export type ConversationTarget = { conversationID: string; message?: Message } | { conversationID?: undefined; message: Message };
+
+export type MarkOptions = ConversationTarget & {
+  /** A thread of the conversation; absent for the whole conversation. */
+  thread?: string;
+  /** The last message read; or time: every message tracked at or before it (Unix ms or a Date). */
+  messageID?: string;
+  time?: number | Date;
+};
+
+export interface MarkResult {
+  conversationID: string;
+  thread: string;
+  mark: ReadMark | undefined;
+  /** Tracked messages the call went through, and receipts it recorded. */
+  messageCount: number;
+  recordedCount: number;
+}
+
+export interface ReadState {
+  ID: string;
+  /** Read by the user, publicly or privately. */
+  isRead: boolean;
+  /** The read is private: shown to nobody else. */
+  isPrivate: boolean;
+  isDelivered: boolean;
+  /** When the user read it, in seconds, where the server keeps it. */
+  timestamp: number | undefined;
+  /** 0, or 10062 / 91005 for a message the user cannot have read. */
+  code: number;
+  message: string;
+}
+
+export interface UserReadTime {
+  userID: string;
+  isRead: boolean;
+  /** In seconds; undefined when unread, private or kept without a time. */
+  timestamp: number | undefined;
 }
 
 export interface ReadReceiptItem {
@@ -105,6 +175,10 @@ export interface ReadReceiptItem {
   readCount: number;
   unreadCount: number;
   isPeerRead: boolean;
+  /** The message's delivery counts, and for C2C whether it reached the peer. */
+  deliveredCount: number;
+  undeliveredCount: number;
+  isPeerDelivered: boolean;
   /** C2C: when the receipt was recorded, in seconds; undefined for group messages. */
   timestamp: number | undefined;
 }
@@ -119,6 +193,8 @@ export interface EventDataMap {
   sdkStateReady: Record<string, never>;
   sdkStateNotReady: Record<string, never>;
   onMessageReadReceiptReceived: ReadReceiptItem[];
+  onMessageDeliveryReceiptReceived: ReadReceiptItem[];
+  onMessageReadBySelf: OwnReadItem[];
   netStateChange: NetStateChange;
   error: { code: number; message: string };
 }
@@ -157,19 +233,30 @@ export declare class ReadReceiptClient {
   getMessageReadReceiptList<M extends Message>(messageList: M[]): Promise<Response<{ messageList: M[] }>>;
   getGroupMessageReadMemberList(options: {
     message: Message;
-    /** 0 read, 1 unread. */
-    filter: 0 | 1;
+    /** 0 read, 1 unread, 2 delivered, 3 undelivered. */
+    filter: 0 | 1 | 2 | 3;
     /** '' for the first page. */
     cursor?: string;
     /** At most 100 (the server's limit); default 100. */
     count?: number;
   }): Promise<Response<MemberPage>>;
+  sendMessageDeliveryReceipt(messageList: Message[]): Promise<Response<{ messageList: ReceiptResult[] }>>;
+  markConversationRead(options: MarkOptions): Promise<Response<MarkResult>>;
+  getReadMark(options: ConversationTarget & { thread?: string }): Promise<Response<{ conversationID: string; thread: string; mark: ReadMark | undefined }>>;
+  setReceiptsPrivate(on: boolean): Promise<Response<{ private: boolean }>>;
+  getReceiptsPrivate(): Promise<Response<{ private: boolean }>>;
+  getMessageReadState(messageList: Message[]): Promise<Response<{ messageList: ReadState[] }>>;
+  getMessageReadTimes(options: { message: Message; userIDList: string[] }): Promise<Response<{ messageID: string; userList: UserReadTime[] }>>;
 }
 
 export declare function normalizeEventItem(item: Record<string, unknown>): ReadReceiptItem;
+export declare function normalizeOwnReadItem(item: Record<string, unknown>): OwnReadItem;
 export declare function normalizeEventMessage(
   msg: unknown,
-): { name: typeof EVENT.MESSAGE_READ_RECEIPT_RECEIVED; data: ReadReceiptItem[] } | null;
+):
+  | { name: typeof EVENT.MESSAGE_READ_RECEIPT_RECEIVED | typeof EVENT.MESSAGE_DELIVERY_RECEIPT_RECEIVED; data: ReadReceiptItem[] }
+  | { name: typeof EVENT.MESSAGE_READ_BY_SELF; data: OwnReadItem[] }
+  | null;
 export declare function normalizeMemberPage(page: unknown): MemberPage;
 export declare function normalizeReadReceiptInfo(item: Record<string, unknown>, conversationType: string): ReadReceiptInfo;
 

@@ -9,7 +9,11 @@
 //
 // Under the calls are readreceiptd's endpoints: POST /v1/receipts,
 // /v1/receipts/query and /v1/receipts/members, and the WebSocket
-// GET /v1/events (see cmd/readreceiptd/openapi.yaml). The client turns what
+// GET /v1/events (see cmd/readreceiptd/openapi.yaml). Beyond the SDK, the
+// client has readreceiptd's delivery receipts (/v1/receipts/delivered),
+// read-up-to marks (/v1/conversations/read-mark), private receipts
+// (/v1/me/privacy), the user's own read state (/v1/receipts/state) and
+// read times (/v1/receipts/read-times). The client turns what
 // the server answers into the SDK's shapes, and keeps doing so when the
 // server answers in those shapes itself.
 
@@ -21,6 +25,17 @@ export const EVENT = Object.freeze({
   SDK_NOT_READY: 'sdkStateNotReady',
   /** Receipts for messages the logged-in user sent: data is an array of items. */
   MESSAGE_READ_RECEIPT_RECEIVED: 'onMessageReadReceiptReceived',
+  /**
+   * Messages the logged-in user sent reached more recipients' devices: data
+   * is an array of items, in the shape of MESSAGE_READ_RECEIPT_RECEIVED's.
+   */
+  MESSAGE_DELIVERY_RECEIPT_RECEIVED: 'onMessageDeliveryReceiptReceived',
+  /**
+   * The logged-in user read messages on a device (this one or another, a
+   * private read too): data is an array of { conversationID,
+   * messageIDList, thread, mark }, mark set by markConversationRead.
+   */
+  MESSAGE_READ_BY_SELF: 'onMessageReadBySelf',
   /**
    * The event connection's state changed: data is { state, reconnected }.
    * state is TYPES.NET_STATE_CONNECTED, _CONNECTING or _DISCONNECTED;
@@ -74,8 +89,13 @@ export class ReadReceiptError extends Error {
   }
 }
 
-// The server's name for the receipt event, as it sends it today.
+// The server's names of its event messages, and the client's for each.
 const SERVER_RECEIPT_EVENT = 'MESSAGE_READ_RECEIPT_RECEIVED';
+const SERVER_EVENTS = Object.freeze({
+  [SERVER_RECEIPT_EVENT]: EVENT.MESSAGE_READ_RECEIPT_RECEIVED,
+  MESSAGE_DELIVERY_RECEIPT_RECEIVED: EVENT.MESSAGE_DELIVERY_RECEIPT_RECEIVED,
+  MESSAGE_READ_BY_SELF: EVENT.MESSAGE_READ_BY_SELF,
+});
 // The message of the token check (see #checkToken).
 const CHECK_MESSAGE = Object.freeze({ ID: 'readreceipt-client-login-check', conversationType: 'GROUP', to: 'readreceipt-client-login-check' });
 // Token failures (HTTP 401): the token must be renewed, retrying will not help.
@@ -104,43 +124,78 @@ function numberOr(v, dflt) {
   return typeof v === 'number' ? v : dflt;
 }
 
-// normalizeEventItem returns an event item in the SDK's shape. timestamp is
-// the server's (seconds) when it sends one (C2C items), else undefined.
+// normalizeEventItem returns an event item in the SDK's shape, with the
+// delivery counts. timestamp is the server's (seconds) when it sends one
+// (C2C items), else undefined. A server that sends no delivery counts gets
+// the read counts for them: reading implies delivered.
 export function normalizeEventItem(it) {
+  const readCount = numberOr(it.readCount, 0);
+  const unreadCount = numberOr(it.unreadCount, 0);
+  const isPeerRead = it.isPeerRead === true;
   return {
     groupID: typeof it.groupID === 'string' ? it.groupID : '',
     userID: typeof it.userID === 'string' ? it.userID : '',
     messageID: it.messageID,
-    readCount: numberOr(it.readCount, 0),
-    unreadCount: numberOr(it.unreadCount, 0),
-    isPeerRead: it.isPeerRead === true,
+    readCount,
+    unreadCount,
+    isPeerRead,
+    deliveredCount: numberOr(it.deliveredCount, readCount),
+    undeliveredCount: numberOr(it.undeliveredCount, unreadCount),
+    isPeerDelivered: typeof it.isPeerDelivered === 'boolean' ? it.isPeerDelivered : isPeerRead,
     timestamp: typeof it.timestamp === 'number' ? it.timestamp : undefined,
   };
 }
 
-// normalizeEventMessage turns one text message of /v1/events into
-// { name, data }, or returns null for a message that is not a receipt event.
-// It reads both today's {"event": ...} and the SDK's {"name": ...}.
-export function normalizeEventMessage(msg) {
-  if (msg === null || typeof msg !== 'object' || !Array.isArray(msg.data)) return null;
-  const name = msg.name !== undefined ? msg.name : msg.event;
-  if (name !== SERVER_RECEIPT_EVENT && name !== EVENT.MESSAGE_READ_RECEIPT_RECEIVED) return null;
+// normalizeMark returns a read mark { messageID, time } (time in Unix
+// milliseconds), or undefined.
+function normalizeMark(m) {
+  if (!m || typeof m !== 'object') return undefined;
+  return { messageID: typeof m.messageID === 'string' ? m.messageID : '', time: numberOr(m.time, 0) };
+}
+
+// normalizeOwnReadItem returns an item of EVENT.MESSAGE_READ_BY_SELF.
+export function normalizeOwnReadItem(it) {
   return {
-    name: EVENT.MESSAGE_READ_RECEIPT_RECEIVED,
-    data: msg.data.filter((it) => it && typeof it === 'object').map(normalizeEventItem),
+    conversationID: typeof it.conversationID === 'string' ? it.conversationID : '',
+    messageIDList: Array.isArray(it.messageIDList) ? it.messageIDList.filter((id) => typeof id === 'string') : [],
+    thread: typeof it.thread === 'string' ? it.thread : '',
+    mark: normalizeMark(it.mark),
   };
 }
 
-// normalizeMemberPage returns a member page with both lists present.
+// normalizeEventMessage turns one text message of /v1/events into
+// { name, data }, or returns null for a message that is not an event the
+// client knows. It reads both today's {"event": ...} and the SDK's
+// {"name": ...}, with the server's names or the client's.
+export function normalizeEventMessage(msg) {
+  if (msg === null || typeof msg !== 'object' || !Array.isArray(msg.data)) return null;
+  const wire = msg.name !== undefined ? msg.name : msg.event;
+  const name = Object.hasOwn(SERVER_EVENTS, wire) ? SERVER_EVENTS[wire]
+    : Object.values(SERVER_EVENTS).includes(wire) ? wire : null;
+  if (name === null) return null;
+  const items = msg.data.filter((it) => it && typeof it === 'object');
+  return {
+    name,
+    data: items.map(name === EVENT.MESSAGE_READ_BY_SELF ? normalizeOwnReadItem : normalizeEventItem),
+  };
+}
+
+// normalizeMemberPage returns a member page with every list present, and
+// readTimeList (seconds, aligned with readUserIDList) when the server sent
+// read times.
 export function normalizeMemberPage(page) {
   const p = page && typeof page === 'object' ? page : {};
-  return {
+  const out = {
     messageID: p.messageID,
     isCompleted: p.isCompleted === true,
     cursor: typeof p.cursor === 'string' ? p.cursor : '',
     readUserIDList: Array.isArray(p.readUserIDList) ? p.readUserIDList : [],
     unreadUserIDList: Array.isArray(p.unreadUserIDList) ? p.unreadUserIDList : [],
+    deliveredUserIDList: Array.isArray(p.deliveredUserIDList) ? p.deliveredUserIDList : [],
+    undeliveredUserIDList: Array.isArray(p.undeliveredUserIDList) ? p.undeliveredUserIDList : [],
   };
+  if (Array.isArray(p.readTimeList)) out.readTimeList = p.readTimeList;
+  return out;
 }
 
 // normalizeReadReceiptInfo returns the readReceiptInfo of one answer of
@@ -151,12 +206,35 @@ export function normalizeReadReceiptInfo(it, conversationType) {
   if (it.code) return { code: it.code, message: it.message || '' };
   const info = it.readReceiptInfo || {};
   if (conversationType === TYPES.CONV_C2C) {
+    const isPeerRead = info.isPeerRead === true;
     return {
-      isPeerRead: info.isPeerRead === true,
+      isPeerRead,
+      isPeerDelivered: typeof info.isPeerDelivered === 'boolean' ? info.isPeerDelivered : isPeerRead,
       timestamp: typeof info.timestamp === 'number' ? info.timestamp : undefined,
     };
   }
-  return { readCount: numberOr(info.readCount, 0), unreadCount: numberOr(info.unreadCount, 0) };
+  const readCount = numberOr(info.readCount, 0);
+  const unreadCount = numberOr(info.unreadCount, 0);
+  return {
+    readCount,
+    unreadCount,
+    deliveredCount: numberOr(info.deliveredCount, readCount),
+    undeliveredCount: numberOr(info.undeliveredCount, unreadCount),
+  };
+}
+
+// conversationOf returns the SDK's conversation ID of options for user:
+// options.conversationID, or the conversation of options.message
+// (GROUP<to>, or C2C<the other user>).
+function conversationOf(options, user, where) {
+  if (typeof options.conversationID === 'string' && options.conversationID !== '') return options.conversationID;
+  if (options.message === undefined) {
+    throw fail(CODES.INVALID_PARAMETER, `${where} needs { conversationID } or { message }`);
+  }
+  const m = ref(options.message, 'message');
+  if (m.conversationType === TYPES.CONV_GROUP) return 'GROUP' + m.to;
+  if (m.conversationType === TYPES.CONV_C2C) return 'C2C' + (m.from === user ? m.to : m.from);
+  throw fail(CODES.INVALID_PARAMETER, `message.conversationType must be ${TYPES.CONV_GROUP} or ${TYPES.CONV_C2C}`);
 }
 
 function websocketURL(base, token) {
@@ -254,17 +332,20 @@ export class ReadReceiptClient {
     this.#emit(EVENT.NET_STATE_CHANGE, data);
   }
 
-  // #request POSTs body to path (or GETs when body is undefined) with
-  // token and returns the answer's data; it rejects with a ReadReceiptError.
-  async #request(path, body, token = this.#token) {
+  // #request POSTs body to path (or GETs when body is undefined, or uses
+  // method) with token and returns the answer's data; it rejects with a
+  // ReadReceiptError.
+  async #request(path, body, token = this.#token, method = body === undefined ? 'GET' : 'POST') {
     if (this.#destroyed) throw fail(CODES.DESTROYED, 'the client was destroyed');
     if (!token) throw fail(CODES.NOT_LOGGED_IN, 'not logged in: call login({ userID, userSig }) first');
     let res;
     try {
+      const headers = { Authorization: 'Bearer ' + token };
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
       res = await fetch(new URL(path, this.#base), {
-        method: 'POST',
-        headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' },
-        body: JSON.stringify(body),
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (e) {
       throw fail(CODES.NETWORK, `the server cannot be reached: ${e && e.message ? e.message : e}`);
@@ -496,11 +577,14 @@ export class ReadReceiptClient {
   }
 
   /**
-   * One page of the members who have read (filter 0) or not read (filter 1)
-   * a group message the logged-in user sent. Resolves { code: 0, data:
-   * { messageID, isCompleted, cursor, readUserIDList, unreadUserIDList } }:
-   * both lists are there, the one not asked for empty. Start with cursor ''
-   * and pass each page's cursor until isCompleted. count defaults to 100.
+   * One page of the members who have read (filter 0), not read (1), been
+   * delivered (2) or not been delivered (3) a group message the logged-in
+   * user sent. Resolves { code: 0, data: { messageID, isCompleted, cursor,
+   * readUserIDList, unreadUserIDList, deliveredUserIDList,
+   * undeliveredUserIDList } }: every list is there, those not asked for
+   * empty; readTimeList too (seconds, aligned with readUserIDList) from a
+   * server that keeps read times. Start with cursor '' and pass each page's
+   * cursor until isCompleted. count defaults to 100.
    */
   async getGroupMessageReadMemberList(options = {}) {
     const { message, filter, cursor = '', count = 100 } = options;
@@ -511,6 +595,125 @@ export class ReadReceiptClient {
       count,
     });
     return { code: 0, data: normalizeMemberPage(data) };
+  }
+
+  /**
+   * Report that the logged-in user's device has received the messages (1 to
+   * 30, one conversation): the senders see them delivered (two grey ticks)
+   * and get EVENT.MESSAGE_DELIVERY_RECEIPT_RECEIVED. Resolves as
+   * sendMessageReadReceipt does; recorded is false for a message already
+   * delivered to the user or read by them.
+   */
+  async sendMessageDeliveryReceipt(messageList) {
+    const data = await this.#request('v1/receipts/delivered', { messageList: refs(messageList) });
+    const list = Array.isArray(data.messageList) ? data.messageList : [];
+    return { code: 0, data: { messageList: list } };
+  }
+
+  /**
+   * Mark a conversation (or one thread of it) read up to a message or a
+   * time: a read receipt for every tracked message after the previous mark
+   * and up to the new one. options: { conversationID } (GROUP<groupID> or
+   * C2C<the other user>) or { message } (its conversation; and, when neither
+   * messageID nor time is given, the mark is at that message), thread,
+   * messageID, or time (Unix milliseconds or a Date). Resolves { code: 0,
+   * data: { conversationID, thread, mark: { messageID, time }, messageCount,
+   * recordedCount } }; marks never move back.
+   */
+  async markConversationRead(options = {}) {
+    if (options === null || typeof options !== 'object') throw fail(CODES.INVALID_PARAMETER, 'markConversationRead needs an options object');
+    const body = { conversationID: conversationOf(options, this.#userID, 'markConversationRead') };
+    if (options.thread !== undefined) body.thread = options.thread;
+    let { messageID, time } = options;
+    if (time instanceof Date) time = time.getTime();
+    if (messageID === undefined && time === undefined && options.message) messageID = options.message.ID;
+    if (messageID !== undefined) body.messageID = messageID;
+    if (time !== undefined) body.time = time;
+    const data = await this.#request('v1/conversations/read-mark', body);
+    return {
+      code: 0,
+      data: {
+        conversationID: data.conversationID,
+        thread: typeof data.thread === 'string' ? data.thread : '',
+        mark: normalizeMark(data.mark),
+        messageCount: numberOr(data.messageCount, 0),
+        recordedCount: numberOr(data.recordedCount, 0),
+      },
+    };
+  }
+
+  /**
+   * The logged-in user's read mark in a conversation or thread: options
+   * { conversationID } or { message }, and thread. Resolves { code: 0, data:
+   * { conversationID, thread, mark } }, mark undefined when there is none.
+   */
+  async getReadMark(options = {}) {
+    if (options === null || typeof options !== 'object') throw fail(CODES.INVALID_PARAMETER, 'getReadMark needs an options object');
+    const q = new URLSearchParams({ conversationID: conversationOf(options, this.#userID, 'getReadMark') });
+    if (typeof options.thread === 'string' && options.thread !== '') q.set('thread', options.thread);
+    const data = await this.#request('v1/conversations/read-mark?' + q.toString());
+    return {
+      code: 0,
+      data: { conversationID: data.conversationID, thread: typeof data.thread === 'string' ? data.thread : '', mark: normalizeMark(data.mark) },
+    };
+  }
+
+  /**
+   * Turn the logged-in user's private receipts on or off: while on, the
+   * user's reads count for the user's own state only; senders see the
+   * messages delivered, not read. Resolves { code: 0, data: { private } }.
+   */
+  async setReceiptsPrivate(on) {
+    if (typeof on !== 'boolean') throw fail(CODES.INVALID_PARAMETER, 'setReceiptsPrivate takes true or false');
+    const data = await this.#request('v1/me/privacy', { private: on }, this.#token, 'PUT');
+    return { code: 0, data: { private: data.private === true } };
+  }
+
+  /** Whether the logged-in user's receipts are private: { code: 0, data: { private } }. */
+  async getReceiptsPrivate() {
+    const data = await this.#request('v1/me/privacy');
+    return { code: 0, data: { private: data.private === true } };
+  }
+
+  /**
+   * The logged-in user's own read state of messages of one conversation (up
+   * to 100), as the user's other devices need it. Resolves { code: 0, data:
+   * { messageList } } with one { ID, isRead, isPrivate, isDelivered,
+   * timestamp, code, message } per message; timestamp (seconds) where the
+   * server keeps read times, else undefined; code 10062 or 91005 for a
+   * message the user cannot have read.
+   */
+  async getMessageReadState(messageList) {
+    const data = await this.#request('v1/receipts/state', { messageList: refs(messageList) });
+    const list = (Array.isArray(data.messageList) ? data.messageList : []).map((it) => ({
+      ID: it.ID,
+      isRead: it.isRead === true,
+      isPrivate: it.isPrivate === true,
+      isDelivered: it.isDelivered === true,
+      timestamp: typeof it.timestamp === 'number' ? it.timestamp : undefined,
+      code: numberOr(it.code, 0),
+      message: typeof it.message === 'string' ? it.message : '',
+    }));
+    return { code: 0, data: { messageList: list } };
+  }
+
+  /**
+   * When each of userIDList (up to 100) read a message the logged-in user
+   * sent. Resolves { code: 0, data: { messageID, userList } } with one
+   * { userID, isRead, timestamp } per user, timestamp in seconds or
+   * undefined (unread, private, or a server without read times for group
+   * messages).
+   */
+  async getMessageReadTimes(options = {}) {
+    const { message, userIDList } = options || {};
+    if (!Array.isArray(userIDList)) throw fail(CODES.INVALID_PARAMETER, 'getMessageReadTimes needs { message, userIDList }');
+    const data = await this.#request('v1/receipts/read-times', { message: ref(message, 'message'), userIDList });
+    const userList = (Array.isArray(data.userList) ? data.userList : []).map((u) => ({
+      userID: u.userID,
+      isRead: u.isRead === true,
+      timestamp: typeof u.timestamp === 'number' ? u.timestamp : undefined,
+    }));
+    return { code: 0, data: { messageID: data.messageID, userList } };
   }
 }
 

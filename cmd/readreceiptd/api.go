@@ -36,6 +36,9 @@ type messageJSON struct {
 	From string `json:"from"`
 	// NeedReadReceipt is read by POST /v1/messages only.
 	NeedReadReceipt bool `json:"needReadReceipt"`
+	// Thread is the thread of the conversation the message belongs to
+	// ("" for none); read by POST /v1/messages only.
+	Thread string `json:"thread"`
 }
 
 // SDK conversation types.
@@ -286,7 +289,7 @@ func (s *server) handleTrack(w http.ResponseWriter, r *http.Request, _ identity)
 		writeOK(w, trackResponse{Tracked: false})
 		return nil
 	}
-	if err := s.eng.TrackMessage(r.Context(), readreceipt.Message{Conversation: conv, ID: m.ID, Sender: m.From}); err != nil {
+	if err := s.eng.TrackMessage(r.Context(), readreceipt.Message{Conversation: conv, ID: m.ID, Sender: m.From, Thread: m.Thread}); err != nil {
 		return err
 	}
 	writeOK(w, trackResponse{Tracked: true})
@@ -365,6 +368,18 @@ type messageListResponse[T any] struct {
 
 // POST /v1/receipts (user): the token's user has read the messages.
 func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id identity) error {
+	return s.sendReceipts(w, r, id, s.eng.SendMessageReadReceipt)
+}
+
+// POST /v1/receipts/delivered (user): the token's user's device has
+// received the messages.
+func (s *server) handleSendDelivered(w http.ResponseWriter, r *http.Request, id identity) error {
+	return s.sendReceipts(w, r, id, s.eng.SendMessageDeliveryReceipt)
+}
+
+// sendReceipts answers a receipt call made with send.
+func (s *server) sendReceipts(w http.ResponseWriter, r *http.Request, id identity,
+	send func(context.Context, string, []readreceipt.MessageRef) ([]readreceipt.ReceiptResult, error)) error {
 	req := getListRequest()
 	defer putListRequest(req)
 	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMessageList(b, req) }); err != nil {
@@ -374,7 +389,7 @@ func (s *server) handleSendReceipts(w http.ResponseWriter, r *http.Request, id i
 	if err != nil {
 		return err
 	}
-	res, err := s.eng.SendMessageReadReceipt(r.Context(), id.UserID, msgs)
+	res, err := send(r.Context(), id.UserID, msgs)
 	if err != nil {
 		return hide(id, err)
 	}
@@ -397,6 +412,12 @@ type readReceiptInfoJSON struct {
 	ReadCount   int  `json:"readCount"`
 	UnreadCount int  `json:"unreadCount"`
 	IsPeerRead  bool `json:"isPeerRead"`
+	// DeliveredCount and UndeliveredCount add up to the recipients, as
+	// the read counts do; a read message is delivered. IsPeerDelivered
+	// is, for C2C, that the message reached the peer.
+	DeliveredCount   int  `json:"deliveredCount"`
+	UndeliveredCount int  `json:"undeliveredCount"`
+	IsPeerDelivered  bool `json:"isPeerDelivered"`
 	// Timestamp is, for a C2C message the peer has read, when the receipt
 	// was recorded, in Unix seconds as the SDK has it. It is left out when
 	// the engine has no time: group messages, unread C2C messages, and
@@ -451,10 +472,13 @@ func (s *server) handleQuery(w http.ResponseWriter, r *http.Request, id identity
 			ID:               info.MessageID,
 			ConversationType: msgs[0].Conversation.Type.String(),
 			ReadReceiptInfo: readReceiptInfoJSON{
-				ReadCount:   info.ReadCount,
-				UnreadCount: info.UnreadCount,
-				IsPeerRead:  info.IsPeerRead,
-				Timestamp:   unixSeconds(info.ReadTime),
+				ReadCount:        info.ReadCount,
+				UnreadCount:      info.UnreadCount,
+				IsPeerRead:       info.IsPeerRead,
+				DeliveredCount:   info.DeliveredCount,
+				UndeliveredCount: info.UndeliveredCount,
+				IsPeerDelivered:  info.IsPeerDelivered,
+				Timestamp:        unixSeconds(info.ReadTime),
 			},
 			Code:    code,
 			Message: msg,
@@ -471,8 +495,8 @@ type membersRequest struct {
 	Count   int         `json:"count"`
 }
 
-// memberPageJSON is a member page in the SDK's shape: both lists are
-// always present, the one the filter did not ask for empty, so that code
+// memberPageJSON is a member page in the SDK's shape: every list is
+// always present, those the filter did not ask for empty, so that code
 // ported from the SDK may read either without a check.
 type memberPageJSON struct {
 	MessageID        string   `json:"messageID"`
@@ -480,10 +504,28 @@ type memberPageJSON struct {
 	Cursor           string   `json:"cursor"`
 	ReadUserIDList   []string `json:"readUserIDList"`
 	UnreadUserIDList []string `json:"unreadUserIDList"`
+	// DeliveredUserIDList and UndeliveredUserIDList hold the members of
+	// filters 2 and 3.
+	DeliveredUserIDList   []string `json:"deliveredUserIDList"`
+	UndeliveredUserIDList []string `json:"undeliveredUserIDList"`
+	// ReadTimeList is, for filter 0 on a server with -read-times, when
+	// each member of readUserIDList read the message, in Unix seconds
+	// (0 for a receipt recorded while read times were off); left out
+	// otherwise.
+	ReadTimeList []int64 `json:"readTimeList,omitempty"`
+}
+
+// memberFilters are the filters of POST /v1/receipts/members.
+var memberFilters = map[int]readreceipt.MemberFilter{
+	0: readreceipt.FilterRead,
+	1: readreceipt.FilterUnread,
+	2: readreceipt.FilterDelivered,
+	3: readreceipt.FilterUndelivered,
 }
 
 // POST /v1/receipts/members (user or administrator): one page of a group
-// message's read (filter 0) or unread (filter 1) members.
+// message's read (filter 0), unread (1), delivered (2) or undelivered (3)
+// members.
 func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identity) error {
 	var req membersRequest
 	if err := decodeWith(w, r, maxBodyBytes, func(b []byte) error { return decodeMembersRequest(b, &req) }); err != nil {
@@ -493,14 +535,9 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identi
 	if err != nil {
 		return err
 	}
-	var filter readreceipt.MemberFilter
-	switch req.Filter {
-	case 0:
-		filter = readreceipt.FilterRead
-	case 1:
-		filter = readreceipt.FilterUnread
-	default:
-		return badRequest("filter must be 0 (read) or 1 (unread), not %d", req.Filter)
+	filter, ok := memberFilters[req.Filter]
+	if !ok {
+		return badRequest("filter must be 0 (read), 1 (unread), 2 (delivered) or 3 (undelivered), not %d", req.Filter)
 	}
 	page, err := s.eng.GetGroupMessageReadMemberList(r.Context(), caller(id), readreceipt.MemberListRequest{
 		Message: ref, Filter: filter, Cursor: req.Cursor, Count: req.Count,
@@ -508,13 +545,22 @@ func (s *server) handleMembers(w http.ResponseWriter, r *http.Request, id identi
 	if err != nil {
 		return hide(id, err)
 	}
-	writeOK(w, memberPageJSON{
-		MessageID:        page.MessageID,
-		IsCompleted:      page.IsCompleted,
-		Cursor:           page.Cursor,
-		ReadUserIDList:   nonNil(page.ReadUserIDList),
-		UnreadUserIDList: nonNil(page.UnreadUserIDList),
-	})
+	out := memberPageJSON{
+		MessageID:             page.MessageID,
+		IsCompleted:           page.IsCompleted,
+		Cursor:                page.Cursor,
+		ReadUserIDList:        nonNil(page.ReadUserIDList),
+		UnreadUserIDList:      nonNil(page.UnreadUserIDList),
+		DeliveredUserIDList:   nonNil(page.DeliveredUserIDList),
+		UndeliveredUserIDList: nonNil(page.UndeliveredUserIDList),
+	}
+	if filter == readreceipt.FilterRead && len(page.ReadTimes) == len(page.ReadUserIDList) && len(page.ReadTimes) > 0 {
+		out.ReadTimeList = make([]int64, len(page.ReadTimes))
+		for i, t := range page.ReadTimes {
+			out.ReadTimeList[i] = unixSeconds(t)
+		}
+	}
+	writeOK(w, out)
 	return nil
 }
 

@@ -354,9 +354,9 @@ func TestMemberPaging(t *testing.T) {
 			t.Errorf("%v: want HTTP %d code %d, got %v", c.body, c.status, c.code, res)
 		}
 	}
-	res := sender.callRaw("POST", "/v1/receipts/members", `{"message":{"ID":"m1","conversationType":"GROUP","to":"big"},"filter":2,"count":3}`)
+	res := sender.callRaw("POST", "/v1/receipts/members", `{"message":{"ID":"m1","conversationType":"GROUP","to":"big"},"filter":4,"count":3}`)
 	if res.Status != 400 || res.Code != 10004 {
-		t.Errorf("filter 2: %v", res)
+		t.Errorf("filter 4: %v", res)
 	}
 }
 

@@ -406,6 +406,10 @@ func (d *jsonDecoder) message(m *messageJSON) error {
 			if err = s.mark(d, 4); err == nil {
 				err = d.boolean(&m.NeedReadReceipt)
 			}
+		case fieldIs(key, "thread"):
+			if err = s.mark(d, 5); err == nil {
+				err = d.str(&m.Thread)
+			}
 		default:
 			err = d.skip()
 		}
@@ -589,6 +593,12 @@ func writeReceiptInfos(w http.ResponseWriter, list []receiptInfoJSON) {
 		b = strconv.AppendInt(b, int64(r.ReadReceiptInfo.UnreadCount), 10)
 		b = append(b, `,"isPeerRead":`...)
 		b = appendBool(b, r.ReadReceiptInfo.IsPeerRead)
+		b = append(b, `,"deliveredCount":`...)
+		b = strconv.AppendInt(b, int64(r.ReadReceiptInfo.DeliveredCount), 10)
+		b = append(b, `,"undeliveredCount":`...)
+		b = strconv.AppendInt(b, int64(r.ReadReceiptInfo.UndeliveredCount), 10)
+		b = append(b, `,"isPeerDelivered":`...)
+		b = appendBool(b, r.ReadReceiptInfo.IsPeerDelivered)
 		if ts := r.ReadReceiptInfo.Timestamp; ts != 0 {
 			b = append(b, `,"timestamp":`...)
 			b = strconv.AppendInt(b, ts, 10)

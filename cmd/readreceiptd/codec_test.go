@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -42,6 +43,15 @@ var codecSeeds = []string{
 	`{"ID":"x","ID":"y"}`,
 	`{"messageList":[{"ID":"x","id":"y"}]}`,
 	`{"messageList":[],"messageList":[]}`,
+	`{"message":{"ID":"m1","conversationType":"GROUP","to":"g","thread":"t"},"userIDList":["bob",null,"c\u00e9"]}`,
+	`{"userIDList":null,"USERIDLIST":[]}`,
+	`{"userIDList":[1]}`,
+	`{"conversationID":"GROUPg","thread":"t","messageID":"m1","time":1764621000123}`,
+	`{"conversationid":"C2Cbob","Time":-0,"time":null}`,
+	`{"time":1.5}`,
+	`{"time":99999999999999999999}`,
+	`{"private":true}`,
+	`{"private":null}`,
 }
 
 // agree checks that decodeMessageList and decodeMembersRequest answer
@@ -80,6 +90,35 @@ func agree(t *testing.T, body []byte) {
 		t.Errorf("members %q: refused (%v); encoding/json accepts it", body, errOurs)
 	case errOurs == nil && gotM != wantM:
 		t.Errorf("members %q: decoded %+v; encoding/json %+v", body, gotM, wantM)
+	}
+	var gotT, wantT readTimesRequest
+	errOurs = decodeReadTimesRequest(body, &gotT)
+	errStd = json.Unmarshal(body, &wantT)
+	switch {
+	case errOurs == nil && errStd != nil:
+		t.Errorf("read times %q: accepted; encoding/json refuses it: %v", body, errStd)
+	case errOurs != nil && errStd == nil && !twice(errOurs):
+		t.Errorf("read times %q: refused (%v); encoding/json accepts it", body, errOurs)
+	case errOurs == nil && (gotT.Message != wantT.Message || !slices.Equal(gotT.UserIDList, wantT.UserIDList)):
+		t.Errorf("read times %q: decoded %+v; encoding/json %+v", body, gotT, wantT)
+	}
+	var gotK, wantK markRequest
+	errOurs = decodeMarkRequest(body, &gotK)
+	errStd = json.Unmarshal(body, &wantK)
+	switch {
+	case errOurs == nil && errStd != nil:
+		t.Errorf("mark %q: accepted; encoding/json refuses it: %v", body, errStd)
+	case errOurs != nil && errStd == nil && !twice(errOurs):
+		t.Errorf("mark %q: refused (%v); encoding/json accepts it", body, errOurs)
+	case errOurs == nil && gotK != wantK:
+		t.Errorf("mark %q: decoded %+v; encoding/json %+v", body, gotK, wantK)
+	}
+	// The privacy body refuses more: its field is required and not null.
+	var gotP, wantP privacyJSON
+	errOurs = decodePrivacyRequest(body, &gotP)
+	errStd = json.Unmarshal(body, &wantP)
+	if errOurs == nil && (errStd != nil || gotP != wantP) {
+		t.Errorf("privacy %q: decoded %+v; encoding/json %+v, %v", body, gotP, wantP, errStd)
 	}
 }
 
@@ -182,6 +221,7 @@ func TestEncodersMatchEncodingJSON(t *testing.T) {
 			results = append(results, receiptResultJSON{ID: str(), Recorded: rng.IntN(2) == 0, Code: rng.IntN(100000) - 10, Message: str()})
 			infos = append(infos, receiptInfoJSON{ID: str(), ConversationType: str(),
 				ReadReceiptInfo: readReceiptInfoJSON{ReadCount: rng.IntN(1 << 30), UnreadCount: rng.IntN(3), IsPeerRead: rng.IntN(2) == 0,
+					DeliveredCount: rng.IntN(1 << 20), UndeliveredCount: rng.IntN(5), IsPeerDelivered: rng.IntN(2) == 0,
 					Timestamp: []int64{0, 1, 1764621000, -5}[rng.IntN(4)]},
 				Code: rng.IntN(100000), Message: str()})
 		}

@@ -97,6 +97,14 @@ type config struct {
 	Redis string
 	// RedisPrefix starts every Redis key of the engine. Default "rr:".
 	RedisPrefix string
+	// ReadTimes keeps when each member read a group message (the engine's
+	// WithReadTimes): member pages then carry read times, and
+	// /v1/receipts/read-times answers with them. Default false.
+	ReadTimes bool
+	// ReciprocalPrivacy hides others' reads from a user whose own
+	// receipts are private (the engine's WithReciprocalPrivacy). Default
+	// false.
+	ReciprocalPrivacy bool
 }
 
 // fdReserve is how many open files the default -max-conns leaves to the
@@ -172,6 +180,8 @@ func configFlags(fs *flag.FlagSet, cfg *config, getenv func(string) string) func
 	str(&cfg.Addr, "addr", "ADDR", "listen address")
 	boolean(&cfg.Demo, "demo", "DEMO", "serve the demo page at /")
 	boolean(&cfg.Sync, "sync", "SYNC", "sync every write before acknowledging it (false trades crash safety for latency)")
+	boolean(&cfg.ReadTimes, "read-times", "READ_TIMES", "keep when each member read a group message (2 to 7 bytes a receipt): member pages and /v1/receipts/read-times carry the times")
+	boolean(&cfg.ReciprocalPrivacy, "reciprocal-privacy", "RECIPROCAL_PRIVACY", "a user whose receipts are private sees nobody else's reads either (code 91011)")
 	duration := func(p *time.Duration, name, env, usage string) {
 		if v := getenv(envPrefix + env); v != "" {
 			d, err := time.ParseDuration(v)

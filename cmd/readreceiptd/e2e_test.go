@@ -724,3 +724,86 @@ func TestE2ETownHall(t *testing.T) {
 	alice.noErrorsBut("town hall lists", "connection lost; reconnecting")
 	alice.shot("townhall-07-unread-list")
 }
+
+// The demo page's ticks and private receipts, as people would use them:
+// bob turns private read receipts on and leaves; alice sends, and her
+// message shows one grey tick; bob comes back and reads it, privately:
+// alice's ticks turn to two grey (delivered) and her badge stays "0 read";
+// carol reads it: the ticks turn blue, "1 read", and the Read list holds
+// carol alone.
+func TestE2EDemoPageTicksAndPrivacy(t *testing.T) {
+	chromium := findChromium(t)
+	base, _ := startTestServer(t, demoLogs(t))
+	shots := os.Getenv("READRECEIPTD_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	browser := startE2EBrowser(t, chromium)
+	const privacy = `document.getElementById('private-receipts')`
+
+	other := newE2ETab(t, browser, "bob", shots)
+	other.do("open the page", chromedp.Navigate(base+"/"))
+	other.signIn("bob")
+	other.waitFor("the switch is loaded, off", privacy+`.dataset.state === 'saved' && !`+privacy+`.checked`)
+	other.do("turn private receipts on", chromedp.Click(chromedp.ID("private-receipts")))
+	other.waitFor("private receipts saved", privacy+`.dataset.state === 'saved' && `+privacy+`.checked`)
+	other.noErrors("bob turns private")
+	other.shot("ticks-01-bob-private")
+	other.do("bob leaves", chromedp.Navigate("about:blank"))
+
+	const text = "Did this reach you?"
+	alice := newE2ETab(t, browser, "alice", shots)
+	alice.do("open the page", chromedp.Navigate(base+"/"))
+	alice.signIn("alice")
+	alice.waitFor("alice's switch is loaded, off", privacy+`.dataset.state === 'saved' && !`+privacy+`.checked`)
+	e2eEval[chromedp.Void](alice, "mark the page", `window.e2eSamePage = true`)
+	alice.do("send",
+		chromedp.SendKeys(chromedp.ID("text"), text),
+		chromedp.Click(chromedp.ID("send")),
+	)
+	ticks := e2eMsgJS(text) + `?.querySelector('.ticks')`
+	badge := e2eMsgJS(text) + `?.querySelector('.badge')?.textContent`
+	alice.waitFor("one grey tick, 0 read", ticks+`?.dataset.state === 'sent' && `+ticks+`.textContent === '\u2713' && `+badge+` === '0 read'`)
+	alice.noErrors("send")
+	alice.shot("ticks-02-alice-sent")
+
+	// Bob is back: the page signs him in by itself, and he picks himself
+	// all the same; his page reports the message delivered and, seen, read,
+	// privately.
+	other.do("bob comes back", chromedp.Navigate(base+"/"))
+	other.signIn("bob")
+	other.waitFor("bob's switch shows private", privacy+`.dataset.state === 'saved' && `+privacy+`.checked`)
+	other.waitFor("bob reads it privately", e2eMsgJS(text)+`?.querySelector('.note')?.textContent === 'read privately'`)
+	other.noErrors("bob reads privately")
+	other.shot("ticks-03-bob-read-privately")
+	alice.waitFor("two grey ticks", ticks+`?.dataset.state === 'delivered' && `+ticks+`.textContent === '\u2713\u2713'`)
+	if got := e2eEval[string](alice, "badge after bob's private read", badge); got != "0 read" {
+		t.Fatalf("after bob's private read alice's badge says %q", got)
+	}
+	alice.shot("ticks-04-alice-delivered")
+
+	// Carol reads it, publicly: blue ticks, 1 read.
+	other.name = "carol"
+	other.signIn("carol")
+	other.waitFor("carol reads it", e2eMsgJS(text)+`?.querySelector('.note')?.textContent === 'read receipt sent'`)
+	alice.waitFor("blue ticks, 1 read", ticks+`?.dataset.state === 'read' && `+badge+` === '1 read'`)
+	if !e2eEval[bool](alice, "same page", `window.e2eSamePage === true`) {
+		t.Fatal("alice's page was reloaded")
+	}
+	alice.shot("ticks-05-alice-read")
+
+	// The Read list, from the server, holds carol and not bob.
+	id := e2eEval[string](alice, "message ID", e2eMsgJS(text)+`.dataset.id`)
+	alice.do("open the lists",
+		chromedp.Click(chromedp.CSS(`#messages li.msg.mine[data-id="`+id+`"] .badge`)),
+		chromedp.WaitVisible(chromedp.ID("sheet")),
+	)
+	read, _ := alice.walkMembers(0, "")
+	if !slices.Equal(read, []string{"carol"}) {
+		t.Fatalf("Read tab lists %q, want carol alone (bob's read is private)", read)
+	}
+	alice.noErrors("read list")
+	alice.shot("ticks-06-alice-read-list")
+}

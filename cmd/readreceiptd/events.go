@@ -18,8 +18,19 @@ import (
 	"github.com/readreceipt/readreceipt"
 )
 
-// eventName is the SDK's name of the event a sender receives.
-const eventName = "MESSAGE_READ_RECEIPT_RECEIVED"
+// The names of the event messages of /v1/events.
+const (
+	// eventName is the SDK's name of the event a sender receives when a
+	// recipient has read a message.
+	eventName = "MESSAGE_READ_RECEIPT_RECEIVED"
+	// eventDelivered is sent to a sender when a message reached one more
+	// recipient's device.
+	eventDelivered = "MESSAGE_DELIVERY_RECEIPT_RECEIVED"
+	// eventReadBySelf is sent to a reader's own connections when one of
+	// the reader's devices reported messages read (private reads too), so
+	// that the others show them read.
+	eventReadBySelf = "MESSAGE_READ_BY_SELF"
+)
 
 const (
 	// eventWriteTimeout bounds one write to an event connection.
@@ -40,17 +51,41 @@ type eventJSON struct {
 	ReadCount   int    `json:"readCount"`
 	UnreadCount int    `json:"unreadCount"`
 	IsPeerRead  bool   `json:"isPeerRead"`
+	// DeliveredCount and UndeliveredCount are the message's delivery
+	// counts; IsPeerDelivered is, for C2C, that it reached the peer.
+	DeliveredCount   int  `json:"deliveredCount"`
+	UndeliveredCount int  `json:"undeliveredCount"`
+	IsPeerDelivered  bool `json:"isPeerDelivered"`
 	// Timestamp is, for a C2C message, when the receipt was recorded, in
 	// Unix seconds as the SDK has it; left out for group messages (and if
 	// the engine has no time), as in readReceiptInfo.
 	Timestamp int64 `json:"timestamp,omitempty"`
 }
 
-// eventMessage is one WebSocket text message: the events of one receipt
-// call for one sender.
+// eventMessage is one WebSocket text message: the events of one kind of
+// one receipt call for one sender.
 type eventMessage struct {
 	Event string      `json:"event"`
 	Data  []eventJSON `json:"data"`
+}
+
+// ownReadJSON is one item of a MESSAGE_READ_BY_SELF message: what one
+// call of the reader's recorded as read.
+type ownReadJSON struct {
+	// ConversationID is the conversation as the reader sees it:
+	// GROUP<groupID> or C2C<the other user>.
+	ConversationID string `json:"conversationID"`
+	// MessageIDList are the messages the call recorded read.
+	MessageIDList []string `json:"messageIDList"`
+	// Thread and Mark are set by a read-mark call: the reader's mark
+	// afterwards, for Thread ("" for the whole conversation).
+	Thread string    `json:"thread"`
+	Mark   *markJSON `json:"mark,omitempty"`
+}
+
+type ownReadMessage struct {
+	Event string        `json:"event"`
+	Data  []ownReadJSON `json:"data"`
 }
 
 // outgoing is an encoded event message waiting for its connection.
@@ -159,12 +194,16 @@ func (h *hub) clients(user string) []*eventClient {
 // anything is converted or encoded.
 func (h *hub) publish(events []readreceipt.ReceiptEvent) {
 	h.m.receipts.Add(float64(len(events)))
-	// Group by sender, keeping the engine's order within each. A receipt
-	// call's events are usually of one sender, so the last lookup is
-	// remembered.
+	// Group by sender and kind, keeping the engine's order within each.
+	// A receipt call's events are usually of one sender, so the last
+	// lookup is remembered.
+	type key struct {
+		sender string
+		kind   readreceipt.EventKind
+	}
 	var (
-		senders  []string
-		bySender map[string][]eventJSON
+		keys     []key
+		byKey    map[key][]eventJSON
 		last     string
 		lastLive bool
 	)
@@ -175,48 +214,81 @@ func (h *hub) publish(events []readreceipt.ReceiptEvent) {
 		if !lastLive {
 			continue
 		}
-		if bySender == nil {
-			bySender = make(map[string][]eventJSON, 1)
+		if byKey == nil {
+			byKey = make(map[key][]eventJSON, 1)
 		}
-		if _, ok := bySender[ev.Sender]; !ok {
-			senders = append(senders, ev.Sender)
+		k := key{ev.Sender, ev.Kind}
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
 		}
 		userID := ev.UserID
 		if userID == "" {
 			userID = ev.Reader
 		}
-		bySender[ev.Sender] = append(bySender[ev.Sender], eventJSON{
-			GroupID:     ev.GroupID,
-			UserID:      userID,
-			MessageID:   ev.MessageID,
-			ReadCount:   ev.ReadCount,
-			UnreadCount: ev.UnreadCount,
-			IsPeerRead:  ev.IsPeerRead,
-			Timestamp:   unixSeconds(ev.ReadTime),
+		byKey[k] = append(byKey[k], eventJSON{
+			GroupID:          ev.GroupID,
+			UserID:           userID,
+			MessageID:        ev.MessageID,
+			ReadCount:        ev.ReadCount,
+			UnreadCount:      ev.UnreadCount,
+			IsPeerRead:       ev.IsPeerRead,
+			DeliveredCount:   ev.DeliveredCount,
+			UndeliveredCount: ev.UndeliveredCount,
+			IsPeerDelivered:  ev.IsPeerDelivered,
+			Timestamp:        unixSeconds(ev.ReadTime),
 		})
 	}
-	for _, sender := range senders {
-		cs := h.clients(sender)
-		if len(cs) == 0 {
+	for _, k := range keys {
+		data := byKey[k]
+		name := eventName
+		if k.kind == readreceipt.EventDelivered {
+			name = eventDelivered
+		}
+		h.send(k.sender, eventMessage{Event: name, Data: data}, len(data))
+	}
+}
+
+// publishOwn is the engine's subscriber of own-read events: each goes, as
+// one MESSAGE_READ_BY_SELF message, to the reader's connections only.
+func (h *hub) publishOwn(events []readreceipt.OwnReadEvent) {
+	for _, ev := range events {
+		if !h.connected(ev.UserID) {
 			continue
 		}
-		data := bySender[sender]
-		b, err := json.Marshal(eventMessage{Event: eventName, Data: data})
-		if err != nil {
-			h.log.Error("encode event", "err", err)
-			continue
+		item := ownReadJSON{
+			ConversationID: conversationID(ev.UserID, ev.Conversation),
+			MessageIDList:  nonNil(ev.MessageIDs),
+			Thread:         ev.Thread,
 		}
-		out := outgoing{b: b, n: len(data)}
-		for _, c := range cs {
-			select {
-			case c.queue <- out:
-			default:
-				c.dropOnce.Do(func() {
-					h.m.slowClosed.Inc()
-					close(c.drop)
-				})
-				h.m.eventsDropped.Add(float64(out.n))
-			}
+		if ev.Mark != nil {
+			item.Mark = toMarkJSON(*ev.Mark)
+		}
+		h.send(ev.UserID, ownReadMessage{Event: eventReadBySelf, Data: []ownReadJSON{item}}, 1)
+	}
+}
+
+// send encodes msg, n events, and queues it on each connection of user.
+// A connection whose queue is full is dropped as too slow.
+func (h *hub) send(user string, msg any, n int) {
+	cs := h.clients(user)
+	if len(cs) == 0 {
+		return
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		h.log.Error("encode event", "err", err)
+		return
+	}
+	out := outgoing{b: b, n: n}
+	for _, c := range cs {
+		select {
+		case c.queue <- out:
+		default:
+			c.dropOnce.Do(func() {
+				h.m.slowClosed.Inc()
+				close(c.drop)
+			})
+			h.m.eventsDropped.Add(float64(out.n))
 		}
 	}
 }

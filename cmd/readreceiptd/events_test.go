@@ -56,6 +56,18 @@ func waitConns(t testing.TB, s *server, user string, n int) {
 // against the spec's EventMessage schema.
 func readEvent(t testing.TB, conn *websocket.Conn) eventMessage {
 	t.Helper()
+	b := readEventRaw(t, conn)
+	var ev eventMessage
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+// readEventRaw reads one event message, within eventTimeout, checks it
+// against the spec's EventMessage schema and returns it.
+func readEventRaw(t testing.TB, conn *websocket.Conn) []byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 	defer cancel()
 	typ, b, err := conn.Read(ctx)
@@ -72,11 +84,7 @@ func readEvent(t testing.TB, conn *websocket.Conn) eventMessage {
 	if err := loadSpec(t).eventSchema().VisitJSON(generic); err != nil {
 		t.Fatalf("event does not match the EventMessage schema: %v\n%s", err, b)
 	}
-	var ev eventMessage
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatal(err)
-	}
-	return ev
+	return b
 }
 
 func wantEvent(t testing.TB, conn *websocket.Conn, want ...eventJSON) {
@@ -105,6 +113,20 @@ func wantC2CEvent(t testing.TB, conn *websocket.Conn, since time.Time, want ...e
 	}
 }
 
+// wantOwnRead reads one event message and requires it to be the
+// MESSAGE_READ_BY_SELF message of want.
+func wantOwnRead(t testing.TB, conn *websocket.Conn, want ...ownReadJSON) {
+	t.Helper()
+	b := readEventRaw(t, conn)
+	var got ownReadMessage
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Event != "MESSAGE_READ_BY_SELF" || mustJSON(t, got.Data) != mustJSON(t, want) {
+		t.Fatalf("event %s, want MESSAGE_READ_BY_SELF %s", b, mustJSON(t, want))
+	}
+}
+
 func TestEventsReachSenderConnections(t *testing.T) {
 	f := newFixture(t)
 	f.admin.ok("POST", "/v1/groups", map[string]any{"groupID": "g", "memberList": []string{"alice", "bob", "carol"}}, nil)
@@ -122,24 +144,27 @@ func TestEventsReachSenderConnections(t *testing.T) {
 
 	bob, carol := f.user("bob"), f.user("carol")
 	bob.ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
-	m1bob := eventJSON{GroupID: "g", UserID: "bob", MessageID: "m1", ReadCount: 1, UnreadCount: 1}
+	m1bob := eventJSON{GroupID: "g", UserID: "bob", MessageID: "m1", ReadCount: 1, UnreadCount: 1, DeliveredCount: 1, UndeliveredCount: 1}
 	wantEvent(t, a1, m1bob)
 	wantEvent(t, a2, m1bob)
 
+	// Bob's own connection is told that bob read m1 (for his other
+	// devices), and nothing else of that receipt.
+	wantOwnRead(t, b1, ownReadJSON{ConversationID: "GROUPg", MessageIDList: []string{"m1"}})
+
 	// One call reads a message of alice's and one of bob's: each sender
-	// gets its own. Bob's connection gets nothing of the receipt bob sent
-	// above: its first message is this one.
+	// gets its own.
 	carol.ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice"), gmsg("g", "m2", "bob")), nil)
-	m1carol := eventJSON{GroupID: "g", UserID: "carol", MessageID: "m1", ReadCount: 2, UnreadCount: 0}
+	m1carol := eventJSON{GroupID: "g", UserID: "carol", MessageID: "m1", ReadCount: 2, UnreadCount: 0, DeliveredCount: 2, UndeliveredCount: 0}
 	wantEvent(t, a1, m1carol)
 	wantEvent(t, a2, m1carol)
-	wantEvent(t, b1, eventJSON{GroupID: "g", UserID: "carol", MessageID: "m2", ReadCount: 1, UnreadCount: 1})
+	wantEvent(t, b1, eventJSON{GroupID: "g", UserID: "carol", MessageID: "m2", ReadCount: 1, UnreadCount: 1, DeliveredCount: 1, UndeliveredCount: 1})
 
 	// A repeated receipt sends nothing: the next event alice sees is c1's.
 	bob.ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
 	before := time.Now()
 	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c1")), nil)
-	c1 := eventJSON{UserID: "bob", MessageID: "c1", ReadCount: 1, UnreadCount: 0, IsPeerRead: true}
+	c1 := eventJSON{UserID: "bob", MessageID: "c1", ReadCount: 1, UnreadCount: 0, IsPeerRead: true, DeliveredCount: 1, UndeliveredCount: 0, IsPeerDelivered: true}
 	wantC2CEvent(t, a1, before, c1)
 	wantC2CEvent(t, a2, before, c1)
 
@@ -148,16 +173,17 @@ func TestEventsReachSenderConnections(t *testing.T) {
 	waitConns(t, f.s, "alice", 1)
 	before = time.Now()
 	bob.ok("POST", "/v1/receipts", list(cmsg("alice", "bob", "c2")), nil)
-	wantC2CEvent(t, a2, before, eventJSON{UserID: "bob", MessageID: "c2", ReadCount: 1, UnreadCount: 0, IsPeerRead: true})
+	wantC2CEvent(t, a2, before, eventJSON{UserID: "bob", MessageID: "c2", ReadCount: 1, UnreadCount: 0, IsPeerRead: true, DeliveredCount: 1, UndeliveredCount: 0, IsPeerDelivered: true})
 
 	// The server counts an event once its write returns, which may be
 	// after the client has read it: wait (boundedly) for the count.
+	// 8 receipt events, and 3 own reads on bob's connection (m1, c1, c2).
 	deadline := time.Now().Add(2 * time.Second)
-	for value(f.s.metrics.eventsSent) < 8 && time.Now().Before(deadline) {
+	for value(f.s.metrics.eventsSent) < 11 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	if got := value(f.s.metrics.eventsSent); got != 8 {
-		t.Errorf("events_sent = %v, want 8", got)
+	if got := value(f.s.metrics.eventsSent); got != 11 {
+		t.Errorf("events_sent = %v, want 11", got)
 	}
 	if got := value(f.s.metrics.receipts); got != 5 {
 		t.Errorf("receipts_recorded = %v, want 5", got)

@@ -720,5 +720,5 @@ func TestEventSocketsOutliveRequestDeadlines(t *testing.T) {
 	waitConns(t, f.s, "alice", 1)
 	time.Sleep(2500 * time.Millisecond) // past both deadlines
 	f.user("bob").ok("POST", "/v1/receipts", list(gmsg("g", "m1", "alice")), nil)
-	wantEvent(t, conn, eventJSON{GroupID: "g", UserID: "bob", MessageID: "m1", ReadCount: 1, UnreadCount: 0})
+	wantEvent(t, conn, eventJSON{GroupID: "g", UserID: "bob", MessageID: "m1", ReadCount: 1, UnreadCount: 0, DeliveredCount: 1, UndeliveredCount: 0})
 }

@@ -1,7 +1,14 @@
 // Command readreceiptd is a read-receipt server: it embeds the readreceipt
 // engine on a Pebble directory and serves, on loopback by default, an
-// HTTP/JSON API, a WebSocket of MESSAGE_READ_RECEIPT_RECEIVED events, health
-// and Prometheus metrics, and a demo page.
+// HTTP/JSON API, a WebSocket of events (MESSAGE_READ_RECEIPT_RECEIVED and
+// MESSAGE_DELIVERY_RECEIPT_RECEIVED to senders, MESSAGE_READ_BY_SELF to a
+// reader's own connections), health and Prometheus metrics, and a demo
+// page.
+//
+// Besides the IM SDK's read receipts it keeps delivery receipts, read-up-to
+// marks per conversation and thread, private receipts (PUT /v1/me/privacy),
+// each user's own read state for their other devices, and, with -read-times,
+// when each member read a group message.
 //
 // Usage:
 //
@@ -27,6 +34,8 @@
 //	-max-token-ttl READRECEIPTD_MAX_TOKEN_TTL  longest token lifetime accepted or minted (24h)
 //	-redis     READRECEIPTD_REDIS     keep the state in Redis: standalone address or cluster seeds (off)
 //	-redis-prefix READRECEIPTD_REDIS_PREFIX  prefix of the engine's Redis keys (rr:)
+//	-read-times READRECEIPTD_READ_TIMES  keep group read times (false)
+//	-reciprocal-privacy READRECEIPTD_RECIPROCAL_PRIVACY  private users see no reads (false)
 //
 // Limits, which keep the server bounded under hostile clients:
 //
@@ -258,15 +267,16 @@ func runWith(ctx context.Context, args []string, env runEnv) error {
 // or on Redis with -redis. closeState releases what the engine does not
 // (the Redis client), after the engine is closed.
 func openEngine(ctx context.Context, cfg config) (*readreceipt.Engine, func(), error) {
+	opts := []readreceipt.Option{readreceipt.WithReadTimes(cfg.ReadTimes), readreceipt.WithReciprocalPrivacy(cfg.ReciprocalPrivacy)}
 	if cfg.Redis == "" {
-		eng, err := readreceipt.OpenDir(filepath.Join(cfg.DataDir, storeDir), readreceipt.WithSyncWrites(cfg.Sync))
+		eng, err := readreceipt.OpenDir(filepath.Join(cfg.DataDir, storeDir), append(opts, readreceipt.WithSyncWrites(cfg.Sync))...)
 		return eng, func() {}, err
 	}
 	client, err := redisClient(ctx, strings.Split(cfg.Redis, ","))
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := readreceipt.OpenRedis(ctx, readreceipt.RedisOptions{Client: client, Prefix: cfg.RedisPrefix, NoWait: !cfg.Sync})
+	eng, err := readreceipt.OpenRedis(ctx, readreceipt.RedisOptions{Client: client, Prefix: cfg.RedisPrefix, NoWait: !cfg.Sync}, opts...)
 	if err != nil {
 		client.Close()
 		return nil, nil, fmt.Errorf("open the engine on Redis %s: %w", cfg.Redis, err)

@@ -231,11 +231,20 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 	if cfg.Addr != "127.0.0.1:7777" || !cfg.Demo {
 		t.Fatalf("flags over the environment: %+v", cfg)
 	}
+	// The model's switches: off by default, on from either.
+	if cfg.ReadTimes || cfg.ReciprocalPrivacy {
+		t.Fatalf("read times or reciprocal privacy on by default: %+v", cfg)
+	}
+	cfg, err = parse([]string{"-read-times"}, map[string]string{"READRECEIPTD_RECIPROCAL_PRIVACY": "true"})
+	if err != nil || !cfg.ReadTimes || !cfg.ReciprocalPrivacy {
+		t.Fatalf("-read-times and READRECEIPTD_RECIPROCAL_PRIVACY: %+v %v", cfg, err)
+	}
 	for _, bad := range []struct {
 		args []string
 		env  map[string]string
 	}{
 		{nil, map[string]string{"READRECEIPTD_DEMO": "maybe"}},
+		{nil, map[string]string{"READRECEIPTD_READ_TIMES": "sometimes"}},
 		{nil, map[string]string{"READRECEIPTD_SHUTDOWN_TIMEOUT": "soon"}},
 		{[]string{"-admin", ""}, nil},
 		{[]string{"-log-format", "xml"}, nil},

@@ -113,7 +113,7 @@ func TestOpenAPIDetectsDrift(t *testing.T) {
 	req := &http.Request{Method: http.MethodPost, URL: u, Header: http.Header{"Content-Type": {"application/json"}}}
 	reqBody := []byte(`{"messageList":[{"ID":"m1","conversationType":"GROUP","to":"g1"}]}`)
 	jsonHeader := http.Header{"Content-Type": {"application/json"}}
-	good := `{"code":0,"data":{"messageList":[{"ID":"m1","conversationType":"GROUP","readReceiptInfo":{"readCount":1,"unreadCount":2,"isPeerRead":false},"code":0,"message":""}]}}`
+	good := `{"code":0,"data":{"messageList":[{"ID":"m1","conversationType":"GROUP","readReceiptInfo":{"readCount":1,"unreadCount":2,"isPeerRead":false,"deliveredCount":1,"undeliveredCount":2,"isPeerDelivered":false},"code":0,"message":""}]}}`
 	if err := sp.check(req, reqBody, true, 200, jsonHeader, []byte(good)); err != nil {
 		t.Fatalf("a response of the documented shape fails the check: %v", err)
 	}

@@ -78,7 +78,9 @@ func newServer(cfg config, secret []byte, eng *readreceipt.Engine, logger *slog.
 		}
 	}
 	s.handler = mux
-	s.unsubscribe = eng.Subscribe(s.hub.publish)
+	unsub := eng.Subscribe(s.hub.publish)
+	unsubOwn := eng.SubscribeOwnReads(s.hub.publishOwn)
+	s.unsubscribe = func() { unsub(); unsubOwn() }
 	return s, nil
 }
 
@@ -98,6 +100,13 @@ func (s *server) routes(mux *http.ServeMux) {
 	handle("POST /v1/receipts", s.user(s.handleSendReceipts))
 	handle("POST /v1/receipts/query", s.user(s.handleQuery))
 	handle("POST /v1/receipts/members", s.user(s.handleMembers))
+	handle("POST /v1/receipts/delivered", s.user(s.handleSendDelivered))
+	handle("POST /v1/receipts/state", s.user(s.handleReadState))
+	handle("POST /v1/receipts/read-times", s.user(s.handleReadTimes))
+	handle("POST /v1/conversations/read-mark", s.user(s.handleMarkRead))
+	handle("GET /v1/conversations/read-mark", s.user(s.handleGetMark))
+	handle("PUT /v1/me/privacy", s.user(s.handleSetPrivacy))
+	handle("GET /v1/me/privacy", s.user(s.handleGetPrivacy))
 	handle("POST /v1/groups", s.admin(s.handleCreateGroup))
 	handle("GET /v1/groups/{groupID}", s.admin(s.handleGetGroup))
 	handle("POST /v1/groups/{groupID}/members", s.admin(s.handleAddMembers))
@@ -335,7 +344,7 @@ func statusOf(code int) int {
 		readreceipt.CodeOwnMessage, readreceipt.CodeNotRecipient,
 		readreceipt.CodeGroupTypeDisabled:
 		return http.StatusBadRequest
-	case readreceipt.CodePermissionDenied:
+	case readreceipt.CodePermissionDenied, readreceipt.CodePrivateReceipts:
 		return http.StatusForbidden
 	case readreceipt.CodeGroupNotFound, readreceipt.CodeReceiptNotFound:
 		return http.StatusNotFound

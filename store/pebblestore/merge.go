@@ -52,9 +52,9 @@ func poisonError(key, v []byte) error {
 	return fmt.Errorf("pebblestore: key %q: %w (%s)", key, store.ErrBadMerge, v[len(poisonPrefix):])
 }
 
-// valueMerger implements pebble.ValueMerger. Folding is associative and
-// commutative, so operands are added the same way whether they are newer or
-// older than those seen so far.
+// valueMerger implements pebble.ValueMerger. Folding counters and sets is
+// associative and commutative; an append log keeps write order, so older
+// operands go through store.Folder.AddOlder.
 type valueMerger struct {
 	f store.Folder
 	// bad is the message of the first fold error, or of the first poison
@@ -62,7 +62,9 @@ type valueMerger struct {
 	bad []byte
 }
 
-func (m *valueMerger) add(v []byte) {
+func (m *valueMerger) add(v []byte) { m.fold(v, false) }
+
+func (m *valueMerger) fold(v []byte, older bool) {
 	if m.bad != nil {
 		return
 	}
@@ -70,7 +72,11 @@ func (m *valueMerger) add(v []byte) {
 		m.bad = append([]byte(nil), v[len(poisonPrefix):]...)
 		return
 	}
-	if err := m.f.Add(v); err != nil {
+	add := m.f.Add
+	if older {
+		add = m.f.AddOlder
+	}
+	if err := add(v); err != nil {
 		m.bad = []byte(err.Error())
 	}
 }
@@ -83,7 +89,7 @@ func (m *valueMerger) MergeNewer(value []byte) error {
 
 // MergeOlder implements pebble.ValueMerger. It never fails.
 func (m *valueMerger) MergeOlder(value []byte) error {
-	m.add(value)
+	m.fold(value, true)
 	return nil
 }
 

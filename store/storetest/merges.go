@@ -21,6 +21,8 @@ type (
 	count int64
 	// members: the key holds a set with exactly these values.
 	members []uint32
+	// appended: the key holds an append log with exactly these bytes.
+	appended []byte
 )
 
 // check fails the test unless every key of want holds what want says.
@@ -44,6 +46,11 @@ func check(t testing.TB, s store.Store, want map[string]any) {
 			}
 		case members:
 			wantMembers(t, s, key, roaring.BitmapOf(w...))
+		case appended:
+			v := get1(t, s, key)
+			if got, err := store.DecodeAppend(v); v == nil || err != nil || string(got) != string(w) {
+				t.Errorf("%q = %q (err %v), want log %q", key, v, err, string(w))
+			}
 		default:
 			panic(fmt.Sprintf("check: bad expectation %T", w))
 		}
@@ -275,6 +282,35 @@ func testCounterRunningSum(t *testing.T, s store.Store) {
 	}
 }
 
+// testAppends: append operands concatenate in write order, within one
+// batch and across batches, whatever the backend folds and when.
+func testAppends(t *testing.T, s store.Store) {
+	app := store.EncodeAppend
+	var want []byte
+	for i := range 500 {
+		piece := fmt.Appendf(nil, "<%d>", i)
+		want = append(want, piece...)
+		if i%3 == 0 {
+			write(t, s, func(b *store.Batch) {
+				b.Merge(bs("log"), app(piece[:1]))
+				b.Merge(bs("log"), app(piece[1:]))
+			})
+		} else {
+			merge(t, s, "log", app(piece))
+		}
+		if i%97 == 0 {
+			check(t, s, map[string]any{"log": appended(want)})
+		}
+	}
+	merge(t, s, "log", app(nil))
+	check(t, s, map[string]any{"log": appended(want)})
+	write(t, s, func(b *store.Batch) {
+		b.Delete(bs("log"))
+		b.Merge(bs("log"), app(bs("new")))
+	})
+	check(t, s, map[string]any{"log": appended("new")})
+}
+
 // testSets: set operands union, as 'l' deltas (EncodeSetAdd) and as 's'
 // values (EncodeSet), and always read back in a folded form.
 func testSets(t *testing.T, s store.Store) {
@@ -369,6 +405,12 @@ func testBadMerge(t *testing.T, s store.Store) {
 		{"counter into set",
 			func(b *store.Batch) { b.Merge(bs("k"), add(1)) },
 			func(b *store.Batch) { b.Merge(bs("k"), ctr(1)) }},
+		{"append into counter",
+			func(b *store.Batch) { b.Merge(bs("k"), ctr(1)) },
+			func(b *store.Batch) { b.Merge(bs("k"), store.EncodeAppend(bs("x"))) }},
+		{"set delta into append log",
+			func(b *store.Batch) { b.Merge(bs("k"), store.EncodeAppend(bs("x"))) },
+			func(b *store.Batch) { b.Merge(bs("k"), add(1)) }},
 		{"counter into set value",
 			func(b *store.Batch) { b.Merge(bs("k"), encodeSet(t, 1, 2)) },
 			func(b *store.Batch) { b.Merge(bs("k"), ctr(1)) }},

@@ -114,6 +114,7 @@ func testReopenManyMerges(t *testing.T, open func(t *testing.T, dir string) stor
 			write(t, s, func(b *store.Batch) {
 				b.Merge(fmt.Appendf(nil, "ctr/%d", i%4), store.EncodeCounter(1))
 				b.Merge(fmt.Appendf(nil, "set/%d", i%4), store.EncodeSetAdd(uint32(round*perRound+i)))
+				b.Merge(fmt.Appendf(nil, "log/%d", i%4), store.EncodeAppend(fmt.Appendf(nil, "%d,", round*perRound+i)))
 			})
 		}
 		closeStore(t, s)
@@ -127,6 +128,11 @@ func testReopenManyMerges(t *testing.T, open func(t *testing.T, dir string) stor
 		}
 		check(t, s, map[string]any{fmt.Sprint("ctr/", k): count(rounds * perRound / 4)})
 		wantMembers(t, s, fmt.Sprint("set/", k), want)
+		var log []byte
+		for v := k; v < rounds*perRound; v += 4 {
+			log = fmt.Appendf(log, "%d,", v)
+		}
+		check(t, s, map[string]any{fmt.Sprint("log/", k): appended(log)})
 	}
 }
 

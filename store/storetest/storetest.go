@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"CounterRunningSum", testCounterRunningSum},
 		{"Sets", testSets},
 		{"SetRunningUnion", testSetRunningUnion},
+		{"Appends", testAppends},
 		{"BadMerge", testBadMerge},
 		{"LargeValues", testLargeValues},
 		{"Atomicity", testAtomicity},

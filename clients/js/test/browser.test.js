@@ -68,6 +68,11 @@ test('browser: errors reject with codes', { skip }, async () => {
   sc.checkErrors(await inPage(flows.errorFlow, env));
 });
 
+test('browser: beyond the SDK: delivery, private reads, marks, read times', { skip }, async () => {
+  const env = await envFor('web-model-');
+  sc.checkModel(await inPage(flows.modelFlow, env), env);
+});
+
 test('browser: the event socket reconnects after the server restarts, and stops on a refused token', { skip }, async () => {
   const env = await envFor('web-rc-');
   await inPage(flows.reconnectStart, env);

@@ -36,6 +36,11 @@ test('errors reject with the server\'s codes or the client\'s, per-message codes
   sc.checkErrors(await flows.errorFlow(env));
 });
 
+test('beyond the SDK: delivery, private reads, own read state and events, marks, read times, delivered pages', async () => {
+  const env = await sc.prepare(server, 'node-model-', clientURL);
+  sc.checkModel(await flows.modelFlow(env), env);
+});
+
 test('the event socket reconnects after the server restarts, says so, and stops on a refused token', async () => {
   const env = await sc.prepare(server, 'node-rc-', clientURL);
   await flows.reconnectStart(env);

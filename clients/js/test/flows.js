@@ -242,3 +242,77 @@ export async function reconnectRefused(env) {
   await st.alice.destroy();
   return out;
 }
+
+// modelFlow: readreceiptd's calls beyond the SDK's. Dave's device reports
+// m1 delivered; dave, private, reads m2 (alice sees it delivered, dave's
+// other device is told he read it); dave, public again, marks the
+// conversation read up to m1; alice asks who read m1 when and who it
+// reached. Dave's receipts are public again when the flow ends, whatever
+// happens (the other flows need them so).
+export async function modelFlow(env) {
+  const { default: ReadReceipt } = await import(env.clientURL);
+  const { EVENT } = ReadReceipt;
+  const until = async (what, pred) => {
+    const end = Date.now() + env.wait;
+    while (!pred()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const [m1, m2] = env.group.messages;
+  const alice = ReadReceipt.create({ baseURL: env.base });
+  const dave = ReadReceipt.create({ baseURL: env.base });
+  const davePhone = ReadReceipt.create({ baseURL: env.base });
+  const delivered = [];
+  const reads = [];
+  const own = [];
+  alice.on(EVENT.MESSAGE_DELIVERY_RECEIPT_RECEIVED, (e) => delivered.push(e));
+  alice.on(EVENT.MESSAGE_READ_RECEIPT_RECEIVED, (e) => reads.push(e));
+  davePhone.on(EVENT.MESSAGE_READ_BY_SELF, (e) => own.push(e));
+  let ready = 0;
+  for (const c of [alice, davePhone]) c.on(EVENT.SDK_READY, () => { ready++; });
+  await alice.login({ userID: 'alice', userSig: env.tokens.alice });
+  await dave.login({ userID: 'dave', userSig: env.tokens.dave });
+  await davePhone.login({ userID: 'dave', userSig: env.tokens.dave });
+  await until('both connections', () => ready === 2);
+
+  const out = {};
+  try {
+    await modelSteps();
+  } finally {
+    await dave.setReceiptsPrivate(false).catch(() => {});
+    for (const c of [alice, dave, davePhone]) await c.destroy();
+  }
+  return { ...out, delivered, reads, own };
+
+  async function modelSteps() {
+    out.delivery = await dave.sendMessageDeliveryReceipt([m1]);
+    await until('the delivery event', () => delivered.length > 0);
+    const q1 = [{ ...m1 }];
+    await alice.getMessageReadReceiptList(q1);
+    out.infoAfterDelivery = q1[0].readReceiptInfo;
+
+    out.privateOn = await dave.setReceiptsPrivate(true);
+    out.privateNow = await dave.getReceiptsPrivate();
+    out.privateRead = await dave.sendMessageReadReceipt([m2]);
+    await until('dave\'s own read event', () => own.length > 0);
+    await until('the delivery event of the private read', () => delivered.length > 1);
+    out.state = await dave.getMessageReadState([m1, m2]);
+    await dave.setReceiptsPrivate(false);
+
+    out.mark = await dave.markConversationRead({ message: m1 });
+    out.markAgain = await dave.getReadMark({ conversationID: 'GROUP' + env.group.groupID });
+    await until('dave\'s read event', () => reads.length > 0);
+    await until('the mark\'s own event', () => own.length > 1);
+    out.times = await alice.getMessageReadTimes({ message: m1, userIDList: ['dave', 'carol'] });
+    out.deliveredPage = await alice.getGroupMessageReadMemberList({ message: m1, filter: 2, cursor: '', count: 100 });
+    out.undeliveredPage = await alice.getGroupMessageReadMemberList({ message: m1, filter: 3, cursor: '', count: 100 });
+    const codeOf = async (p) => {
+      try { await p; } catch (e) { return e.code; }
+      return 'resolved';
+    };
+    out.badPrivacy = await codeOf(dave.setReceiptsPrivate('yes'));
+    out.markWithout = await codeOf(dave.markConversationRead({ messageID: m1.ID }));
+    out.markUnknown = await codeOf(dave.markConversationRead({ conversationID: 'GROUP' + env.group.groupID, messageID: env.untrackedID }));
+  }
+}

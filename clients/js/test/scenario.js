@@ -48,9 +48,12 @@ export function checkGroup(r, env) {
   for (const e of r.events) {
     assert.equal(e.name, 'onMessageReadReceiptReceived');
     for (const it of e.data) {
-      assert.deepEqual(Object.keys(it).sort(), ['groupID', 'isPeerRead', 'messageID', 'readCount', 'timestamp', 'unreadCount', 'userID'].filter((k) => k !== 'timestamp' || k in it).sort());
+      assert.deepEqual(Object.keys(it).sort(), ['deliveredCount', 'groupID', 'isPeerDelivered', 'isPeerRead', 'messageID', 'readCount', 'timestamp',
+        'undeliveredCount', 'unreadCount', 'userID'].filter((k) => k !== 'timestamp' || k in it).sort());
       assert.equal(it.groupID, env.group.groupID);
       assert.equal(it.readCount + it.unreadCount, recipients);
+      assert.equal(it.deliveredCount, it.readCount, 'nobody reported delivery: delivered are the readers');
+      assert.equal(it.deliveredCount + it.undeliveredCount, recipients);
     }
   }
   const items = r.events.flatMap((e) => e.data);
@@ -65,8 +68,8 @@ export function checkGroup(r, env) {
   // Counts, on the Message objects given, as the SDK does.
   assert.ok(r.sameObjects, 'getMessageReadReceiptList resolves with the Message objects it was given');
   assert.deepEqual(r.infos, [
-    { readCount: READERS.length, unreadCount: OTHERS.length },
-    { readCount: 1, unreadCount: recipients - 1 },
+    { readCount: READERS.length, unreadCount: OTHERS.length, deliveredCount: READERS.length, undeliveredCount: OTHERS.length },
+    { readCount: 1, unreadCount: recipients - 1, deliveredCount: 1, undeliveredCount: recipients - 1 },
   ]);
 
   // Pages: both lists in every page, the other one empty; walked to the
@@ -100,6 +103,9 @@ export function checkC2C(r, env) {
   assert.equal(it.groupID, '');
   assert.equal(it.isPeerRead, true);
   assert.equal(r.after.info.isPeerRead, true);
+  assert.equal(r.after.info.isPeerDelivered, true, 'read implies delivered');
+  assert.equal(r.before.info.isPeerDelivered, false);
+  assert.equal(it.isPeerDelivered, true);
   assert.equal(r.after.isPeerRead, true);
   // timestamp: the server's read time in seconds once it sends one; until
   // then the key is there with undefined (dropped on its way out of a page).
@@ -164,4 +170,43 @@ export function checkRefused(r) {
   assert.equal(r.errors[0].code, 70002);
   assert.equal(r.netState, 'disconnected');
   assert.equal(r.userID, '');
+}
+
+export function checkModel(r, env) {
+  const [m1, m2] = env.group.messages;
+  const recipients = READERS.length + OTHERS.length;
+  assert.deepEqual(r.delivery.data.messageList.map((x) => [x.ID, x.recorded, x.code]), [[m1.ID, true, 0]]);
+  assert.equal(r.delivered[0].name, 'onMessageDeliveryReceiptReceived');
+  assert.deepEqual(r.delivered[0].data.map((it) => [it.messageID, it.userID, it.readCount, it.deliveredCount, it.undeliveredCount]),
+    [[m1.ID, 'dave', 0, 1, recipients - 1]]);
+  assert.deepEqual(r.infoAfterDelivery, { readCount: 0, unreadCount: recipients, deliveredCount: 1, undeliveredCount: recipients - 1 });
+
+  // Private: dave's read reaches alice as a delivery, his own devices as a read.
+  assert.deepEqual(r.privateOn.data, { private: true });
+  assert.deepEqual(r.privateNow.data, { private: true });
+  assert.deepEqual(r.privateRead.data.messageList.map((x) => [x.ID, x.recorded, x.code]), [[m2.ID, true, 0]]);
+  assert.deepEqual(r.delivered[1].data.map((it) => [it.messageID, it.readCount, it.deliveredCount]), [[m2.ID, 0, 1]]);
+  assert.equal(r.own[0].name, 'onMessageReadBySelf');
+  assert.deepEqual(r.own[0].data, [{ conversationID: 'GROUP' + env.group.groupID, messageIDList: [m2.ID], thread: '', mark: undefined }]);
+  assert.deepEqual(r.state.data.messageList.map((s) => [s.ID, s.isRead, s.isPrivate, s.isDelivered, s.code]),
+    [[m1.ID, false, false, true, 0], [m2.ID, true, true, true, 0]]);
+
+  // The mark, public again: m1 read, alice gets the read event.
+  assert.equal(r.mark.data.conversationID, 'GROUP' + env.group.groupID);
+  assert.equal(r.mark.data.mark.messageID, m1.ID);
+  assert.ok(Number.isInteger(r.mark.data.mark.time) && Math.abs(r.mark.data.mark.time - Date.now()) < 600000, `mark time ${r.mark.data.mark.time}`);
+  assert.equal(r.mark.data.recordedCount, 1);
+  assert.deepEqual(r.markAgain.data.mark, r.mark.data.mark);
+  assert.deepEqual(r.reads[0].data.map((it) => [it.messageID, it.userID, it.readCount, it.deliveredCount]), [[m1.ID, 'dave', 1, 1]]);
+  assert.deepEqual(r.own[1].data[0].mark, r.mark.data.mark);
+  assert.deepEqual(r.own[1].data[0].messageIDList, [m1.ID]);
+
+  assert.deepEqual(r.times.data.userList.map((u) => [u.userID, u.isRead]), [['dave', true], ['carol', false]]);
+  assert.equal(r.times.data.userList[1].timestamp, undefined);
+  assert.deepEqual(r.deliveredPage.data.deliveredUserIDList, ['dave']);
+  assert.deepEqual(r.deliveredPage.data.readUserIDList, []);
+  assert.equal(r.undeliveredPage.data.undeliveredUserIDList.length, recipients - 1);
+  assert.equal(r.badPrivacy, 10004);
+  assert.equal(r.markWithout, 10004);
+  assert.equal(r.markUnknown, 10062);
 }

@@ -65,12 +65,14 @@ test('SDK-shaped answers come through the same: both lists, timestamps, {name, d
   const c2c = { ID: 'c1', conversationType: 'C2C', from: 'alice', to: 'bob' };
   const group = { ID: 'g1', conversationType: 'GROUP', to: 'team', from: 'alice' };
   await client.getMessageReadReceiptList([c2c]);
-  assert.deepEqual(c2c.readReceiptInfo, { isPeerRead: true, timestamp: 1764000000 });
+  // A server without delivery counts: reading implies delivered.
+  assert.deepEqual(c2c.readReceiptInfo, { isPeerRead: true, isPeerDelivered: true, timestamp: 1764000000 });
   await client.getMessageReadReceiptList([group]);
-  assert.deepEqual(group.readReceiptInfo, { readCount: 2, unreadCount: 3 });
+  assert.deepEqual(group.readReceiptInfo, { readCount: 2, unreadCount: 3, deliveredCount: 2, undeliveredCount: 3 });
 
   const page = await client.getGroupMessageReadMemberList({ message: group, filter: 0, cursor: '', count: 10 });
-  assert.deepEqual(page, { code: 0, data: { messageID: 'g1', isCompleted: true, cursor: '', readUserIDList: ['bob', 'carol'], unreadUserIDList: [] } });
+  assert.deepEqual(page, { code: 0, data: { messageID: 'g1', isCompleted: true, cursor: '', readUserIDList: ['bob', 'carol'], unreadUserIDList: [],
+    deliveredUserIDList: [], undeliveredUserIDList: [] } });
 
   const item = { groupID: '', userID: 'bob', messageID: 'c1', readCount: 0, unreadCount: 0, isPeerRead: true, timestamp: 1764000001 };
   sockets.at(-1).send(JSON.stringify({ name: 'MESSAGE_READ_RECEIPT_RECEIVED', data: [item] }));
@@ -81,10 +83,12 @@ test('SDK-shaped answers come through the same: both lists, timestamps, {name, d
   const end = Date.now() + 10000;
   while (events.length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 100));
+  // Items without delivery counts get the read counts for them.
+  const full = { ...item, deliveredCount: 0, undeliveredCount: 0, isPeerDelivered: true };
   assert.deepEqual(events, [
-    { name: 'onMessageReadReceiptReceived', data: [item] },
-    { name: 'onMessageReadReceiptReceived', data: [{ ...item, timestamp: 1764000002 }] },
-    { name: 'onMessageReadReceiptReceived', data: [{ ...item, timestamp: undefined }] },
+    { name: 'onMessageReadReceiptReceived', data: [full] },
+    { name: 'onMessageReadReceiptReceived', data: [{ ...full, timestamp: 1764000002 }] },
+    { name: 'onMessageReadReceiptReceived', data: [{ ...full, timestamp: undefined }] },
   ]);
   await client.destroy();
 });

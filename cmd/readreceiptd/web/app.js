@@ -2,10 +2,18 @@
 // read receipts, report what you read, and watch the sender's counts change.
 // Plain browser JavaScript, served as is: no build step, no dependencies.
 //
+// Beyond the SDK's read receipts the page shows readreceiptd's delivery
+// receipts: a recipient's page reports each message delivered as it
+// arrives (sendMessageDeliveryReceipt) and read once it is seen; the
+// sender's ticks go from one grey (sent) to two grey (delivered to someone)
+// to two blue (read by someone). Each user has a switch for private read
+// receipts (setReceiptsPrivate): their reads then show as deliveries only.
+//
 // The read receipts go through @readreceipt/client (readreceipt-client.js
 // here, a copy of clients/js/index.js), with the SDK's calls: the page is
 // that client's living example. Under it are readreceiptd's /v1/receipts,
-// /v1/receipts/query, /v1/receipts/members and the /v1/events WebSocket.
+// /v1/receipts/delivered, /v1/receipts/query, /v1/receipts/members,
+// /v1/me/privacy and the /v1/events WebSocket.
 // The /demo/ endpoints (users, login, messages, the message stream) stand
 // for the IM host that owns users and message bodies; the page calls them
 // itself.
@@ -41,7 +49,7 @@
     townProgress: $('town-progress'), townBar: $('town-bar'), townProgressText: $('town-progress-text'),
     townReady: $('town-ready'), townComposer: $('town-composer'), townText: $('town-text'),
     townSend: $('town-send'), townRate: $('town-rate'), townRateOut: $('town-rate-out'),
-    townMessages: $('town-messages'),
+    townMessages: $('town-messages'), privacy: $('private-receipts'),
   };
 
   // Everything that belongs to the signed-in user is reset on a switch;
@@ -58,6 +66,10 @@
     pendingRead: new Set(),
     onScreen: new Set(),   // others' messages currently in view
     flushTimer: 0,
+    delivered: new Set(),  // others' message IDs this page has reported delivered
+    pendingDelivery: new Set(),
+    deliveryTimer: 0,
+    private: false,        // this user's receipts are private
     net: 'disconnected',   // the receipt client's last NET_STATE_CHANGE
     stream: null, streamAttempts: 0, streamTimer: 0,
     observer: null,
@@ -208,7 +220,17 @@
     state.stream = null;
     state.streamAttempts = 0;
     clearTimeout(state.streamTimer);
+    // A timer cleared but left set would keep the next user's reads from
+    // ever being scheduled (queueVisible waits for it to fire).
     clearTimeout(state.flushTimer);
+    state.flushTimer = 0;
+    clearTimeout(state.deliveryTimer);
+    state.deliveryTimer = 0;
+    state.delivered = new Set();
+    state.pendingDelivery = new Set();
+    state.private = false;
+    el.privacy.checked = false;
+    el.privacy.dataset.state = 'idle';
     if (state.observer) state.observer.disconnect();
     state.observer = null;
     closeMembers();
@@ -241,6 +263,7 @@
     state.observer = new IntersectionObserver(onIntersect, { root: el.chat, threshold: [0, 0.5, 1] });
     try {
       await login(user, session);
+      await loadPrivacy(session);
       const data = await api('GET', '/demo/messages');
       if (session !== state.session) return;
       addMessages(data.messageList || []);
@@ -275,6 +298,7 @@
       state.messages.set(m.ID, m);
       el.messages.append(renderMessage(m));
       added = true;
+      if (m.needReadReceipt && m.from !== state.user) queueDelivery(m.ID);
     }
     if (added) {
       el.empty.hidden = true;
@@ -312,6 +336,11 @@
     li.append(meta, text, foot);
 
     if (m.needReadReceipt && mine) {
+      const ticks = document.createElement('span');
+      ticks.className = 'ticks';
+      ticks.dataset.state = 'sent';
+      ticks.textContent = '\u2713';
+      foot.append(ticks);
       const badge = document.createElement('button');
       badge.type = 'button';
       badge.className = 'badge';
@@ -447,7 +476,7 @@
         for (const r of data.messageList || []) {
           if (!r.code) {
             state.reported.add(r.ID);
-            setNote(r.ID, 'sent', 'read receipt sent');
+            setNote(r.ID, 'sent', state.private ? 'read privately' : 'read receipt sent');
           } else {
             state.failed.set(r.ID, r.code);
             setNote(r.ID, 'err', `no receipt: ${r.message || 'error'} (code ${r.code})`);
@@ -463,6 +492,76 @@
         state.flushTimer = setTimeout(flushReads, 5000);
         return;
       }
+    }
+  }
+
+  // ---- delivery receipts for others' messages, as they arrive ----
+
+  function queueDelivery(id) {
+    if (state.delivered.has(id)) return;
+    state.pendingDelivery.add(id);
+    if (!state.deliveryTimer) state.deliveryTimer = setTimeout(flushDeliveries, 50);
+  }
+
+  async function flushDeliveries() {
+    state.deliveryTimer = 0;
+    const session = state.session;
+    const ids = [...state.pendingDelivery].filter((id) => !state.delivered.has(id));
+    state.pendingDelivery.clear();
+    for (const batch of chunks(ids, RECEIPT_BATCH)) {
+      const list = batch.map((id) => ref(state.messages.get(id)));
+      try {
+        const { data } = await rr(() => client.sendMessageDeliveryReceipt(list));
+        if (session !== state.session) return;
+        // Refused deliveries (a message without receipt info) are not
+        // tried again; the read receipt shows their code.
+        for (const r of data.messageList || []) state.delivered.add(r.ID);
+      } catch (e) {
+        if (e.name === 'AbortError' || session !== state.session) return;
+        showError('Sending delivery receipts', e);
+        for (const id of batch) state.pendingDelivery.add(id);
+        clearTimeout(state.deliveryTimer);
+        state.deliveryTimer = setTimeout(flushDeliveries, 5000);
+        return;
+      }
+    }
+  }
+
+  // ---- private read receipts ----
+
+  async function loadPrivacy(session) {
+    let data;
+    try {
+      ({ data } = await rr(() => client.getReceiptsPrivate()));
+    } catch (e) {
+      if (session !== state.session) throw new DOMException('user switched', 'AbortError');
+      throw e;
+    }
+    // A switch to another user meanwhile overtakes this sign-in.
+    if (session !== state.session) throw new DOMException('user switched', 'AbortError');
+    state.private = data.private;
+    el.privacy.checked = data.private;
+    el.privacy.dataset.state = 'saved';
+  }
+
+  async function changePrivacy() {
+    const session = state.session;
+    const want = el.privacy.checked;
+    el.privacy.dataset.state = 'saving';
+    el.privacy.disabled = true;
+    try {
+      const { data } = await rr(() => client.setReceiptsPrivate(want));
+      if (session !== state.session) return;
+      state.private = data.private;
+      el.privacy.checked = data.private;
+      el.privacy.dataset.state = 'saved';
+    } catch (e) {
+      if (e.name === 'AbortError' || session !== state.session) return;
+      el.privacy.checked = state.private;
+      el.privacy.dataset.state = 'failed';
+      showError('Changing private read receipts', e);
+    } finally {
+      el.privacy.disabled = false;
     }
   }
 
@@ -496,7 +595,7 @@
           state.receipts.set(m.ID, { code: info.code, message: info.message });
           if (info.code !== CODE_RECEIPT_NOT_FOUND) showError('Read count', new APIError(info.code, info.message));
         } else {
-          applyCounts(m.ID, info.readCount, info.unreadCount, true);
+          applyCounts(m.ID, info, true);
         }
         updateBadge(m.ID);
       }
@@ -504,12 +603,20 @@
   }
 
   // Counts never go backwards; events and query answers may cross, so the
-  // larger read count wins. A query answer is authoritative over an error.
-  function applyCounts(id, readCount, unreadCount, fromQuery) {
+  // larger read and delivered counts win. A query answer is authoritative
+  // over an error.
+  function applyCounts(id, c, fromQuery) {
     const cur = state.receipts.get(id);
     if (cur && cur.code && !fromQuery) return;
-    if (cur && !cur.code && cur.readCount > readCount) return;
-    state.receipts.set(id, { readCount, unreadCount });
+    const total = c.readCount + c.unreadCount;
+    let readCount = c.readCount;
+    let deliveredCount = typeof c.deliveredCount === 'number' ? c.deliveredCount : c.readCount;
+    if (cur && !cur.code) {
+      readCount = Math.max(readCount, cur.readCount);
+      deliveredCount = Math.max(deliveredCount, cur.deliveredCount);
+    }
+    deliveredCount = Math.max(deliveredCount, readCount);
+    state.receipts.set(id, { readCount, unreadCount: total - readCount, deliveredCount, undeliveredCount: total - deliveredCount });
     updateBadge(id);
     if (state.panel && state.panel.id === id) updatePanelCounts();
   }
@@ -536,6 +643,15 @@
       badge.title = r ? `${r.readCount} read, ${r.unreadCount} unread: show who` : '';
     }
     badge.setAttribute('aria-label', `${badge.textContent}. Show who has read it`);
+    const ticks = li.querySelector('.ticks');
+    if (ticks) {
+      const st = !r || r.code ? 'sent' : r.readCount > 0 ? 'read' : r.deliveredCount > 0 ? 'delivered' : 'sent';
+      ticks.dataset.state = st;
+      ticks.textContent = st === 'sent' ? '\u2713' : '\u2713\u2713';
+      const label = !r || r.code ? 'Sent' : `Sent; delivered to ${r.deliveredCount}, read by ${r.readCount}`;
+      ticks.title = label;
+      ticks.setAttribute('aria-label', label);
+    }
   }
 
   // ---- receipt events, from the client ----
@@ -556,9 +672,24 @@
     return [...state.messages.values()].filter(isOwnTracked).map((m) => m.ID);
   }
 
-  client.on(ReadReceipt.EVENT.MESSAGE_READ_RECEIPT_RECEIVED, (event) => {
+  const onReceipts = (event) => {
     for (const it of event.data) {
-      if (state.messages.has(it.messageID)) applyCounts(it.messageID, it.readCount, it.unreadCount, false);
+      if (state.messages.has(it.messageID)) applyCounts(it.messageID, it, false);
+    }
+  };
+  client.on(ReadReceipt.EVENT.MESSAGE_READ_RECEIPT_RECEIVED, onReceipts);
+  client.on(ReadReceipt.EVENT.MESSAGE_DELIVERY_RECEIPT_RECEIVED, onReceipts);
+
+  // The same user read messages in another tab (or on another device): show
+  // them read here too, and do not report them again.
+  client.on(ReadReceipt.EVENT.MESSAGE_READ_BY_SELF, (event) => {
+    for (const it of event.data) {
+      for (const id of it.messageIDList) {
+        if (!state.messages.has(id) || state.reported.has(id)) continue;
+        state.reported.add(id);
+        state.pendingRead.delete(id);
+        setNote(id, 'sent', 'read on another device');
+      }
     }
   });
 
@@ -789,6 +920,7 @@
   // ---- wiring ----
 
   el.composer.addEventListener('submit', send);
+  el.privacy.addEventListener('change', changePrivacy);
   el.townOpen.addEventListener('click', townOpen);
   el.townComposer.addEventListener('submit', townPost);
   el.townRate.addEventListener('input', () => { el.townRateOut.textContent = el.townRate.value; });

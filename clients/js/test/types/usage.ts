@@ -16,6 +16,34 @@ client.on(ReadReceipt.EVENT.NET_STATE_CHANGE, (event) => {
   if (event.data.state === ReadReceipt.TYPES.NET_STATE_CONNECTED && event.data.reconnected) void client.getMessageReadReceiptList([message]);
 });
 
+client.on(ReadReceipt.EVENT.MESSAGE_DELIVERY_RECEIPT_RECEIVED, (event) => {
+  for (const { messageID, deliveredCount, undeliveredCount, isPeerDelivered } of event.data) console.log(messageID, deliveredCount + undeliveredCount, isPeerDelivered);
+});
+client.on(ReadReceipt.EVENT.MESSAGE_READ_BY_SELF, (event) => {
+  for (const { conversationID, messageIDList, thread, mark } of event.data) console.log(conversationID, messageIDList.length, thread, mark?.time);
+});
+
+async function model(): Promise<void> {
+  const d = await client.sendMessageDeliveryReceipt([message]);
+  const rec: boolean = d.data.messageList[0].recorded;
+  const m = await client.markConversationRead({ conversationID: 'GROUPteam', messageID: 'm1' });
+  const n: number = m.data.recordedCount + m.data.messageCount;
+  await client.markConversationRead({ message, time: Date.now() });
+  await client.markConversationRead({ message, thread: 'topic', time: new Date() });
+  const mark = await client.getReadMark({ conversationID: 'C2Cbob', thread: 'topic' });
+  const at: number | undefined = mark.data.mark?.time;
+  const priv: boolean = (await client.setReceiptsPrivate(true)).data.private && (await client.getReceiptsPrivate()).data.private;
+  const st = await client.getMessageReadState([message]);
+  const s0 = st.data.messageList[0];
+  const flags: boolean[] = [s0.isRead, s0.isPrivate, s0.isDelivered];
+  const times = await client.getMessageReadTimes({ message, userIDList: ['bob'] });
+  const ts: number | undefined = times.data.userList[0].timestamp;
+  const page = await client.getGroupMessageReadMemberList({ message, filter: 2 });
+  const delivered: string[] = page.data.deliveredUserIDList;
+  console.log(rec, n, at, priv, flags, ts, delivered, page.data.readTimeList?.[0]);
+}
+void model();
+
 async function main(): Promise<void> {
   const login = await client.login({ userID: 'alice', userSig: 'token' });
   const repeat: boolean = login.data.repeatLogin;
@@ -37,8 +65,12 @@ async function main(): Promise<void> {
 }
 void main();
 
-// @ts-expect-error filter is 0 or 1
-void client.getGroupMessageReadMemberList({ message, filter: 2, cursor: '' });
+// @ts-expect-error filter is 0 to 3
+void client.getGroupMessageReadMemberList({ message, filter: 4, cursor: '' });
+// @ts-expect-error a mark needs its conversation
+void client.markConversationRead({ messageID: 'm1' });
+// @ts-expect-error privacy is a boolean
+void client.setReceiptsPrivate('yes');
 // @ts-expect-error login needs userSig
 void client.login({ userID: 'alice' });
 // @ts-expect-error no such event
