@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,7 +81,17 @@ func testAtomicity(t *testing.T, s store.Store) {
 			}
 		}()
 	}
+	// The writer lets the readers catch up every 30 batches, so scans run
+	// between writes however the scheduler orders the goroutines (a fast
+	// in-memory store can otherwise finish all its writes first).
+	seen := int64(0)
 	for gen := 1; gen <= writes; gen++ {
+		if gen%30 == 1 {
+			for reads.Load() <= seen && !t.Failed() {
+				runtime.Gosched()
+			}
+			seen = reads.Load()
+		}
 		if err := tryWrite(s, noSync, func(b *store.Batch) { fill(b, gen) }); err != nil {
 			t.Errorf("Write: %v", err)
 			break
