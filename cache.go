@@ -208,6 +208,15 @@ func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
 	return true
 }
 
+// pin pins e once more, as acquire does, for a holder that does not look
+// it up: the receipt log, while e has receipts not folded.
+func (t *entryTable) pin(e *msgEntry) {
+	s := &t.shards[e.shard]
+	s.mu.Lock()
+	e.refs++
+	s.mu.Unlock()
+}
+
 // release unpins e.
 func (t *entryTable) release(e *msgEntry) {
 	s := &t.shards[e.shard]

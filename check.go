@@ -57,6 +57,11 @@ func (e *embedded) check(ctx context.Context) error {
 			e.convLocks[i].Unlock()
 		}
 	}()
+	// The store's keys are checked against the cache: the receipts still
+	// in the log go to them first.
+	if err := e.rlog.settle(ctx); err != nil {
+		return err
+	}
 	c := checker{e: e, groups: map[string]*checkGroup{}, msgs: map[string]*checkMsg{}}
 	if err := c.load(ctx); err != nil {
 		return err

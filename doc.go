@@ -199,11 +199,22 @@
 //     dropped at once; others are dropped by the sweep once the messages
 //     that need them are gone. Between two live messages, a version that
 //     neither needs is kept until the older message goes.
-//   - A hot message's readers are rewritten whole every 1,024 receipts, so
-//     that a cold read never folds many more deltas than that; the count of
-//     deltas lives in the message's cached state, so a message evicted from
-//     the cache between receipts (a cache far too small for the load, see
-//     WithCacheBytes) leaves its deltas to the store's own compaction.
+//   - On the embedded store a receipt call is made durable by one record in
+//     a receipt log, not by a write per receipt; the log is folded into the
+//     per-message state in the background (every 50 ms, or once 32,768
+//     receipts wait), before messages are deleted, on Check and on Close,
+//     and on Open after a crash. A message with receipts not folded yet
+//     stays in the cache whatever WithCacheBytes says, so the cache can
+//     exceed its bound by what 50 ms of receipts touch.
+//   - A hot message's readers are rewritten whole once folds have added
+//     1,024 deltas to them, so that a cold read never folds many more
+//     deltas than that; the count of deltas lives in the message's cached
+//     state, so a message evicted from the cache between receipts (a cache
+//     far too small for the load, see WithCacheBytes) leaves its deltas to
+//     the store's own compaction. A message of a group too big for one
+//     chunk of members is rewritten whole only by a fold that holds every
+//     receipt committed to it, which a message taking receipts from many
+//     callers at once may wait for.
 //   - Member indexes are 32-bit: a group can have had at most 2^32-1
 //     distinct members over its life.
 package readreceipt

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/readreceipt/readreceipt"
+	"github.com/readreceipt/readreceipt/internal/faults"
 )
 
 // The durability test runs this test binary again as a child process
@@ -48,6 +49,10 @@ const (
 	// writes may then be lost when the process is killed, and the test is
 	// expected to fail. The child inherits it.
 	durabilityNoSyncEnv = "READRECEIPT_DURABILITY_NOSYNC"
+	// durabilityFaultEnv=early-ack makes the child acknowledge receipts
+	// before they are durable (faults.EarlyReceiptAck), for
+	// TestDurabilityCatchesEarlyAcks.
+	durabilityFaultEnv = "READRECEIPT_DURABILITY_FAULT"
 )
 
 const (
@@ -394,6 +399,30 @@ func TestDurability(t *testing.T) {
 	}
 	if total.verified == 0 {
 		t.Errorf("no acknowledged receipt was verified")
+	}
+}
+
+// TestDurabilityCatchesEarlyAcks checks that TestDurability fails when
+// the receipt path acknowledges too early: it runs TestDurability (3
+// rounds) in a child process whose engines acknowledge receipts before
+// they are durable (faults.EarlyReceiptAck: receipts reach the store only
+// when the receipt log is folded), and wants it to report acknowledged
+// receipts lost.
+func TestDurabilityCatchesEarlyAcks(t *testing.T) {
+	if os.Getenv(durabilityFaultEnv) != "" || os.Getenv(crashDirEnv) != "" {
+		t.Skip("in a child")
+	}
+	if testing.Short() {
+		t.Skip("runs TestDurability again")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDurability$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), durabilityFaultEnv+"=early-ack", durabilityRoundsEnv+"=3")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("TestDurability passed although its engines acknowledged receipts before they were durable:\n%s", crashTail(string(out)))
+	}
+	if !strings.Contains(string(out), "LOST: ") {
+		t.Fatalf("TestDurability failed, but not by finding acknowledged receipts lost:\n%s", crashTail(string(out)))
 	}
 }
 
@@ -1015,6 +1044,9 @@ func runCrashChild(dir string) error {
 	var opts []readreceipt.Option
 	if os.Getenv(durabilityNoSyncEnv) == "1" {
 		opts = append(opts, readreceipt.WithSyncWrites(false))
+	}
+	if os.Getenv(durabilityFaultEnv) == "early-ack" {
+		faults.EarlyReceiptAck.Store(true)
 	}
 	eng, err := readreceipt.OpenDir(dir, opts...)
 	if err != nil {

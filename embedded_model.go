@@ -95,8 +95,13 @@ func (e *embedded) readState(ctx context.Context, conv Conversation, user string
 		return out, nil
 	}
 	keys := make([][]byte, len(logs))
+	logged := make([]*msgEntry, len(logs))
 	for j, i := range logs {
 		keys[j] = withSuffix([]byte(ms[i].key), msgReadLog)
+		logged[j] = ms[i]
+	}
+	if err := e.rlog.settleFor(ctx, logged...); err != nil {
+		return nil, err
 	}
 	vals, err := e.st.Get(ctx, keys)
 	if err != nil {

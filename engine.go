@@ -63,6 +63,7 @@ type embedded struct {
 	convLocks [convLockStripes]sync.RWMutex
 
 	entries *entryTable
+	rlog    *receiptLog           // receipts durable, not yet folded (rlog.go)
 	chunks  *lru[*roaring.Bitmap] // (group, incarnation, hi, version) -> membership chunk
 	blobs   *lru[*roaring.Bitmap] // (incarnation, chunk key) -> the same, shared between versions
 	indexes *lru[uint32]          // (group, incarnation, user) -> member index
@@ -125,6 +126,7 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 
 		privacyFlags: newLRU[bool](privacyCacheBytes(cfg.cacheBytes)),
 	}
+	b.rlog = newReceiptLog(b)
 	if _, taken := openStores.LoadOrStore(st, true); taken {
 		return nil, errorf(ErrInvalidParameter, "the store is already in use by an engine: one engine per store (use OpenRedis to share state between engines)")
 	}
@@ -132,6 +134,7 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 		openStores.Delete(st)
 		return nil, err
 	}
+	b.rlog.start()
 	e.start(b)
 	return e, nil
 }
@@ -170,7 +173,7 @@ func (e *embedded) init(ctx context.Context) error {
 	}
 	if vals[1] != nil {
 		e.secret = vals[1]
-		return nil
+		return e.rlog.replay(ctx)
 	}
 	e.secret = make([]byte, 32)
 	if _, err := rand.Read(e.secret); err != nil {
@@ -193,6 +196,9 @@ func (e *embedded) listen()                                 {}
 
 func (e *embedded) close() error {
 	defer openStores.Delete(e.st)
+	// Folding what the log holds only spares the next Open the work: the
+	// records are durable, so a failed fold loses nothing.
+	_ = e.rlog.close()
 	if e.ownsSt {
 		return e.st.Close()
 	}

@@ -35,22 +35,20 @@ type msgEntry struct {
 	key        string // the message's key prefix
 	shard      int
 	refs       int32 // guarded by the table shard
-	deltas     int32 // receipts written as merge deltas since the last collapse (mu)
+	deltas     int32 // merge operands written by folds since the last collapse (mu)
+	unfolded   int32 // committed receipts whose log record is not folded yet (mu)
 	size       int64 // guarded by the table shard
 	prev, next *msgEntry
 
 	mu     sync.Mutex
 	loaded bool
 	exists bool
-	// collapsing is set while collapse waits for pending receipts to end and
-	// writes; cond (on mu) wakes the collapse and the receipts waiting for
-	// it or for a pending receipt to end.
-	collapsing bool
-	meta       messageRecord
-	count      int64
-	readAt     int64               // C2C: when the peer's receipt was recorded (Unix ns)
-	chunks     chunkSet            // committed readers, by chunk
-	pending    map[uint32]struct{} // readers being written
+	// cond (on mu) wakes the calls waiting for a pending receipt to end.
+	meta    messageRecord
+	count   int64
+	readAt  int64               // C2C: when the peer's receipt was recorded (Unix ns)
+	chunks  chunkSet            // committed readers, by chunk
+	pending map[uint32]struct{} // readers being written
 	// unread holds, by chunk, the recipients (but the sender) who have not
 	// read: made by member pages from a loaded chunk of readers and the
 	// message's membership snapshot, which never changes, and kept current
@@ -333,9 +331,6 @@ func (m *msgEntry) commit(idx uint32, isGroup bool, readAt int64, act receiptAct
 	}
 	if act&actPrivate != 0 {
 		added += addTo(&m.model.private, hi, idx)
-	}
-	if isGroup && act != 0 {
-		m.deltas++
 	}
 	return added
 }

@@ -7,3 +7,15 @@ func SetCollapseEvery(n int) (restore func()) {
 	collapseEvery = n
 	return func() { collapseEvery = old }
 }
+
+// FoldReceiptLog folds the embedded engine's receipt log now, as the
+// background folds and Close do.
+func FoldReceiptLog(e *Engine) error { return e.be.(*embedded).rlog.fold(bgc) }
+
+// SetFoldEvery lets tests fold the receipt log once n receipts wait; it
+// returns a function that restores the default.
+func SetFoldEvery(n int) (restore func()) {
+	old := foldReceipts
+	foldReceipts = n
+	return func() { foldReceipts = old }
+}

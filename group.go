@@ -440,6 +440,11 @@ func (e *embedded) dismissGroup(ctx context.Context, gid string) error {
 		if _, err := e.existingGroup(ctx, gid); err != nil {
 			return err
 		}
+		// The write lock keeps receipts off the group; those still in the
+		// log are folded before its messages' keys go.
+		if err := e.rlog.settle(ctx); err != nil {
+			return err
+		}
 		// The expiry keys of the group's messages lie outside its ranges;
 		// find them through the version index before it goes.
 		ck := convKey(Group(gid))

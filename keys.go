@@ -16,6 +16,8 @@ import (
 //	                                           membership chunks nobody needs
 //	\x00 'p' user                              the user's receipts are private (value 1;
 //	                                           absent: public)
+//	\x00 'L' seq64                             receipt log record of one receipt call, until
+//	                                           folded into the message keys (rlog.go)
 //	'g' lp(group) \x00                         group meta
 //	'g' lp(group) 'c' hi16 ^version64          membership chunk: members with index>>16 == hi16,
 //	                                           written at version; ^version sorts newest first

@@ -202,6 +202,21 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		e.entries.charge(m, -freed)
 	}()
 	var b store.Batch
+	// A dead message about to be replaced may still have receipts being
+	// written (admitted just before it expired) or in the log: they go
+	// before its keys do, or they would land on the new message's keys.
+	for m.exists && (len(m.pending) > 0 || m.unfolded > 0) {
+		if len(m.pending) > 0 {
+			m.wait()
+			continue
+		}
+		m.mu.Unlock()
+		err := e.rlog.settle(ctx)
+		m.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
 	if m.exists {
 		if _, err := e.liveMeta(m, isGroup, g, e.retentionNow()); err == nil {
 			if m.meta.Sender == msg.Sender {
@@ -280,6 +295,11 @@ func (e *embedded) deleteMessages(ctx context.Context, conv Conversation, ids []
 	}
 	defer e.releaseAll(ms)
 	if err := e.loadEntries(ctx, ms...); err != nil {
+		return 0, err
+	}
+	// The caller's write lock keeps receipts off these messages; their
+	// receipts still in the log are folded before the keys go.
+	if err := e.rlog.settleFor(ctx, ms...); err != nil {
 		return 0, err
 	}
 	var b store.Batch

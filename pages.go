@@ -249,6 +249,9 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 
 // readLog reads message m's read-time log (nil when it has none).
 func (e *embedded) readLog(ctx context.Context, m *msgEntry) ([]byte, error) {
+	if err := e.rlog.settleFor(ctx, m); err != nil {
+		return nil, err
+	}
 	vals, err := e.st.Get(ctx, [][]byte{withSuffix([]byte(m.key), msgReadLog)})
 	if err != nil {
 		return nil, internalErr("read read times", err)

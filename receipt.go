@@ -2,7 +2,6 @@ package readreceipt
 
 import (
 	"context"
-	"encoding/binary"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/readreceipt/readreceipt/store"
@@ -170,14 +169,13 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 	}
 	readAt := e.now()
 	if len(pending) > 0 {
-		werr := e.writeReceipts(ctx, pending, idx, isGroup, readAt)
+		call := e.logCall(pending, idx, isGroup, readAt)
+		werr := e.rlog.write(ctx, call)
 		e.commitReceipts(pending, idx, isGroup, readAt, werr == nil)
 		if werr != nil {
 			return nil, nil, internalErr("record receipts", werr)
 		}
-		for _, it := range pending {
-			e.collapse(ctx, it.m)
-		}
+		e.rlog.committed(call)
 	}
 
 	// Results of repeated mentions follow the first one.
@@ -222,118 +220,40 @@ func (e *embedded) ensureFor(ctx context.Context, m *msgEntry, idx uint32, isGro
 	return e.ensureModel(ctx, m, chunkOf(idx), delivered, mode == modeReadPrivate)
 }
 
-// writeReceipts writes reader idx's pending receipts in one batch: for a
-// read its reader chunk (or, C2C, the read time) and the counter; for a
+// logCall is the receipt log's record of reader idx's pending receipts
+// (rlog.go): what each records, and where. Folded, it writes for a read
+// its reader chunk (or, C2C, the read time) and the counter; for a
 // delivery or a private read D and P (in the readers' chunk 0 of a
 // one-chunk message, else in their own keys) and dn (in the counter); with
 // WithReadTimes, the read-time log entry of a new public or private read.
-// A read of a message with dn 0 writes exactly what it wrote before D
-// existed.
-func (e *embedded) writeReceipts(ctx context.Context, pending []*receiptItem, idx uint32, isGroup bool, readAt int64) error {
-	// Every receipt of the call adds the same reader: one operand serves
-	// them all, and the keys share one allocation.
-	var b store.Batch
-	hi := chunkOf(idx)
-	add, one := store.EncodeSetAdd(idx), store.EncodeCounter(1)
-	size := 0
-	for _, it := range pending {
-		size += writeKeys(it.act, it.meta.ownCount(), isGroup, e.cfg.readTimes) * (len(it.m.key) + 3)
+func (e *embedded) logCall(pending []*receiptItem, idx uint32, isGroup bool, readAt int64) *logCall {
+	c := &logCall{isGroup: isGroup, readTimes: e.cfg.readTimes, idx: idx, readAt: readAt, items: make([]logItem, len(pending))}
+	for i, it := range pending {
+		c.items[i] = logItem{m: it.m, key: it.m.key, act: it.act, own: it.meta.ownCount(), trackedAt: it.meta.TrackedAt}
 	}
-	var at []byte
-	keys := make([]byte, 0, size)
-	key := func(m *msgEntry, suffix ...byte) []byte {
-		start := len(keys)
-		keys = append(keys, m.key...)
-		keys = append(keys, suffix...)
-		return keys[start:len(keys):len(keys)]
-	}
-	for _, it := range pending {
-		act, own := it.act, it.meta.ownCount()
-		if isGroup && act&actRead != 0 {
-			b.Merge(key(it.m, msgReaders, byte(hi>>8), byte(hi)), add)
-		}
-		if isGroup && !own && act&(actDeliver|actPrivate) != 0 {
-			var vals []uint32
-			if act&actDeliver != 0 {
-				vals = append(vals, idx+packDelivered)
-			}
-			if act&actPrivate != 0 {
-				vals = append(vals, idx+packPrivate)
-			}
-			b.Merge(key(it.m, msgReaders, 0, 0), store.EncodeSetAdd(vals...))
-		}
-		if own {
-			var d int64
-			if act&actRead != 0 {
-				d++
-			}
-			if act&actDeliver != 0 {
-				d += 1 << 32
-			}
-			if act&actUndeliver != 0 {
-				d -= 1 << 32
-			}
-			switch d {
-			case 0:
-			case 1:
-				b.Merge(key(it.m, msgCount), one)
-			default:
-				b.Merge(key(it.m, msgCount), store.EncodeCounter(d))
-			}
-			if isGroup && act&actDeliver != 0 {
-				b.Merge(key(it.m, msgDelivered, byte(hi>>8), byte(hi)), add)
-			}
-			if act&actPrivate != 0 {
-				b.Merge(key(it.m, msgPrivate, byte(hi>>8), byte(hi)), add)
-			}
-		}
-		if !isGroup && act&actRead != 0 {
-			if at == nil {
-				at = binary.BigEndian.AppendUint64(nil, uint64(readAt))
-			}
-			b.Set(key(it.m, msgReadAt), at)
-		}
-		if e.cfg.readTimes && act&(actRead|actPrivate) != 0 {
-			entry := appendReadTime(nil, idx, act&actRead == 0, it.meta.TrackedAt, readAt)
-			b.Merge(key(it.m, msgReadLog), store.EncodeAppend(entry))
-		}
-	}
-	return e.st.Write(ctx, &b, e.writeOpts())
-}
-
-// writeKeys is how many keys writeReceipts writes for a receipt act.
-func writeKeys(act receiptAct, own, isGroup, readTimes bool) int {
-	n := 0
-	if act&actRead != 0 {
-		n++ // readers, or the C2C read time
-	}
-	if own {
-		n++ // the counter
-	}
-	if act&actDeliver != 0 {
-		n++
-	}
-	if act&actPrivate != 0 {
-		n++
-	}
-	if readTimes && act&(actRead|actPrivate) != 0 {
-		n++
-	}
-	return n
+	return c
 }
 
 // commitReceipts ends the pending marks of a write and, if it succeeded
-// (written), records the receipts in the cached state.
+// (written: the log record is durable), records the receipts in the cached
+// state, which is now ahead of the store's per-message keys until the
+// record is folded: the entry stays pinned until then.
 func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bool, readAt int64, written bool) {
 	for _, it := range pending {
 		m := it.m
 		var added int64
+		pin := false
 		m.mu.Lock()
 		m.unmark(idx)
 		if written {
 			added = m.commit(idx, isGroup, readAt, it.act)
+			pin = m.unfolded == 0
+			m.unfolded++
 		}
 		m.mu.Unlock()
+		if pin {
+			e.entries.pin(m)
+		}
 		e.entries.charge(m, added)
 	}
 }
@@ -368,7 +288,7 @@ func (e *embedded) markPending(ctx context.Context, items []receiptItem, idx uin
 			}
 			m := it.m
 			m.mu.Lock()
-			if m.collapsing || m.isPending(idx) {
+			if m.isPending(idx) {
 				m.mu.Unlock()
 				busy = m
 				break
@@ -401,54 +321,32 @@ func (e *embedded) markPending(ctx context.Context, items []receiptItem, idx uin
 			continue
 		}
 		busy.mu.Lock()
-		for busy.collapsing || busy.isPending(idx) {
+		for busy.isPending(idx) {
 			busy.wait()
 		}
 		busy.mu.Unlock()
 	}
 }
 
-// collapseEvery is how many receipts a message takes as merge deltas before
-// its readers and count are written whole again. Tests lower it.
+// collapseEvery is how many merge operands (one per fold that touched
+// it) a message takes before its readers and count are written whole
+// again. Tests lower it.
 var collapseEvery = 1024
 
-// collapse writes a hot message's loaded reader chunks, its loaded chunks
-// of D and P, and its counter as whole values once it has taken
-// collapseEvery deltas, so that a store that
-// folds lazily (Pebble, until it flushes) never has many more deltas than
-// that to fold when the message is read cold, after a restart or an
-// eviction.
-//
-// A whole value must not overtake a delta still being written, or it would
-// hide it; so the collapse stops new marks (markPending), waits until no
-// receipt of m is pending, and writes while holding m.mu: the cached state
-// is then exactly what the store's deltas add up to. The write carries no
-// new information, so it is not synced, and if it fails the deltas simply
-// stay (the next receipt tries again). Only loaded chunks ever take deltas
-// (ensureReaders, ensureModel), so every key with deltas is written. The
-// read-time log is not collapsed: it is never on the receipt path's reads,
-// and a store folds an append in one pass over its operands.
-func (e *embedded) collapse(ctx context.Context, m *msgEntry) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if int(m.deltas) < collapseEvery || m.collapsing || !m.exists {
-		return
-	}
-	m.collapsing = true
-	defer func() {
-		m.collapsing = false
-		if m.cond != nil {
-			m.cond.Broadcast()
-		}
-	}()
-	for len(m.pending) > 0 {
-		m.wait()
-	}
-	if !m.exists {
-		return
-	}
+// collapseInto adds to b a hot message's loaded reader chunks, its loaded
+// chunks of D and P, and its counter as whole values, so that a store that
+// folds lazily (Pebble, until it flushes) never has many more merge
+// operands than collapseEvery to fold when the message is read cold, after
+// a restart or an eviction. The caller (fold) holds m.mu and has checked
+// that the whole value is exact (see fold).
+// Only loaded chunks ever take receipts (ensureReaders, ensureModel), so
+// every key with operands is written. The read-time log is not collapsed:
+// it is never on the receipt path's reads, and a store folds an append in
+// one pass over its operands. It reports false, adding nothing, if a set
+// cannot be encoded.
+func (e *embedded) collapseInto(b *store.Batch, m *msgEntry) bool {
 	prefix := []byte(m.key)
-	var b store.Batch
+	var ops store.Batch
 	put := func(key []byte, bm *roaring.Bitmap) bool {
 		if bm == nil || bm.IsEmpty() {
 			return true
@@ -457,7 +355,7 @@ func (e *embedded) collapse(ctx context.Context, m *msgEntry) {
 		if err != nil {
 			return false
 		}
-		b.Set(key, v)
+		ops.Set(key, v)
 		return true
 	}
 	own := m.meta.ownCount()
@@ -467,25 +365,26 @@ func (e *embedded) collapse(ctx context.Context, m *msgEntry) {
 			bm = joinPacked(bm, m.model.delivered.get(0), m.model.private.get(0))
 		}
 		if !put(readersKey(prefix, c.hi), bm) {
-			return
+			return false
 		}
 	}
 	if own {
 		if x := m.model; x != nil {
 			for _, c := range x.delivered {
 				if !put(appendU16(withSuffix(prefix, msgDelivered), c.hi), c.bm) {
-					return
+					return false
 				}
 			}
 			for _, c := range x.private {
 				if !put(appendU16(withSuffix(prefix, msgPrivate), c.hi), c.bm) {
-					return
+					return false
 				}
 			}
 		}
-		b.Set(withSuffix(prefix, msgCount), store.EncodeCounter(packCount(m.count, m.dn())))
+		ops.Set(withSuffix(prefix, msgCount), store.EncodeCounter(packCount(m.count, m.dn())))
 	}
-	if e.st.Write(context.WithoutCancel(ctx), &b, store.WriteOptions{}) == nil {
-		m.collapsed()
+	for _, op := range ops.Ops() {
+		b.Set(op.Key, op.Value)
 	}
+	return true
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/readreceipt/readreceipt/internal/faults"
 	"github.com/readreceipt/readreceipt/store"
 	"github.com/readreceipt/readreceipt/store/pebblestore"
 
@@ -442,6 +443,35 @@ func TestCrashCatchesLostWrites(t *testing.T) {
 	}
 }
 
+// TestCrashCatchesEarlyReceiptAcks checks that the crash test fails when
+// the receipt path acknowledges too early: with synced writes on but
+// faults.EarlyReceiptAck, receipts reach the store only through the
+// log's unsynced folds, and an image that keeps no unsynced data loses
+// the receipts acknowledged since the last synced write.
+func TestCrashCatchesEarlyReceiptAcks(t *testing.T) {
+	faults.EarlyReceiptAck.Store(true)
+	defer faults.EarlyReceiptAck.Store(false)
+	cfg := decodeConfig(seeds[0][0])
+	cfg.syncOff = false
+	p := crashParams{step: 250, mutation: 1, unsyncedPercent: 0, probe: true}
+	var report string
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				f, ok := r.(*histFailure)
+				if !ok {
+					panic(r)
+				}
+				report = f.msg
+			}
+		}()
+		runCrashHistory(t, cfg, p, seeds[0][1:])
+	}()
+	if !strings.Contains(report, "matches neither") {
+		t.Fatalf("a crash that lost receipts acknowledged before they were durable went unnoticed; report:\n%s", report)
+	}
+}
+
 // The kill test runs a history in a child process (this test binary again,
 // running TestCrashKillChild) on Pebble in a real directory with synced
 // writes, kills it with SIGKILL at a random moment, and checks the
@@ -451,6 +481,9 @@ func TestCrashCatchesLostWrites(t *testing.T) {
 const (
 	killDirEnv  = "READRECEIPT_FUZZ_KILL_DIR"
 	killDataEnv = "READRECEIPT_FUZZ_KILL_HISTORY"
+	// killFaultEnv=early-ack makes the child acknowledge receipts before
+	// they are durable (faults.EarlyReceiptAck).
+	killFaultEnv = "READRECEIPT_FUZZ_KILL_FAULT"
 )
 
 // TestCrashKillChild is the child of TestCrashKill; it does nothing unless
@@ -466,6 +499,9 @@ func TestCrashKillChild(t *testing.T) {
 	}
 	cfg := decodeConfig(data[0])
 	cfg.syncOff, cfg.noMarks = false, true
+	if os.Getenv(killFaultEnv) == "early-ack" {
+		faults.EarlyReceiptAck.Store(true)
+	}
 	h := newHarness(t, cfg, targetSpec{backend: "pebble", dir: dir})
 	h.afterStep = func(n int) { fmt.Printf("ack %d\n", n) }
 	h.runOps(&decoder{b: data[1:]})
@@ -487,30 +523,7 @@ func TestCrashKill(t *testing.T) {
 	outcomes := map[string]int{}
 	for round := range rounds {
 		seed := r.Uint64()
-		data := randomHistory(seed)
-		dir := t.TempDir()
-		acked, done := killChild(t, dir, data, time.Duration(r.IntN(40))*time.Millisecond)
-		cfg := decodeConfig(data[0])
-		cfg.syncOff = false
-		// The model after the acknowledged operations, and after the
-		// one in flight, from a replay on the memory store.
-		var reports []string
-		matched := ""
-		for _, n := range []int{acked, acked + 1} {
-			if n == acked+1 && done {
-				break
-			}
-			m := replayModel(t, data, n)
-			if m == nil {
-				break // the history has no operation n
-			}
-			rep := checkStore(t, cfg, targetSpec{backend: "pebble", dir: dir}, m)
-			if rep == "" {
-				matched = map[bool]string{true: "without", false: "with"}[n == acked]
-				break
-			}
-			reports = append(reports, fmt.Sprintf("--- against the state after %d operations:\n%s", n, rep))
-		}
+		matched, reports, acked, done := crashKillRound(t, seed, time.Duration(r.IntN(40))*time.Millisecond, false)
 		if matched == "" {
 			t.Fatalf("round %d (history seed %d, %d operations acknowledged): the directory matches neither the acknowledged state nor the one after the operation in flight:\n%s",
 				round, seed, acked, strings.Join(reports, "\n"))
@@ -524,11 +537,65 @@ func TestCrashKill(t *testing.T) {
 	t.Logf("%v", outcomes)
 }
 
-// killChild runs the child on dir and history, kills it after delay, and
+// crashKillRound runs one round of TestCrashKill: the history of seed in
+// a child killed after delay (with faults.EarlyReceiptAck set in the
+// child if earlyAck), then the directory against the model after the
+// acknowledged operations and after the one in flight. matched says which
+// matched ("without" or "with" the one in flight), or is empty, and then
+// reports say why neither did.
+func crashKillRound(t *testing.T, seed uint64, delay time.Duration, earlyAck bool) (matched string, reports []string, acked int, done bool) {
+	data := randomHistory(seed)
+	dir := t.TempDir()
+	acked, done = killChild(t, dir, data, delay, earlyAck)
+	cfg := decodeConfig(data[0])
+	cfg.syncOff = false
+	// The model after the acknowledged operations, and after the one in
+	// flight, from a replay on the memory store.
+	for _, n := range []int{acked, acked + 1} {
+		if n == acked+1 && done {
+			break
+		}
+		m := replayModel(t, data, n)
+		if m == nil {
+			break // the history has no operation n
+		}
+		rep := checkStore(t, cfg, targetSpec{backend: "pebble", dir: dir}, m)
+		if rep == "" {
+			return map[bool]string{true: "without", false: "with"}[n == acked], nil, acked, done
+		}
+		reports = append(reports, fmt.Sprintf("--- against the state after %d operations:\n%s", n, rep))
+	}
+	return "", reports, acked, done
+}
+
+// TestCrashKillCatchesEarlyAcks checks that the kill test fails when the
+// receipt path acknowledges too early: with faults.EarlyReceiptAck in the
+// child, receipts reach the store only when the log is folded, and a kill
+// at the end of a history loses those acknowledged since the last fold.
+// Some round must see it.
+func TestCrashKillCatchesEarlyAcks(t *testing.T) {
+	if os.Getenv(killDirEnv) != "" {
+		t.Skip("in the child")
+	}
+	for seed := range uint64(8) {
+		matched, _, acked, _ := crashKillRound(t, seed, -1, true)
+		if matched == "" {
+			t.Logf("history seed %d: the kill lost acknowledged receipts (%d operations acknowledged), as it must", seed, acked)
+			return
+		}
+	}
+	t.Fatal("eight kills of a child that acknowledges receipts before they are durable went unnoticed")
+}
+
+// killChild runs the child on dir and history, kills it after delay from
+// its first acknowledgement (a negative delay: once it has finished), and
 // returns how many operations it acknowledged and whether it had finished.
-func killChild(t *testing.T, dir string, data []byte, delay time.Duration) (acked int, done bool) {
+func killChild(t *testing.T, dir string, data []byte, delay time.Duration, earlyAck bool) (acked int, done bool) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKillChild$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), killDirEnv+"="+dir, killDataEnv+"="+hex.EncodeToString(data))
+	if earlyAck {
+		cmd.Env = append(cmd.Env, killFaultEnv+"=early-ack")
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -561,7 +628,9 @@ wait:
 			log = append(log, l)
 			if !started && strings.HasPrefix(l, "ack ") {
 				started = true
-				kill = time.After(delay)
+				if delay >= 0 {
+					kill = time.After(delay)
+				}
 			}
 			if l == "done" && kill == nil {
 				kill = time.After(0)

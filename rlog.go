@@ -1,0 +1,543 @@
+package readreceipt
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/readreceipt/readreceipt/internal/faults"
+	"github.com/readreceipt/readreceipt/store"
+)
+
+// The receipt log: how the embedded backend makes a receipt call durable
+// with one store operation instead of one per receipt.
+//
+// A receipt call writes one log record (\x00 'L' seq64) holding what the
+// call recorded: the reader's index, the read time and, per receipt, the
+// message's key and what the receipt changed (its receiptAct). The record
+// is written synced; once it is durable the receipts are committed to the
+// cached entries, which answer every read, and the call is acknowledged.
+//
+// Folding turns the log into the per-message keys the store keeps
+// (reader chunks, counters, D and P, read times, as writeReceipts wrote
+// them before the log existed): it adds up the records of many calls per
+// key, so a message that took a hundred receipts since the last fold takes
+// one merge operand, and deletes the records it folded in the same atomic
+// batch. A record is therefore in the store's per-message keys or in the
+// log, never both and never neither. Folds run in the background (every
+// foldInterval, or sooner once foldReceipts receipts wait), before any
+// call deletes or replaces a message's keys (settle), before a call reads
+// a key the log feeds directly from the store (the read-time log), on
+// Check, and on Close. On Open, whatever the log still holds (a crash came
+// before its fold) is folded before the engine answers anything.
+//
+// A message with receipts not folded yet is pinned in the entry table: its
+// cached state is then the only complete copy outside the log, so it must
+// not be evicted and read back from the store. Folding is also where a hot
+// message's state is collapsed (written whole) once it has taken
+// collapseEvery merge operands (see fold for when the whole value is
+// exact).
+type receiptLog struct {
+	e   *embedded
+	seq uint64 // last sequence number given out (mu)
+
+	mu       sync.Mutex
+	calls    []*logCall // committed, not folded, in commit order
+	receipts int        // receipts in calls
+
+	foldMu sync.Mutex // one fold at a time
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// A fold starts once this many receipts wait, or foldInterval after the
+// last one. Tests lower them.
+var (
+	foldReceipts = 32 << 10
+	foldInterval = 50 * time.Millisecond
+)
+
+// logCall is the record of one receipt call.
+type logCall struct {
+	seq       uint64
+	isGroup   bool
+	readTimes bool // WithReadTimes: the read-time log takes the reads
+	idx       uint32
+	readAt    int64
+	items     []logItem
+}
+
+// logItem is one receipt of a call: the message's key prefix and what the
+// receipt changed. own is the message's ownCount (which keys hold its
+// state); trackedAt feeds the read-time log.
+type logItem struct {
+	m         *msgEntry // the pinned entry; nil for records read back on Open
+	key       string
+	act       receiptAct
+	own       bool
+	trackedAt int64
+}
+
+var keyLogPrefix = []byte{prefixSystem, 'L'}
+
+func logKey(seq uint64) []byte {
+	return appendU64(append(make([]byte, 0, len(keyLogPrefix)+8), keyLogPrefix...), seq)
+}
+
+const logRecordVersion = 1
+
+// encode appends the record of c to b.
+func (c *logCall) encode(b []byte) []byte {
+	flags := byte(0)
+	if c.isGroup {
+		flags |= 1
+	}
+	if c.readTimes {
+		flags |= 2
+	}
+	b = append(b, logRecordVersion, flags)
+	b = binary.AppendUvarint(b, uint64(c.idx))
+	b = binary.AppendVarint(b, c.readAt)
+	b = binary.AppendUvarint(b, uint64(len(c.items)))
+	for _, it := range c.items {
+		b = binary.AppendUvarint(b, uint64(len(it.key)))
+		b = append(b, it.key...)
+		own := byte(0)
+		if it.own {
+			own = 1
+		}
+		b = append(b, byte(it.act), own)
+		b = binary.AppendVarint(b, it.trackedAt)
+	}
+	return b
+}
+
+var errBadLogRecord = errors.New("readreceipt: malformed receipt log record")
+
+// decodeLogCall reads a record written by encode.
+func decodeLogCall(seq uint64, v []byte) (*logCall, error) {
+	if len(v) < 2 || v[0] != logRecordVersion || v[1]&^3 != 0 {
+		return nil, errBadLogRecord
+	}
+	c := &logCall{seq: seq, isGroup: v[1]&1 != 0, readTimes: v[1]&2 != 0}
+	v = v[2:]
+	uv := func() uint64 {
+		x, n := binary.Uvarint(v)
+		if n <= 0 {
+			v = nil
+			return 0
+		}
+		v = v[n:]
+		return x
+	}
+	sv := func() int64 {
+		x, n := binary.Varint(v)
+		if n <= 0 {
+			v = nil
+			return 0
+		}
+		v = v[n:]
+		return x
+	}
+	idx := uv()
+	c.readAt = sv()
+	n := uv()
+	if v == nil || idx > 1<<32-1 || n > uint64(len(v)) {
+		return nil, errBadLogRecord
+	}
+	c.idx = uint32(idx)
+	c.items = make([]logItem, n)
+	for i := range c.items {
+		kl := uv()
+		if v == nil || kl == 0 || kl > uint64(len(v)) {
+			return nil, errBadLogRecord
+		}
+		it := &c.items[i]
+		it.key = string(v[:kl])
+		v = v[kl:]
+		if len(v) < 2 || v[1] > 1 || v[0] == 0 || receiptAct(v[0])&^(actRead|actUndeliver|actDeliver|actPrivate) != 0 {
+			return nil, errBadLogRecord
+		}
+		it.act, it.own = receiptAct(v[0]), v[1] == 1
+		v = v[2:]
+		if it.trackedAt = sv(); v == nil {
+			return nil, errBadLogRecord
+		}
+	}
+	if len(v) != 0 {
+		return nil, errBadLogRecord
+	}
+	return c, nil
+}
+
+func newReceiptLog(e *embedded) *receiptLog {
+	return &receiptLog{e: e, kick: make(chan struct{}, 1)}
+}
+
+// replay folds what the log holds, before the engine answers anything:
+// the records of calls acknowledged (or not: a crash may come between a
+// record's write and the call's answer) whose fold had not been written.
+func (l *receiptLog) replay(ctx context.Context) error {
+	var calls []*logCall
+	var bad error
+	err := l.e.st.Scan(ctx, keyLogPrefix, prefixEnd(keyLogPrefix), func(k, v []byte) bool {
+		if len(k) != len(keyLogPrefix)+8 {
+			bad = errBadLogRecord
+			return false
+		}
+		c, err := decodeLogCall(binary.BigEndian.Uint64(k[len(keyLogPrefix):]), v)
+		if err != nil {
+			bad = err
+			return false
+		}
+		calls = append(calls, c)
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return internalErr("read receipt log", err)
+	}
+	if len(calls) == 0 {
+		return nil
+	}
+	var b store.Batch
+	var f folder
+	for _, c := range calls {
+		f.add(c, nil)
+	}
+	f.emit(&b)
+	b.DeleteRange(keyLogPrefix, prefixEnd(keyLogPrefix))
+	return internalErr("fold receipt log", l.e.st.Write(ctx, &b, store.WriteOptions{Sync: true}))
+}
+
+// start starts the background folds.
+func (l *receiptLog) start() {
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	go l.loop()
+}
+
+func (l *receiptLog) loop() {
+	defer close(l.done)
+	t := time.NewTicker(foldInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.kick:
+		case <-t.C:
+		}
+		// A failed fold leaves its records where they were: the next one
+		// tries again, and a call that needs the fold (settle) reports it.
+		_ = l.fold(context.Background())
+	}
+}
+
+// close stops the background folds and folds what is left, so that the
+// next Open has nothing to replay.
+func (l *receiptLog) close() error {
+	if l.stop != nil {
+		close(l.stop)
+		<-l.done
+		l.stop = nil
+	}
+	return l.fold(context.Background())
+}
+
+// write writes c's record and so makes its receipts durable (synced unless
+// WithSyncWrites(false)). The caller then commits the receipts to their
+// entries and calls committed.
+func (l *receiptLog) write(ctx context.Context, c *logCall) error {
+	l.mu.Lock()
+	l.seq++
+	c.seq = l.seq
+	l.mu.Unlock()
+	size := 32
+	for _, it := range c.items {
+		size += len(it.key) + 16
+	}
+	if faults.EarlyReceiptAck.Load() {
+		return nil
+	}
+	var b store.Batch
+	b.Set(logKey(c.seq), c.encode(make([]byte, 0, size)))
+	return l.e.st.Write(ctx, &b, l.e.writeOpts())
+}
+
+// committed queues c, whose receipts are committed to their entries, for
+// the next fold.
+func (l *receiptLog) committed(c *logCall) {
+	l.mu.Lock()
+	l.calls = append(l.calls, c)
+	l.receipts += len(c.items)
+	full := l.receipts >= foldReceipts
+	l.mu.Unlock()
+	if full {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// settle folds every committed record. Calls that delete or replace a
+// message's keys settle first (holding what keeps new receipts off that
+// message), so that no record folded later writes to keys they deleted.
+func (l *receiptLog) settle(ctx context.Context) error {
+	return internalErr("fold receipt log", l.fold(ctx))
+}
+
+// settleFor settles until none of ms has receipts not folded: the calls
+// that read a key the log feeds (the read-time log) read it whole. A call
+// that committed its receipts a moment ago may not have queued its record
+// yet (committed); so this settles again, a bounded number of times, for
+// as long as one of ms has receipts left.
+func (l *receiptLog) settleFor(ctx context.Context, ms ...*msgEntry) error {
+	for try := 0; ; try++ {
+		waiting := false
+		for _, m := range ms {
+			m.mu.Lock()
+			waiting = waiting || m.unfolded > 0
+			m.mu.Unlock()
+		}
+		if !waiting || try == 100 {
+			return nil
+		}
+		if try > 0 {
+			runtime.Gosched()
+		}
+		if err := l.settle(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// fold folds the committed records: their deltas added up per key, the
+// hot messages collapsed, the records deleted, in one unsynced batch (the
+// records are durable already; if the batch is lost, they are folded
+// again on Open).
+func (l *receiptLog) fold(ctx context.Context) error {
+	l.foldMu.Lock()
+	defer l.foldMu.Unlock()
+	l.mu.Lock()
+	calls := l.calls
+	l.calls, l.receipts = nil, 0
+	l.mu.Unlock()
+	if len(calls) == 0 {
+		return nil
+	}
+	var f folder
+	for _, c := range calls {
+		f.add(c, nil)
+	}
+	// Hot messages are written whole instead (collapseInto). Receipts
+	// still pending do not matter: they are not in the cached state, and
+	// their records, written or not, are not in this fold; they will be
+	// folded on top of the whole value. Receipts committed to the cached
+	// state but not queued yet (committed) are in the whole value and
+	// will be folded again: harmless for sets, which is all a message
+	// whose recipients fit one chunk keeps, but a counter would count
+	// them twice, so a message that keeps one is written whole only when
+	// every receipt committed to it is in this fold.
+	var b store.Batch
+	whole := make(map[*msgEntry]bool)
+	for m, n := range f.per {
+		m.mu.Lock()
+		if m.exists && (m.unfolded == n || !m.meta.ownCount()) && int(m.deltas)+1 >= collapseEvery {
+			if l.e.collapseInto(&b, m) {
+				whole[m] = true
+			}
+		}
+		m.mu.Unlock()
+	}
+	if len(whole) > 0 {
+		f = folder{}
+		for _, c := range calls {
+			f.add(c, whole)
+		}
+	}
+	var wb store.Batch
+	f.emit(&wb)
+	for _, op := range b.Ops() {
+		wb.Set(op.Key, op.Value)
+	}
+	deleteSeqs(&wb, calls)
+	if err := l.e.st.Write(context.WithoutCancel(ctx), &wb, store.WriteOptions{}); err != nil {
+		l.mu.Lock()
+		l.calls = append(calls, l.calls...)
+		for _, c := range calls {
+			l.receipts += len(c.items)
+		}
+		l.mu.Unlock()
+		return err
+	}
+	for m, n := range f.counts() {
+		m.mu.Lock()
+		m.unfolded -= n
+		if whole[m] {
+			m.collapsed()
+		} else if f.touched[m] {
+			m.deltas++
+		}
+		left := m.unfolded
+		m.mu.Unlock()
+		if left == 0 {
+			l.e.entries.release(m) // pinned by commitReceipts
+		}
+	}
+	return nil
+}
+
+// deleteSeqs deletes the records of calls: a range per run of consecutive
+// sequence numbers.
+func deleteSeqs(b *store.Batch, calls []*logCall) {
+	seqs := make([]uint64, len(calls))
+	for i, c := range calls {
+		seqs[i] = c.seq
+	}
+	slices.Sort(seqs)
+	for i := 0; i < len(seqs); {
+		j := i + 1
+		for j < len(seqs) && seqs[j] == seqs[j-1]+1 {
+			j++
+		}
+		if j == i+1 {
+			b.Delete(logKey(seqs[i]))
+		} else {
+			b.DeleteRange(logKey(seqs[i]), logKey(seqs[j-1]+1))
+		}
+		i = j
+	}
+}
+
+// folder adds up the deltas of logged receipts per key, in the order keys
+// were first touched.
+type folder struct {
+	keys  map[string]*keyDelta
+	order []*keyDelta
+	// per counts each pinned entry's receipts in the fold; touched marks
+	// the entries that took merge operands.
+	per     map[*msgEntry]int32
+	touched map[*msgEntry]bool
+}
+
+type keyDelta struct {
+	key     string
+	kind    byte // 'r' set, 'n' counter, 't' read time (Set), 'a' append
+	adds    []uint32
+	counter int64
+	at      int64
+	log     []byte
+}
+
+func (f *folder) counts() map[*msgEntry]int32 { return f.per }
+
+func (f *folder) delta(key []byte, kind byte) *keyDelta {
+	if f.keys == nil {
+		f.keys = make(map[string]*keyDelta)
+	}
+	if d, ok := f.keys[string(key)]; ok {
+		return d
+	}
+	d := &keyDelta{key: string(key), kind: kind}
+	f.keys[d.key] = d
+	f.order = append(f.order, d)
+	return d
+}
+
+// add adds the deltas of c's receipts, but those of messages in whole
+// (collapsed: their reader chunks, D, P and counter are written whole),
+// whose read time and read-time log entries are still added.
+func (f *folder) add(c *logCall, whole map[*msgEntry]bool) {
+	if f.per == nil {
+		f.per = make(map[*msgEntry]int32)
+		f.touched = make(map[*msgEntry]bool)
+	}
+	idx, hi := c.idx, chunkOf(c.idx)
+	var kb []byte
+	key := func(prefix string, suffix ...byte) []byte {
+		kb = append(append(kb[:0], prefix...), suffix...)
+		return kb
+	}
+	for _, it := range c.items {
+		if it.m != nil {
+			f.per[it.m]++
+		}
+		act, own := it.act, it.own
+		if !whole[it.m] || it.m == nil {
+			if it.m != nil && (c.isGroup || own) {
+				f.touched[it.m] = true
+			}
+			if c.isGroup && act&actRead != 0 {
+				d := f.delta(key(it.key, msgReaders, byte(hi>>8), byte(hi)), 'r')
+				d.adds = append(d.adds, idx)
+			}
+			if c.isGroup && !own && act&(actDeliver|actPrivate) != 0 {
+				d := f.delta(key(it.key, msgReaders, 0, 0), 'r')
+				if act&actDeliver != 0 {
+					d.adds = append(d.adds, idx+packDelivered)
+				}
+				if act&actPrivate != 0 {
+					d.adds = append(d.adds, idx+packPrivate)
+				}
+			}
+			if own {
+				var n int64
+				if act&actRead != 0 {
+					n++
+				}
+				if act&actDeliver != 0 {
+					n += 1 << 32
+				}
+				if act&actUndeliver != 0 {
+					n -= 1 << 32
+				}
+				if n != 0 {
+					f.delta(key(it.key, msgCount), 'n').counter += n
+				}
+				if c.isGroup && act&actDeliver != 0 {
+					d := f.delta(key(it.key, msgDelivered, byte(hi>>8), byte(hi)), 'r')
+					d.adds = append(d.adds, idx)
+				}
+				if act&actPrivate != 0 {
+					d := f.delta(key(it.key, msgPrivate, byte(hi>>8), byte(hi)), 'r')
+					d.adds = append(d.adds, idx)
+				}
+			}
+		}
+		if !c.isGroup && act&actRead != 0 {
+			d := f.delta(key(it.key, msgReadAt), 't')
+			d.at = max(d.at, c.readAt)
+		}
+		if c.readTimes && act&(actRead|actPrivate) != 0 {
+			d := f.delta(key(it.key, msgReadLog), 'a')
+			d.log = appendReadTime(d.log, idx, act&actRead == 0, it.trackedAt, c.readAt)
+		}
+	}
+}
+
+// emit writes the added-up deltas to b.
+func (f *folder) emit(b *store.Batch) {
+	for _, d := range f.order {
+		k := []byte(d.key)
+		switch d.kind {
+		case 'r':
+			b.Merge(k, store.EncodeSetAdd(d.adds...))
+		case 'n':
+			if d.counter != 0 {
+				b.Merge(k, store.EncodeCounter(d.counter))
+			}
+		case 't':
+			b.Set(k, binary.BigEndian.AppendUint64(nil, uint64(d.at)))
+		case 'a':
+			b.Merge(k, store.EncodeAppend(d.log))
+		}
+	}
+}
