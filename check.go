@@ -522,7 +522,7 @@ func (c *checker) verifyCache() {
 			return
 		}
 		s := c.msgs[m.key]
-		if len(m.pending) != 0 {
+		if m.anyPending() {
 			c.fail("cached message %q: receipts pending while idle", m.key)
 		}
 		stored := s != nil && s.meta != nil

@@ -201,11 +201,11 @@
 //     neither needs is kept until the older message goes.
 //   - On the embedded store a receipt call is made durable by one record in
 //     a receipt log, not by a write per receipt; the log is folded into the
-//     per-message state in the background (every 50 ms, or once 32,768
+//     per-message state in the background (every 100 ms, or once 131,072
 //     receipts wait), before messages are deleted, on Check and on Close,
 //     and on Open after a crash. A message with receipts not folded yet
 //     stays in the cache whatever WithCacheBytes says, so the cache can
-//     exceed its bound by what 50 ms of receipts touch.
+//     exceed its bound by what 100 ms of receipts touch.
 //   - A hot message's readers are rewritten whole once folds have added
 //     1,024 deltas to them, so that a cold read never folds many more
 //     deltas than that; the count of deltas lives in the message's cached

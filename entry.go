@@ -37,18 +37,24 @@ type msgEntry struct {
 	refs       int32 // guarded by the table shard
 	deltas     int32 // merge operands written by folds since the last collapse (mu)
 	unfolded   int32 // committed receipts whose log record is not folded yet (mu)
+	pend1      uint32
 	size       int64 // guarded by the table shard
 	prev, next *msgEntry
 
 	mu     sync.Mutex
 	loaded bool
 	exists bool
-	// cond (on mu) wakes the calls waiting for a pending receipt to end.
-	meta    messageRecord
-	count   int64
-	readAt  int64               // C2C: when the peer's receipt was recorded (Unix ns)
-	chunks  chunkSet            // committed readers, by chunk
-	pending map[uint32]struct{} // readers being written
+	// The readers whose receipts are being written: the first npend of
+	// pend0 and pend1, then pendMore. Messages rarely have more than two
+	// receipts in flight, so marking one allocates nothing. (The fields
+	// are placed where the struct had padding.)
+	npend    uint8
+	pend0    uint32
+	meta     messageRecord
+	count    int64
+	readAt   int64               // C2C: when the peer's receipt was recorded (Unix ns)
+	chunks   chunkSet            // committed readers, by chunk
+	pendMore map[uint32]struct{} // readers being written, beyond pend0
 	// unread holds, by chunk, the recipients (but the sender) who have not
 	// read: made by member pages from a loaded chunk of readers and the
 	// message's membership snapshot, which never changes, and kept current
@@ -257,7 +263,7 @@ func (m *msgEntry) reset() int64 {
 	m.meta = messageRecord{}
 	m.count, m.readAt = 0, 0
 	m.chunks = nil
-	m.pending = nil
+	m.npend, m.pendMore = 0, nil
 	m.deltas = 0
 	return freed
 }
@@ -272,29 +278,57 @@ func (m *msgEntry) wait() {
 
 // mark marks reader idx's receipt pending, before it is written.
 func (m *msgEntry) mark(idx uint32) {
-	if m.pending == nil {
-		m.pending = make(map[uint32]struct{})
+	switch m.npend {
+	case 0:
+		m.pend0, m.npend = idx, 1
+	case 1:
+		m.pend1, m.npend = idx, 2
+	default:
+		if m.pendMore == nil {
+			m.pendMore = make(map[uint32]struct{})
+		}
+		m.pendMore[idx] = struct{}{}
 	}
-	m.pending[idx] = struct{}{}
 }
 
 // unmark ends reader idx's pending mark, whether its write succeeded or
 // not.
 func (m *msgEntry) unmark(idx uint32) {
-	delete(m.pending, idx)
-	if len(m.pending) == 0 {
-		m.pending = nil // an emptied map keeps its buckets; most messages are idle
+	switch {
+	case m.npend > 0 && m.pend0 == idx:
+		m.pend0 = m.pend1
+		m.npend--
+	case m.npend > 1 && m.pend1 == idx:
+		m.npend--
+	default:
+		delete(m.pendMore, idx)
+	}
+	if m.npend < 2 && len(m.pendMore) > 0 {
+		for v := range m.pendMore { // move one up into the inline slots
+			delete(m.pendMore, v)
+			m.mark(v)
+			break
+		}
+	}
+	if len(m.pendMore) == 0 {
+		m.pendMore = nil // an emptied map keeps its buckets; most messages are idle
 	}
 	if m.cond != nil {
-		m.cond.Broadcast() // a collapse, or a receipt of the same reader, may wait
+		m.cond.Broadcast() // a receipt of the same reader, or a replacement, may wait
 	}
 }
 
 // isPending reports whether a receipt of reader idx is being written.
 func (m *msgEntry) isPending(idx uint32) bool {
-	_, ok := m.pending[idx]
+	if (m.npend > 0 && m.pend0 == idx) || (m.npend > 1 && m.pend1 == idx) {
+		return true
+	}
+	_, ok := m.pendMore[idx]
 	return ok
 }
+
+// anyPending reports whether a receipt of m is being written.
+func (m *msgEntry) anyPending() bool { return m.npend > 0 }
 
 // commit records reader idx's receipt act, written to the store at
 // readAt. A read: the count, the read time of a C2C message, and for a

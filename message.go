@@ -205,8 +205,8 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	// A dead message about to be replaced may still have receipts being
 	// written (admitted just before it expired) or in the log: they go
 	// before its keys do, or they would land on the new message's keys.
-	for m.exists && (len(m.pending) > 0 || m.unfolded > 0) {
-		if len(m.pending) > 0 {
+	for m.exists && (m.anyPending() || m.unfolded > 0) {
+		if m.anyPending() {
 			m.wait()
 			continue
 		}

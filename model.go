@@ -254,7 +254,16 @@ func (e *Engine) SubscribeOwnReads(fn func(events []OwnReadEvent)) (unsubscribe 
 // ownEvent returns the OwnReadEvent of a read call's results, or false if
 // it recorded nothing.
 func ownEvent(reader string, conv Conversation, refs []MessageRef, results []ReceiptResult) (OwnReadEvent, bool) {
-	var ids []string
+	n := 0
+	for _, r := range results {
+		if r.Recorded {
+			n++
+		}
+	}
+	if n == 0 {
+		return OwnReadEvent{}, false
+	}
+	ids := make([]string, 0, n)
 	for i, r := range results {
 		if r.Recorded {
 			ids = append(ids, refs[i].ID)
@@ -264,6 +273,17 @@ func ownEvent(reader string, conv Conversation, refs []MessageRef, results []Rec
 		return OwnReadEvent{}, false
 	}
 	return OwnReadEvent{UserID: reader, Conversation: conv, MessageIDs: ids}, true
+}
+
+// ownEventsWanted reports whether a receipt call's OwnReadEvent has
+// anyone to reach: a subscriber here, or, on Redis, the other engines
+// (announce). On the embedded backend most hosts subscribe to nothing, and
+// the event is not built.
+func (e *Engine) ownEventsWanted() bool {
+	if _, local := e.be.(*embedded); local {
+		return e.own.any()
+	}
+	return true
 }
 
 // ReadMark is a reader's position in a conversation, or in one of its

@@ -2,6 +2,7 @@ package readreceipt
 
 import (
 	"context"
+	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/readreceipt/readreceipt/store"
@@ -57,7 +58,7 @@ func (e *Engine) SendMessageReadReceipt(ctx context.Context, reader string, mess
 	}
 	results, events, err := e.be.receipts(ctx, conv, reader, messages, mode)
 	var own []OwnReadEvent
-	if err == nil {
+	if err == nil && e.ownEventsWanted() {
 		if ev, ok := ownEvent(reader, conv, messages, results); ok {
 			own = []OwnReadEvent{ev}
 		}
@@ -103,10 +104,12 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 	// One item per distinct message: a repeated mention pins the same
 	// entry again, and takes its first mention's outcome.
 	results := make([]ReceiptResult, len(refs))
-	ms := make([]*msgEntry, len(refs))
-	firsts := make([]int, len(refs)) // position of each mention's first mention
-	items := make([]receiptItem, 0, len(refs))
-	var buf []byte
+	sc := getReceiptScratch(len(refs))
+	defer putReceiptScratch(sc)
+	ms := sc.ms[:len(refs)]
+	firsts := sc.firsts[:len(refs)] // position of each mention's first mention
+	items := sc.items[:0]
+	buf := sc.buf[:0]
 	for i, r := range refs {
 		results[i].MessageID = r.ID
 		buf = appendMessagePrefix(buf[:0], ck, r.ID)
@@ -122,8 +125,9 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 			items = append(items, receiptItem{pos: i, m: ms[i]})
 		}
 	}
+	sc.buf = buf
 	defer e.releaseAll(ms)
-	distinct := make([]*msgEntry, len(items))
+	distinct := sc.distinct[:len(items)]
 	for k := range items {
 		distinct[k] = items[k].m
 	}
@@ -163,7 +167,7 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 
 	// Mark the new receipts pending, write them in one batch, and commit
 	// them to the cached state once the write succeeded.
-	pending, err := e.markPending(ctx, items, idx, isGroup, mode)
+	pending, err := e.markPending(ctx, items, sc.pending[:0], idx, isGroup, mode)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -203,6 +207,42 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 		}
 	}
 	return results, events, nil
+}
+
+// receiptScratch holds a receipt call's working slices, reused between
+// calls: a call of 30 messages would otherwise allocate some 3 KB of them.
+type receiptScratch struct {
+	ms, distinct []*msgEntry
+	firsts       []int
+	items        []receiptItem
+	pending      []*receiptItem
+	buf          []byte
+}
+
+var receiptScratchPool sync.Pool
+
+func getReceiptScratch(n int) *receiptScratch {
+	sc, _ := receiptScratchPool.Get().(*receiptScratch)
+	if sc == nil {
+		sc = &receiptScratch{}
+	}
+	if cap(sc.ms) < n {
+		sc.ms, sc.distinct = make([]*msgEntry, n), make([]*msgEntry, n)
+		sc.firsts = make([]int, n)
+		sc.items = make([]receiptItem, 0, n)
+		sc.pending = make([]*receiptItem, 0, n)
+	}
+	return sc
+}
+
+// putReceiptScratch clears what sc points to (entries, records and their
+// strings) and keeps it for the next call.
+func putReceiptScratch(sc *receiptScratch) {
+	clear(sc.ms[:cap(sc.ms)])
+	clear(sc.distinct[:cap(sc.distinct)])
+	clear(sc.items[:cap(sc.items)])
+	clear(sc.pending[:cap(sc.pending)])
+	receiptScratchPool.Put(sc)
 }
 
 // ensureFor loads what a receipt of mode by reader idx on m decides on,
@@ -276,8 +316,7 @@ func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bo
 // A receipt that depends on a chunk of D or P not loaded (dn rose since
 // ensureFor looked) also makes the call give back its marks, load it and
 // start over.
-func (e *embedded) markPending(ctx context.Context, items []receiptItem, idx uint32, isGroup bool, mode receiptMode) ([]*receiptItem, error) {
-	pending := make([]*receiptItem, 0, len(items))
+func (e *embedded) markPending(ctx context.Context, items []receiptItem, pending []*receiptItem, idx uint32, isGroup bool, mode receiptMode) ([]*receiptItem, error) {
 	for {
 		pending = pending[:0]
 		var busy, unloaded *msgEntry

@@ -58,8 +58,8 @@ type receiptLog struct {
 // A fold starts once this many receipts wait, or foldInterval after the
 // last one. Tests lower them.
 var (
-	foldReceipts = 32 << 10
-	foldInterval = 50 * time.Millisecond
+	foldReceipts = 128 << 10
+	foldInterval = 100 * time.Millisecond
 )
 
 // logCall is the record of one receipt call.

@@ -1,6 +1,7 @@
 package readreceipt
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -41,5 +42,29 @@ func TestLogRecordRoundTrip(t *testing.T) {
 	for _, bad := range [][]byte{nil, {2, 0}, {logRecordVersion, 4}, append(c.encode(nil), 0)} {
 		_, err := decodeLogCall(1, bad)
 		require.ErrorIs(t, err, errBadLogRecord, "%x", bad)
+	}
+}
+
+// Pending marks: two inline, more in a map; any order of marks and unmarks
+// leaves exactly the marked readers pending.
+func TestPendingMarks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		var m msgEntry
+		want := map[uint32]bool{}
+		for range 40 {
+			idx := uint32(rng.IntN(6))
+			if want[idx] {
+				m.unmark(idx)
+				delete(want, idx)
+			} else {
+				m.mark(idx)
+				want[idx] = true
+			}
+			for i := range uint32(6) {
+				require.Equal(t, want[i], m.isPending(i), "round %d reader %d", round, i)
+			}
+			require.Equal(t, len(want) > 0, m.anyPending())
+		}
 	}
 }
