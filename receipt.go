@@ -251,8 +251,14 @@ func putReceiptScratch(sc *receiptScratch) {
 // read.
 func (e *embedded) ensureFor(ctx context.Context, m *msgEntry, idx uint32, isGroup bool, mode receiptMode) error {
 	m.mu.Lock()
-	read := m.isRead(idx, isGroup)
 	delivered := mode != modeRead || m.dn() > 0
+	if !delivered || !m.exists || !m.meta.ownCount() {
+		// A read while dn is 0 decides on R alone; a message whose
+		// recipients fit one chunk keeps D and P with its readers.
+		m.mu.Unlock()
+		return nil
+	}
+	read := m.isRead(idx, isGroup)
 	m.mu.Unlock()
 	if read {
 		return nil

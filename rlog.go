@@ -347,11 +347,15 @@ func (l *receiptLog) fold(ctx context.Context) error {
 	// them twice, so a message that keeps one is written whole only when
 	// every receipt committed to it is in this fold.
 	var b store.Batch
-	whole := make(map[*msgEntry]bool)
-	for m, n := range f.per {
+	var whole map[*msgEntry]bool
+	for _, d := range f.order {
+		m, n := d.m, d.n
 		m.mu.Lock()
 		if m.exists && (m.unfolded == n || !m.meta.ownCount()) && int(m.deltas)+1 >= collapseEvery {
 			if l.e.collapseInto(&b, m) {
+				if whole == nil {
+					whole = make(map[*msgEntry]bool)
+				}
 				whole[m] = true
 			}
 		}
@@ -378,12 +382,13 @@ func (l *receiptLog) fold(ctx context.Context) error {
 		l.mu.Unlock()
 		return err
 	}
-	for m, n := range f.counts() {
+	for _, d := range f.order {
+		m := d.m
 		m.mu.Lock()
-		m.unfolded -= n
+		m.unfolded -= d.n
 		if whole[m] {
 			m.collapsed()
-		} else if f.touched[m] {
+		} else if d.touched {
 			m.deltas++
 		}
 		left := m.unfolded
@@ -417,37 +422,55 @@ func deleteSeqs(b *store.Batch, calls []*logCall) {
 	}
 }
 
-// folder adds up the deltas of logged receipts per key, in the order keys
-// were first touched.
+// folder adds up the deltas of logged receipts per message, in the order
+// messages were first touched: one map lookup per receipt.
 type folder struct {
-	keys  map[string]*keyDelta
-	order []*keyDelta
-	// per counts each pinned entry's receipts in the fold; touched marks
-	// the entries that took merge operands.
-	per     map[*msgEntry]int32
-	touched map[*msgEntry]bool
+	msgs  map[string]*msgDelta
+	order []*msgDelta
 }
 
-type keyDelta struct {
-	key     string
-	kind    byte // 'r' set, 'n' counter, 't' read time (Set), 'a' append
-	adds    []uint32
+// msgDelta is what a fold writes for one message: set additions by key
+// suffix (the readers' chunks, chunk 0's packed D and P, the chunks of D
+// and P), the counter's delta, the C2C read time, the read-time log.
+type msgDelta struct {
+	key string
+	// m is the message's pinned entry (nil on Open), n its receipts in the
+	// fold; touched says the fold writes merge operands to its keys.
+	m       *msgEntry
+	n       int32
+	touched bool
+	sets    []setDelta
 	counter int64
+	hasAt   bool
 	at      int64
 	log     []byte
 }
 
-func (f *folder) counts() map[*msgEntry]int32 { return f.per }
+type setDelta struct {
+	kind byte // msgReaders, msgDelivered, msgPrivate
+	hi   uint16
+	adds []uint32
+}
 
-func (f *folder) delta(key []byte, kind byte) *keyDelta {
-	if f.keys == nil {
-		f.keys = make(map[string]*keyDelta)
+func (d *msgDelta) set(kind byte, hi uint16) *setDelta {
+	for i := range d.sets {
+		if d.sets[i].kind == kind && d.sets[i].hi == hi {
+			return &d.sets[i]
+		}
 	}
-	if d, ok := f.keys[string(key)]; ok {
+	d.sets = append(d.sets, setDelta{kind: kind, hi: hi})
+	return &d.sets[len(d.sets)-1]
+}
+
+func (f *folder) msg(key string) *msgDelta {
+	if f.msgs == nil {
+		f.msgs = make(map[string]*msgDelta)
+	}
+	if d, ok := f.msgs[key]; ok {
 		return d
 	}
-	d := &keyDelta{key: string(key), kind: kind}
-	f.keys[d.key] = d
+	d := &msgDelta{key: key}
+	f.msgs[key] = d
 	f.order = append(f.order, d)
 	return d
 }
@@ -456,68 +479,53 @@ func (f *folder) delta(key []byte, kind byte) *keyDelta {
 // (collapsed: their reader chunks, D, P and counter are written whole),
 // whose read time and read-time log entries are still added.
 func (f *folder) add(c *logCall, whole map[*msgEntry]bool) {
-	if f.per == nil {
-		f.per = make(map[*msgEntry]int32)
-		f.touched = make(map[*msgEntry]bool)
-	}
 	idx, hi := c.idx, chunkOf(c.idx)
-	var kb []byte
-	key := func(prefix string, suffix ...byte) []byte {
-		kb = append(append(kb[:0], prefix...), suffix...)
-		return kb
-	}
 	for _, it := range c.items {
-		if it.m != nil {
-			f.per[it.m]++
-		}
+		d := f.msg(it.key)
+		d.m = it.m
+		d.n++
 		act, own := it.act, it.own
-		if !whole[it.m] || it.m == nil {
-			if it.m != nil && (c.isGroup || own) {
-				f.touched[it.m] = true
+		if it.m == nil || !whole[it.m] {
+			if c.isGroup || own {
+				d.touched = true
 			}
 			if c.isGroup && act&actRead != 0 {
-				d := f.delta(key(it.key, msgReaders, byte(hi>>8), byte(hi)), 'r')
-				d.adds = append(d.adds, idx)
+				s := d.set(msgReaders, hi)
+				s.adds = append(s.adds, idx)
 			}
 			if c.isGroup && !own && act&(actDeliver|actPrivate) != 0 {
-				d := f.delta(key(it.key, msgReaders, 0, 0), 'r')
+				s := d.set(msgReaders, 0)
 				if act&actDeliver != 0 {
-					d.adds = append(d.adds, idx+packDelivered)
+					s.adds = append(s.adds, idx+packDelivered)
 				}
 				if act&actPrivate != 0 {
-					d.adds = append(d.adds, idx+packPrivate)
+					s.adds = append(s.adds, idx+packPrivate)
 				}
 			}
 			if own {
-				var n int64
 				if act&actRead != 0 {
-					n++
+					d.counter++
 				}
 				if act&actDeliver != 0 {
-					n += 1 << 32
+					d.counter += 1 << 32
 				}
 				if act&actUndeliver != 0 {
-					n -= 1 << 32
-				}
-				if n != 0 {
-					f.delta(key(it.key, msgCount), 'n').counter += n
+					d.counter -= 1 << 32
 				}
 				if c.isGroup && act&actDeliver != 0 {
-					d := f.delta(key(it.key, msgDelivered, byte(hi>>8), byte(hi)), 'r')
-					d.adds = append(d.adds, idx)
+					s := d.set(msgDelivered, hi)
+					s.adds = append(s.adds, idx)
 				}
 				if act&actPrivate != 0 {
-					d := f.delta(key(it.key, msgPrivate, byte(hi>>8), byte(hi)), 'r')
-					d.adds = append(d.adds, idx)
+					s := d.set(msgPrivate, hi)
+					s.adds = append(s.adds, idx)
 				}
 			}
 		}
 		if !c.isGroup && act&actRead != 0 {
-			d := f.delta(key(it.key, msgReadAt), 't')
-			d.at = max(d.at, c.readAt)
+			d.hasAt, d.at = true, max(d.at, c.readAt)
 		}
 		if c.readTimes && act&(actRead|actPrivate) != 0 {
-			d := f.delta(key(it.key, msgReadLog), 'a')
 			d.log = appendReadTime(d.log, idx, act&actRead == 0, it.trackedAt, c.readAt)
 		}
 	}
@@ -526,18 +534,21 @@ func (f *folder) add(c *logCall, whole map[*msgEntry]bool) {
 // emit writes the added-up deltas to b.
 func (f *folder) emit(b *store.Batch) {
 	for _, d := range f.order {
-		k := []byte(d.key)
-		switch d.kind {
-		case 'r':
-			b.Merge(k, store.EncodeSetAdd(d.adds...))
-		case 'n':
-			if d.counter != 0 {
-				b.Merge(k, store.EncodeCounter(d.counter))
-			}
-		case 't':
-			b.Set(k, binary.BigEndian.AppendUint64(nil, uint64(d.at)))
-		case 'a':
-			b.Merge(k, store.EncodeAppend(d.log))
+		key := func(suffix ...byte) []byte {
+			k := make([]byte, 0, len(d.key)+3)
+			return append(append(k, d.key...), suffix...)
+		}
+		for _, s := range d.sets {
+			b.Merge(key(s.kind, byte(s.hi>>8), byte(s.hi)), store.EncodeSetAdd(s.adds...))
+		}
+		if d.counter != 0 {
+			b.Merge(key(msgCount), store.EncodeCounter(d.counter))
+		}
+		if d.hasAt {
+			b.Set(key(msgReadAt), binary.BigEndian.AppendUint64(nil, uint64(d.at)))
+		}
+		if len(d.log) > 0 {
+			b.Merge(key(msgReadLog), store.EncodeAppend(d.log))
 		}
 	}
 }
