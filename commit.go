@@ -2,6 +2,7 @@ package readreceipt
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/readreceipt/readreceipt/store"
@@ -65,9 +66,10 @@ func (c *committer) write(ctx context.Context, b *store.Batch, opts store.WriteO
 	if !c.busy {
 		c.busy = true
 		c.mu.Unlock()
-		err := c.st.Write(ctx, b, opts)
-		c.handOff()
-		return err
+		// Deferred, so that a write that panics (the caller may recover,
+		// as net/http does) does not leave the committer busy forever.
+		defer c.handOff()
+		return c.st.Write(ctx, b, opts)
 	}
 	g := c.pending
 	if g == nil {
@@ -82,17 +84,28 @@ func (c *committer) write(ctx context.Context, b *store.Batch, opts store.WriteO
 	case <-g.done:
 		return g.err
 	case <-g.turn:
+		g.err = errCommitAborted // what the members get if the write panics
+		defer c.finish(g)
 		g.err = c.st.Write(context.WithoutCancel(ctx), &g.b, opts)
-		// The store has done with the batch, and no member touches it
-		// after joining: keep its memory for a later group.
-		g.b.Reset()
-		c.mu.Lock()
-		c.spare = g.b
-		c.mu.Unlock()
-		c.handOff()
-		close(g.done)
 		return g.err
 	}
+}
+
+// errCommitAborted is what the members of a group get when the write of
+// their group panicked.
+var errCommitAborted = errors.New("the shared write panicked")
+
+// finish is called by the member that wrote g, once the write returned:
+// the next group goes on, and g's members return g.err.
+func (c *committer) finish(g *commitGroup) {
+	// The store has done with the batch, and no member touches it after
+	// joining: keep its memory for a later group.
+	g.b.Reset()
+	c.mu.Lock()
+	c.spare = g.b
+	c.mu.Unlock()
+	c.handOff()
+	close(g.done)
 }
 
 // handOff is called when a synced write returned: the pending group, if

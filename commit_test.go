@@ -243,3 +243,48 @@ func TestCommitterCancelledBeforeJoining(t *testing.T) {
 		t.Fatalf("a cancelled write was stored (%v)", err)
 	}
 }
+
+// panicStore panics in its next synced write once armed.
+type panicStore struct {
+	store.Store
+	mu    sync.Mutex
+	armed bool
+}
+
+func (s *panicStore) Write(ctx context.Context, b *store.Batch, opts store.WriteOptions) error {
+	s.mu.Lock()
+	boom := s.armed && opts.Sync
+	s.armed = s.armed && !boom
+	s.mu.Unlock()
+	if boom {
+		panic("store write panicked")
+	}
+	return s.Store.Write(ctx, b, opts)
+}
+
+// TestCommitterSurvivesPanickingWrite: a synced write that panics (and is
+// recovered by its caller, as net/http recovers a handler) leaves the
+// committer able to write.
+func TestCommitterSurvivesPanickingWrite(t *testing.T) {
+	ctx := context.Background()
+	st := &panicStore{Store: memstore.New(), armed: true}
+	c := newCommitter(st)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the store's panic did not reach the caller")
+			}
+		}()
+		_ = c.write(ctx, oneKey("a"), store.WriteOptions{Sync: true})
+	}()
+	done := make(chan error, 1)
+	go func() { done <- c.write(ctx, oneKey("b"), store.WriteOptions{Sync: true}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write after a panicking one never returned")
+	}
+}
