@@ -53,8 +53,9 @@ type Engine struct {
 type embedded struct {
 	*Engine // the engine's configuration and decisions
 
-	st     store.Store
-	ownsSt bool
+	st      store.Store
+	ownsSt  bool
+	commits *committer // group commit of synced writes (commit.go)
 
 	// convLocks serialise, per conversation, the calls that remove or
 	// reshape state (membership changes, DeleteMessage, DismissGroup,
@@ -117,6 +118,7 @@ func Open(st store.Store, opts ...Option) (*Engine, error) {
 	b := &embedded{
 		Engine:  e,
 		st:      st,
+		commits: newCommitter(st),
 		entries: newEntryTable(cfg.cacheBytes * 6 / 16),
 		chunks:  newLRU[*roaring.Bitmap](cfg.cacheBytes / 16),
 		blobs:   newLRU[*roaring.Bitmap](cfg.cacheBytes / 4),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
+	"sync"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/readreceipt/readreceipt/store"
@@ -41,17 +42,23 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	if err != nil {
 		return internalErr("read message", err)
 	}
-	recs := make([]messageRecord, len(want))
+	// What the store holds of each wanted message. Most calls load one
+	// message that does not exist yet (a track): they allocate nothing
+	// more.
+	var found []loadedMessage
 	keys = keys[:0]
 	var owners []int
 	for i, m := range want {
 		if metas[i] == nil {
 			continue
 		}
-		if recs[i], err = decodeMessage(metas[i]); err != nil {
+		if found == nil {
+			found = make([]loadedMessage, len(want))
+		}
+		if found[i].rec, err = decodeMessage(metas[i]); err != nil {
 			return internalErr("decode message", err)
 		}
-		if recs[i].ownCount() {
+		if found[i].rec.ownCount() {
 			keys = append(keys, withSuffix([]byte(m.key), msgCount))
 		} else {
 			keys = append(keys, readersKey([]byte(m.key), 0))
@@ -61,14 +68,11 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	// A C2C message's read time follows, after every count.
 	var c2c []int
 	for _, i := range owners {
-		if recs[i].Incarnation == 0 {
+		if found[i].rec.Incarnation == 0 {
 			keys = append(keys, withSuffix([]byte(want[i].key), msgReadAt))
 			c2c = append(c2c, i)
 		}
 	}
-	counts := make([]int64, len(want))
-	readAts := make([]int64, len(want))
-	readers := make([]*roaring.Bitmap, len(want))
 	if len(keys) > 0 {
 		vals, err := e.st.Get(ctx, keys)
 		if err != nil {
@@ -76,29 +80,42 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 		}
 		for j, i := range c2c {
 			if v := vals[len(owners)+j]; len(v) == 8 {
-				readAts[i] = int64(binary.BigEndian.Uint64(v))
+				found[i].readAt = int64(binary.BigEndian.Uint64(v))
 			}
 		}
 		for j, i := range owners {
-			if recs[i].ownCount() {
-				if counts[i], err = store.DecodeCounter(vals[j]); err != nil {
+			f := &found[i]
+			if f.rec.ownCount() {
+				if f.count, err = store.DecodeCounter(vals[j]); err != nil {
 					return internalErr("decode count", err)
 				}
 				continue
 			}
-			if readers[i], err = store.DecodeSet(vals[j]); err != nil {
+			if f.readers, err = store.DecodeSet(vals[j]); err != nil {
 				return internalErr("decode readers", err)
 			}
-			counts[i] = int64(readers[i].GetCardinality())
+			f.count = int64(f.readers.GetCardinality())
 		}
 	}
 	for i, m := range want {
+		var f loadedMessage
+		if found != nil {
+			f = found[i]
+		}
 		m.mu.Lock()
-		added := m.load(metas[i] != nil, recs[i], counts[i], readAts[i], readers[i])
+		added := m.load(metas[i] != nil, f.rec, f.count, f.readAt, f.readers)
 		m.mu.Unlock()
 		e.entries.charge(m, added)
 	}
 	return nil
+}
+
+// loadedMessage is what loadEntries read of one message that exists.
+type loadedMessage struct {
+	rec     messageRecord
+	count   int64
+	readAt  int64
+	readers *roaring.Bitmap
 }
 
 // liveMeta returns the meta of a message that has receipt info: tracked,
@@ -201,7 +218,11 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		m.mu.Unlock()
 		e.entries.charge(m, -freed)
 	}()
-	var b store.Batch
+	b := trackBatches.Get().(*store.Batch)
+	defer func() {
+		b.Reset()
+		trackBatches.Put(b)
+	}()
 	// A dead message about to be replaced may still have receipts being
 	// written (admitted just before it expired) or in the log: they go
 	// before its keys do, or they would land on the new message's keys.
@@ -228,23 +249,33 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		// swept yet. Replace it.
 		b.DeleteRange(prefix, prefixEnd(prefix))
 		b.Delete(timeKey(m.meta.TrackedAt, ck, msg.ID))
-		deleteOrderKeys(&b, ck, msg.ID, &m.meta)
+		deleteOrderKeys(b, ck, msg.ID, &m.meta)
 		if isGroup && m.meta.Incarnation == g.Incarnation {
 			b.Delete(versionKey(conv.GroupID, m.meta.Version, msg.ID))
 		}
 	}
-	b.Set(withSuffix(prefix, msgMeta), rec.encode())
+	meta := rec.encode()
+	b.Set(withSuffix(prefix, msgMeta), meta[:len(meta):len(meta)])
 	b.Set(timeKey(rec.TrackedAt, ck, msg.ID), nil)
-	setOrderKeys(&b, ck, msg.ID, &rec)
+	setOrderKeys(b, ck, msg.ID, &rec)
 	if isGroup {
-		b.Set(versionKey(conv.GroupID, rec.Version, msg.ID), binary.BigEndian.AppendUint64(nil, uint64(rec.TrackedAt)))
+		// The version key's value (the track time) goes in the room
+		// encode leaves after the meta: no allocation of its own.
+		b.Set(versionKey(conv.GroupID, rec.Version, msg.ID), binary.BigEndian.AppendUint64(meta[len(meta):len(meta)], uint64(rec.TrackedAt)))
 	}
-	if err := e.st.Write(ctx, &b, e.writeOpts()); err != nil {
+	// Concurrent tracks share one synced write (commit.go); this returns
+	// once this track's own operations are durable.
+	if err := e.commits.write(ctx, b, e.writeOpts()); err != nil {
 		return internalErr("track message", err)
 	}
 	freed = m.track(rec)
 	return nil
 }
+
+// trackBatches recycles the batches of trackMessage: a track's batch is
+// free again once its write returned (the store, or the committer's group,
+// keeps none of the batch's own memory, only the keys and values it holds).
+var trackBatches = sync.Pool{New: func() any { return new(store.Batch) }}
 
 // DeleteMessage removes a message's receipt state, as when the message is
 // recalled or deleted: afterwards every call for it answers

@@ -89,7 +89,9 @@ func (m *messageRecord) ownCount() bool {
 }
 
 func (m *messageRecord) encode() []byte {
-	b := []byte{recordV1}
+	// Sized for the longest encoding: one allocation.
+	b := make([]byte, 0, 1+1+len(m.Sender)+6*binary.MaxVarintLen64+4+1+len(m.Thread))
+	b = append(b, recordV1)
 	b = appendLP(b, m.Sender)
 	b = binary.AppendVarint(b, m.TrackedAt)
 	b = binary.AppendUvarint(b, m.Incarnation)

@@ -227,6 +227,7 @@ type groupFx struct {
 	w2       []string
 	w3       map[bool][]string // page cursors of message w3 per filter
 	w5Seq    int
+	w5Left   []string // W5Concurrent's Redis messages still to drop
 	w7       int
 }
 
@@ -725,6 +726,56 @@ func BenchmarkW5(b *testing.B) {
 					b.StartTimer()
 				}
 			}
+		})
+	}
+}
+
+// W5Concurrent: the same tracking from -goroutines concurrent callers
+// (b.RunParallel), every message new; ns/op is wall time per call across
+// all callers, tracks/s calls per second. Durable systems return only
+// once the track is on disk, so going faster than one fsync per call takes
+// sharing fsyncs between callers. The Redis peer's messages (125 KB each
+// at 1M members) are dropped at the start of the next run, outside the
+// timer: a run cannot stop its timer for one goroutine.
+func BenchmarkW5Concurrent(b *testing.B) {
+	for _, name := range benchSystems(false) {
+		n := cfg(b).w5
+		b.Run("sys="+name+"/members="+sizeName(n), func(b *testing.B) {
+			s := sharedSystem(b, name)
+			fx := groupFixture(b, s, n)
+			sender := userIDs(1)[0]
+			fx.mu.Lock()
+			defer fx.mu.Unlock()
+			if del, ok := s.(*Redis); ok && len(fx.w5Left) > 0 {
+				for lo := 0; lo < len(fx.w5Left); lo += 256 {
+					if err := del.Delete(ctx, fx.gid, fx.w5Left[lo:min(lo+256, len(fx.w5Left))]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				fx.w5Left = nil
+			}
+			ids := make([]string, b.N)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("w5c-%d", fx.w5Seq+i)
+			}
+			fx.w5Seq += b.N
+			if _, ok := s.(*Redis); ok {
+				fx.w5Left = ids
+			}
+			var next atomic.Int64
+			b.SetParallelism(max(1, *goroutines/runtime.GOMAXPROCS(0)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := next.Add(1) - 1
+					if err := s.Track(ctx, fx.gid, ids[i], sender); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tracks/s")
 		})
 	}
 }

@@ -59,6 +59,8 @@
 //     spread at random or at the front of the member order.
 //   - W5: tracking a message in a large group; ns and bytes allocated per
 //     call (in the benchmark's process: for the servers that is the client).
+//     W5Concurrent: the same from 64 goroutines (-goroutines), durable;
+//     metric tracks/s (the report's tracks/s-concurrent row).
 //   - W6: reopening W4's store and answering one count; systems that
 //     survive a restart of the benchmark's process only (engine, pebblekv).
 //   - W7: a receipt sent until its event reaches a subscriber; p50 and p99.

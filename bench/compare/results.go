@@ -235,6 +235,7 @@ func (r *Results) table(systems []string, onRedis bool) []Row {
 	}
 	add("W5", "ns/track", "BenchmarkW5", "ns/op", false, members(0, ""), nil)
 	add("W5", "B/track", "BenchmarkW5", "B/op", false, members(0, ""), nil)
+	add("W5", "tracks/s-concurrent", "BenchmarkW5Concurrent", "tracks/s", true, members(0, ""), nil)
 	add("W6", "ms/first-answer", "BenchmarkW6", "ms/first-answer", false, anyName, nil)
 	add("W7", "p50-us", "BenchmarkW7", "p50-us", false, anyName, nil)
 	add("W7", "p99-us", "BenchmarkW7", "p99-us", false, anyName, nil)

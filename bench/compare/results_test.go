@@ -16,9 +16,15 @@ BenchmarkW1/sys=redis/members=10k-2      	  10	  1000 ns/op	  100000 receipts/s
 BenchmarkW3/sys=engine/members=100/filter=unread-2   	  10	  500 ns/op
 BenchmarkW3/sys=engine/members=100k/filter=unread-2  	  10	  800 ns/op
 BenchmarkW3/sys=postgres/members=100k/filter=unread-2  	  10	  80000 ns/op
+BenchmarkW5/sys=engine/members=1M-2  	  10	  200000 ns/op	  1300 B/op	  30 allocs/op
+BenchmarkW5Concurrent/sys=engine/members=1M-2  	  10	  5000 ns/op	  200000 tracks/s	  1300 B/op	  30 allocs/op
+BenchmarkW5Concurrent/sys=postgres/members=1M-2  	  10	  100000 ns/op	  10000 tracks/s	  3000 B/op	  60 allocs/op
 BenchmarkW6/sys=map/members=200/messages=10k
     bench_test.go:1: map: not measured
---- SKIP: BenchmarkW6/sys=map/members=200/messages=10k
+--- SKIP: BenchmarkW5/sys=engine/members=1M-2  	  10	  200000 ns/op	  1300 B/op	  30 allocs/op
+BenchmarkW5Concurrent/sys=engine/members=1M-2  	  10	  5000 ns/op	  200000 tracks/s	  1300 B/op	  30 allocs/op
+BenchmarkW5Concurrent/sys=postgres/members=1M-2  	  10	  100000 ns/op	  10000 tracks/s	  3000 B/op	  60 allocs/op
+BenchmarkW6/sys=map/members=200/messages=10k
 PASS
 `
 
@@ -44,6 +50,11 @@ func TestReport(t *testing.T) {
 		// redis 10000/5000; redis grows 1.2 times as much.
 		"\nW8 growth-W1 engine=1.67 redis=2 ratio_redis=1.20\n",
 		"\nW8 growth-W3-unread engine=1.6\n",
+		// W5's single caller and its concurrent callers are separate
+		// rows; more tracks per second is better.
+		"\nW5 ns/track engine=200000\n",
+		"| W5 | tracks/s-concurrent | 200000 | - | 10000 | - | - | - | 20x | - | - | members=1M |",
+		"\nW5 tracks/s-concurrent engine=200000 postgres=10000 ratio_postgres=20.00\n",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

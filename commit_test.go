@@ -1,0 +1,290 @@
+package readreceipt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/readreceipt/readreceipt/store"
+	"github.com/readreceipt/readreceipt/store/memstore"
+)
+
+// WriteGate is a store whose synced writes, once Shut is called, wait
+// at the gate: each is announced on Held and goes on to the store, or
+// fails, when the test answers it. Unsynced writes and reads pass.
+type WriteGate struct {
+	store.Store
+	mu   sync.Mutex
+	shut bool
+	Held chan *HeldWrite
+}
+
+// HeldWrite is one synced write waiting at the gate.
+type HeldWrite struct {
+	Batch *store.Batch
+	reply chan error
+}
+
+// Release lets the write go on to the store (err nil) or fail with err.
+func (w *HeldWrite) Release(err error) { w.reply <- err }
+
+func NewWriteGate(st store.Store) *WriteGate {
+	return &WriteGate{Store: st, Held: make(chan *HeldWrite, 64)}
+}
+
+// Shut makes every later synced write wait at the gate.
+func (g *WriteGate) Shut() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.shut = true
+}
+
+func (g *WriteGate) Write(ctx context.Context, b *store.Batch, opts store.WriteOptions) error {
+	g.mu.Lock()
+	hold := g.shut && opts.Sync
+	g.mu.Unlock()
+	if hold {
+		w := &HeldWrite{Batch: b, reply: make(chan error)}
+		g.Held <- w
+		if err := <-w.reply; err != nil {
+			return err
+		}
+	}
+	return g.Store.Write(ctx, b, opts)
+}
+
+// NextHeld returns the next write held at the gate; it fails the test if
+// none comes (a hang guard, not a timing assertion).
+func (g *WriteGate) NextHeld(t testing.TB) *HeldWrite {
+	t.Helper()
+	select {
+	case w := <-g.Held:
+		return w
+	case <-time.After(10 * time.Second):
+		t.Fatal("no synced write reached the store")
+		return nil
+	}
+}
+
+func oneKey(k string) *store.Batch {
+	var b store.Batch
+	b.Set([]byte(k), []byte("v-"+k))
+	return &b
+}
+
+// TestCommitterGroupsWritesInFlight: while a synced write is in flight,
+// the writes that come meanwhile wait, go to the store together in one
+// write once it returned, and each returns only that write's result:
+// failure for all of them if it fails, and nothing of theirs stored.
+func TestCommitterGroupsWritesInFlight(t *testing.T) {
+	for _, fail := range []bool{true, false} {
+		t.Run(fmt.Sprintf("group-write-fails=%t", fail), func(t *testing.T) {
+			ctx := context.Background()
+			mem := memstore.New()
+			gate := NewWriteGate(mem)
+			gate.Shut()
+			c := newCommitter(gate)
+			synced := store.WriteOptions{Sync: true}
+
+			first := make(chan error, 1)
+			go func() { first <- c.write(ctx, oneKey("a"), synced) }()
+			w1 := gate.NextHeld(t)
+			if w1.Batch.Len() != 1 {
+				t.Fatalf("the first write carries %d operations, want its own 1", w1.Batch.Len())
+			}
+
+			const n = 10
+			results := make(chan error, n)
+			for i := range n {
+				go func() { results <- c.write(ctx, oneKey(fmt.Sprint("k", i)), synced) }()
+			}
+			// Wait (hang guard only) until all n joined the pending group.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				c.mu.Lock()
+				joined := 0
+				if c.pending != nil {
+					joined = c.pending.members
+				}
+				c.mu.Unlock()
+				if joined == n {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d writes joined the group", joined, n)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			select {
+			case err := <-results:
+				t.Fatalf("a write returned (%v) while the write before it was in flight", err)
+			default:
+			}
+
+			w1.Release(nil)
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			w2 := gate.NextHeld(t)
+			if w2.Batch.Len() != n {
+				t.Fatalf("the group write carries %d operations, want %d", w2.Batch.Len(), n)
+			}
+			select {
+			case err := <-results:
+				t.Fatalf("a write returned (%v) before its group's write did", err)
+			default:
+			}
+			var groupErr error
+			if fail {
+				groupErr = errors.New("disk on fire")
+			}
+			w2.Release(groupErr)
+			for range n {
+				if err := <-results; err != groupErr {
+					t.Fatalf("a member of the group returned %v, want %v", err, groupErr)
+				}
+			}
+			keys := [][]byte{[]byte("a")}
+			for i := range n {
+				keys = append(keys, fmt.Append(nil, "k", i))
+			}
+			vals, err := mem.Get(ctx, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vals[0] == nil {
+				t.Error("the first write returned success but is not stored")
+			}
+			for i, v := range vals[1:] {
+				if (v != nil) == fail {
+					t.Errorf("key k%d stored = %t after a group write that failed = %t", i, v != nil, fail)
+				}
+			}
+
+			// The committer is idle again: the next write is its own.
+			done := make(chan error, 1)
+			go func() { done <- c.write(ctx, oneKey("z"), synced) }()
+			w3 := gate.NextHeld(t)
+			if w3.Batch.Len() != 1 {
+				t.Fatalf("a lone write after the group carries %d operations, want 1", w3.Batch.Len())
+			}
+			w3.Release(nil)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestCommitterConcurrentWrites: many goroutines writing at once through
+// the committer all succeed, each write lands, and none waits forever.
+func TestCommitterConcurrentWrites(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	c := newCommitter(mem)
+	const workers, each = 16, 200
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				var b store.Batch
+				b.Set(fmt.Append(nil, "w", w, "-", i), []byte("x"))
+				b.Delete(fmt.Append(nil, "gone", w, "-", i))
+				if err := c.write(ctx, &b, store.WriteOptions{Sync: true}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for w := range workers {
+		keys := make([][]byte, each)
+		for i := range keys {
+			keys[i] = fmt.Append(nil, "w", w, "-", i)
+		}
+		vals, err := mem.Get(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range vals {
+			if v == nil {
+				t.Fatalf("write w%d-%d returned success and is not stored", w, i)
+			}
+		}
+	}
+	if c.busy || c.pending != nil {
+		t.Error("the committer is not idle after every write returned")
+	}
+}
+
+// TestCommitterCancelledBeforeJoining: a write whose context is already
+// done is not written.
+func TestCommitterCancelledBeforeJoining(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	mem := memstore.New()
+	c := newCommitter(mem)
+	if err := c.write(ctx, oneKey("a"), store.WriteOptions{Sync: true}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("write with a cancelled context = %v, want context.Canceled", err)
+	}
+	vals, err := mem.Get(context.Background(), [][]byte{[]byte("a")})
+	if err != nil || vals[0] != nil {
+		t.Fatalf("a cancelled write was stored (%v)", err)
+	}
+}
+
+// panicStore panics in its next synced write once armed.
+type panicStore struct {
+	store.Store
+	mu    sync.Mutex
+	armed bool
+}
+
+func (s *panicStore) Write(ctx context.Context, b *store.Batch, opts store.WriteOptions) error {
+	s.mu.Lock()
+	boom := s.armed && opts.Sync
+	s.armed = s.armed && !boom
+	s.mu.Unlock()
+	if boom {
+		panic("store write panicked")
+	}
+	return s.Store.Write(ctx, b, opts)
+}
+
+// TestCommitterSurvivesPanickingWrite: a synced write that panics (and is
+// recovered by its caller, as net/http recovers a handler) leaves the
+// committer able to write.
+func TestCommitterSurvivesPanickingWrite(t *testing.T) {
+	ctx := context.Background()
+	st := &panicStore{Store: memstore.New(), armed: true}
+	c := newCommitter(st)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the store's panic did not reach the caller")
+			}
+		}()
+		_ = c.write(ctx, oneKey("a"), store.WriteOptions{Sync: true})
+	}()
+	done := make(chan error, 1)
+	go func() { done <- c.write(ctx, oneKey("b"), store.WriteOptions{Sync: true}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write after a panicking one never returned")
+	}
+}
