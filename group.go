@@ -687,10 +687,17 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 type bucketSet struct {
 	sparse map[uint16][]byte
 	dense  [][]byte
+	// stored[bk] tells whether dense[bk] is stored: at 64 KiB it stays in
+	// cache where dense (1.5 MiB) does not, and most buckets of a group
+	// that is growing from few members are empty.
+	stored []bool
 }
 
 func (s *bucketSet) get(bk uint16) []byte {
 	if s.dense != nil {
+		if !s.stored[bk] {
+			return nil
+		}
 		return s.dense[bk]
 	}
 	return s.sparse[bk]
@@ -705,7 +712,7 @@ func (e *embedded) loadBuckets(ctx context.Context, gid string, users []string) 
 		bkts[i] = memberBucket(u)
 	}
 	if len(users) > memberBuckets/64 {
-		set := &bucketSet{dense: make([][]byte, memberBuckets)}
+		set := &bucketSet{dense: make([][]byte, memberBuckets), stored: make([]bool, memberBuckets)}
 		want := make([]bool, memberBuckets)
 		for _, bk := range bkts {
 			want[bk] = true
@@ -714,7 +721,7 @@ func (e *embedded) loadBuckets(ctx context.Context, gid string, users []string) 
 		err := e.st.Scan(ctx, prefix, prefixEnd(prefix), func(k, v []byte) bool {
 			if len(k) == len(prefix)+2 {
 				if bk := binary.BigEndian.Uint16(k[len(prefix):]); want[bk] {
-					set.dense[bk] = slices.Clone(v)
+					set.dense[bk], set.stored[bk] = slices.Clone(v), true
 				}
 			}
 			return true
