@@ -600,11 +600,20 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 				if uint64(g.NextIndex)+uint64(len(joined)) >= math.MaxUint32 {
 					return errorf(ErrInvalidParameter, "group %q has used every member index", gid)
 				}
-				idx = g.NextIndex + uint32(len(joined))
 				joined = append(joined, u)
 				joinedBkts = append(joinedBkts, bkts[i])
+				continue
 			}
 			byChunk[chunkOf(idx)] = append(byChunk[chunkOf(idx)], idx)
+		}
+		// The new members take the indexes [newLo, newHi): whole ranges of
+		// the chunks they fall in.
+		newLo := uint64(g.NextIndex)
+		newHi := newLo + uint64(len(joined))
+		for idx := newLo; idx < newHi; idx = (idx>>chunkBits + 1) << chunkBits {
+			if _, ok := byChunk[chunkOf(uint32(idx))]; !ok {
+				byChunk[chunkOf(uint32(idx))] = nil
+			}
 		}
 		if len(joined) > 0 {
 			var head []byte
@@ -635,6 +644,10 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 			n := cur.GetCardinality()
 			if add {
 				cur.AddMany(byChunk[hi])
+				lo := uint64(hi) << chunkBits
+				if lo, end := max(lo, newLo), min(lo+1<<chunkBits, newHi); lo < end {
+					cur.AddRange(lo, end)
+				}
 			} else {
 				for _, idx := range byChunk[hi] {
 					cur.Remove(idx)

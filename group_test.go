@@ -124,3 +124,27 @@ func TestOpenRefusesSchema2(t *testing.T) {
 	assert.Equal(t, readreceipt.CodeInternal, re.Code)
 	assert.Contains(t, err.Error(), "schema version")
 }
+
+// New members whose indexes run over a membership chunk's end (2^16
+// indexes) land in both chunks.
+func TestAddAcrossChunks(t *testing.T) {
+	ctx := context.Background()
+	e := openMem(t)
+	members := userList("u", 1<<16+30)
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, members[:1<<16-10]))
+	g := readreceipt.Group("g")
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: g, ID: "m1", Sender: members[0]}))
+	require.NoError(t, e.AddGroupMembers(ctx, "g", members[1<<16-20:]))
+	require.NoError(t, e.TrackMessage(ctx, readreceipt.Message{Conversation: g, ID: "m2", Sender: members[0]}))
+	info, err := e.GetGroup(ctx, "g")
+	require.NoError(t, err)
+	assert.Equal(t, 1<<16+30, info.Members)
+	res, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsAdmin(), []readreceipt.MessageRef{{Conversation: g, ID: "m1"}, {Conversation: g, ID: "m2"}})
+	require.NoError(t, err)
+	assert.Equal(t, []int{1<<16 - 11, 1<<16 + 29}, []int{res[0].UnreadCount, res[1].UnreadCount})
+	for _, u := range []string{members[1<<16-1], members[1<<16], members[1<<16+29]} {
+		r, err := e.SendMessageReadReceipt(ctx, u, []readreceipt.MessageRef{{Conversation: g, ID: "m2"}})
+		require.NoError(t, err)
+		assert.True(t, r[0].Recorded, u)
+	}
+}
