@@ -588,6 +588,9 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 		byChunk := make(map[uint16][]uint32)
 		var joined []string
 		var joinedBkts []uint16
+		if add {
+			joined, joinedBkts = make([]string, 0, len(members)), make([]uint16, 0, len(members))
+		}
 		for i, u := range members {
 			idx, ok, err := bucketFind(stored.get(bkts[i]), u)
 			if err != nil {
