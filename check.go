@@ -204,19 +204,44 @@ func (c *checker) loadGroupKey(k, v []byte) {
 			return
 		}
 		g.chunks[hi] = append(g.chunks[hi], checkChunk{version: version, bm: bm})
-	case groupIndex:
+	case groupNames:
 		if len(rest) != 4 {
-			c.fail("group %q: bad index key", gid)
+			c.fail("group %q: bad names key", gid)
 			return
 		}
-		g.indexes[binary.BigEndian.Uint32(rest)] = string(v)
-	case groupUser:
-		idx, err := decodeIndex(v)
+		nb, err := decodeNameBlock(v)
 		if err != nil {
-			c.fail("group %q: bad user value for %q", gid, rest)
+			c.fail("group %q: bad names value at %q", gid, k)
 			return
 		}
-		g.users[string(rest)] = idx
+		first := binary.BigEndian.Uint32(rest) * nameBlockSize
+		for i := range uint32(nameBlockSize) {
+			if u := nb.user(i); u != "" {
+				if i > 0 && nb.user(i-1) == "" {
+					c.fail("group %q: names block of index %d has a gap", gid, first)
+				}
+				g.indexes[first+i] = u
+			}
+		}
+	case groupBucket:
+		if len(rest) != 2 || len(v) == 0 {
+			c.fail("group %q: bad bucket key or empty bucket %q", gid, k)
+			return
+		}
+		bk := binary.BigEndian.Uint16(rest)
+		err := walkBucket(v, func(u []byte, idx uint32) bool {
+			if memberBucket(string(u)) != bk {
+				c.fail("group %q: user %q in bucket %d, not %d", gid, u, bk, memberBucket(string(u)))
+			}
+			if _, dup := g.users[string(u)]; dup {
+				c.fail("group %q: user %q twice in its bucket", gid, u)
+			}
+			g.users[string(u)] = idx
+			return true
+		})
+		if err != nil {
+			c.fail("group %q: bad bucket value for %d", gid, bk)
+		}
 	case groupVersion:
 		if len(rest) < 8 || len(v) != 8 {
 			c.fail("group %q: bad version key", gid)

@@ -18,7 +18,9 @@ import (
 // schemaVersion is the layout of keys and records this engine writes.
 // Version 2: a set may be stored as a bitset ('b'), and a group message
 // whose recipients fit in one chunk keeps no count key.
-const schemaVersion = 2
+// Version 3: member names and user -> index lookups are packed many to a
+// key (the 'n' and 'h' group keys) instead of one key each ('i', 'u').
+const schemaVersion = 3
 
 // convLockStripes is the number of conversation locks. Conversations are
 // hashed onto them; two conversations that share a stripe only wait for each

@@ -70,33 +70,86 @@ func (e *embedded) memberIndex(ctx context.Context, gid string, inc uint64, uid 
 	if idx, ok := e.indexes.get(ck); ok {
 		return idx, true, nil
 	}
-	vals, err := e.st.Get(ctx, [][]byte{userKey(gid, uid)})
+	vals, err := e.st.Get(ctx, [][]byte{bucketKey(gid, memberBucket(uid))})
 	if err != nil {
 		return 0, false, internalErr("read member", err)
 	}
-	if vals[0] == nil {
-		return 0, false, nil
-	}
-	idx, err := decodeIndex(vals[0])
+	idx, ok, err := bucketFind(vals[0], uid)
 	if err != nil {
 		return 0, false, internalErr("decode member", err)
+	}
+	if !ok {
+		return 0, false, nil
 	}
 	e.indexes.add(ck, idx, int64(len(ck))+48)
 	return idx, true, nil
 }
 
-func encodeIndex(idx uint32) []byte { return binary.AppendUvarint(nil, uint64(idx)) }
+// memberBuckets is how many keys a group's user -> index lookups are spread
+// over (see memberBucket). A group of a million members has about 15 users
+// in a bucket; a group of 10 members, 10 buckets of one user.
+const memberBuckets = 1 << 16
 
-func decodeIndex(b []byte) (uint32, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 || n != len(b) || v > math.MaxUint32 {
-		return 0, errBadRecord
+// memberBucket is the lookup bucket of user uid: the top 16 bits of its
+// memberHash. Stored data depends on it: changing it needs a new schema
+// version.
+func memberBucket(uid string) uint16 { return uint16(memberHash(uid) >> 48) }
+
+// memberHash is a 64-bit FNV-1a hash of a user ID, mixed (FNV-1a alone
+// barely moves its top bits for IDs that differ in their last byte).
+func memberHash(uid string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(uid); i++ {
+		h ^= uint64(uid[i])
+		h *= 1099511628211
 	}
-	return uint32(v), nil
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
-// nameBlockSize is how many consecutive member indexes share one entry of
-// the user-ID cache (see nameBlock).
+// appendBucketEntry appends the lookup entry of user uid at index idx to a
+// bucket's value.
+func appendBucketEntry(b []byte, uid string, idx uint32) []byte {
+	return binary.AppendUvarint(appendLP(b, uid), uint64(idx))
+}
+
+// walkBucket calls fn for each entry of a bucket's value, in order, until
+// fn returns false.
+func walkBucket(v []byte, fn func(uid []byte, idx uint32) bool) error {
+	for len(v) > 0 {
+		n := 1 + int(v[0])
+		if len(v) < n {
+			return errBadRecord
+		}
+		idx, m := binary.Uvarint(v[n:])
+		if m <= 0 || idx > math.MaxUint32 {
+			return errBadRecord
+		}
+		if !fn(v[1:n], uint32(idx)) {
+			return nil
+		}
+		v = v[n+m:]
+	}
+	return nil
+}
+
+// bucketFind returns the index of user uid in a bucket's value.
+func bucketFind(v []byte, uid string) (idx uint32, ok bool, err error) {
+	err = walkBucket(v, func(u []byte, i uint32) bool {
+		if string(u) == uid {
+			idx, ok = i, true
+		}
+		return !ok
+	})
+	return idx, ok, err
+}
+
+// nameBlockSize is how many consecutive member indexes share one names key
+// and one entry of the user-ID cache (see nameBlock).
 const nameBlockSize = 512
 
 // nameBlock holds the user IDs of nameBlockSize consecutive member indexes
@@ -114,36 +167,159 @@ func (nb *nameBlock) user(i uint32) string { return nb.data[nb.offs[i]:nb.offs[i
 
 func (nb *nameBlock) size() int64 { return int64(len(nb.data)) + 4*int64(len(nb.offs)) + 96 }
 
+// decodeNameBlock reads a names key's value: lp(user) per index.
+func decodeNameBlock(v []byte) (*nameBlock, error) {
+	nb := &nameBlock{offs: make([]uint32, nameBlockSize+1)}
+	data := make([]byte, 0, len(v))
+	i := 0
+	for ; len(v) > 0; i++ {
+		n := 1 + int(v[0])
+		if i == nameBlockSize || len(v) < n || n == 1 {
+			return nil, errBadRecord
+		}
+		nb.offs[i] = uint32(len(data))
+		data = append(data, v[1:n]...)
+		v = v[n:]
+	}
+	for ; i <= nameBlockSize; i++ {
+		nb.offs[i] = uint32(len(data))
+	}
+	nb.data = string(data)
+	return nb, nil
+}
+
+// namesPrefix returns the first n entries of a names key's value.
+func namesPrefix(v []byte, n uint32) ([]byte, error) {
+	off := 0
+	for range n {
+		if off >= len(v) || off+1+int(v[off]) > len(v) {
+			return nil, errBadRecord
+		}
+		off += 1 + int(v[off])
+	}
+	return v[:off], nil
+}
+
 func nameCacheKey(gid string, inc uint64, block uint32) []byte {
 	b := appendLP(make([]byte, 0, len(gid)+14), gid)
 	return appendU32(appendU64(b, inc), block)
 }
 
 // loadNameBlock reads the user IDs of one block of member indexes with one
-// seek, and caches them.
+// point lookup, and caches them.
 func (e *embedded) loadNameBlock(ctx context.Context, gid string, inc uint64, block uint32) (*nameBlock, error) {
-	first := block * nameBlockSize
-	last := first + (nameBlockSize - 1)
-	var data []byte
-	nb := &nameBlock{offs: make([]uint32, nameBlockSize+1)}
-	next := uint32(0) // the next slot whose start is not yet set
-	err := e.st.Scan(ctx, indexKey(gid, first), prefixEnd(indexKey(gid, last)), func(k, v []byte) bool {
-		i := binary.BigEndian.Uint32(k[len(k)-4:]) - first
-		for ; next <= i; next++ {
-			nb.offs[next] = uint32(len(data))
-		}
-		data = append(data, v...)
-		return true
-	})
+	vals, err := e.st.Get(ctx, [][]byte{namesKey(gid, block)})
 	if err != nil {
 		return nil, internalErr("read members", err)
 	}
-	for ; next <= nameBlockSize; next++ {
-		nb.offs[next] = uint32(len(data))
+	nb, err := decodeNameBlock(vals[0])
+	if err != nil {
+		return nil, internalErr("decode members", err)
 	}
-	nb.data = string(data)
 	e.names.add(nameCacheKey(gid, inc, block), nb, nb.size())
 	return nb, nil
+}
+
+// putNewMembers adds to b the keys that give users[i] the member index
+// first+i, first being the group's next index: the lookup buckets the users
+// fall in (bkts[i] is memberBucket(users[i])), then the names blocks from
+// first's on, each in ascending key order. head is the stored value of
+// first's names block when first is not the start of one; stored returns a
+// bucket's stored value (nil for none). The values are cut from a few large
+// buffers.
+func putNewMembers(b *store.Batch, gid string, first uint32, users []string, bkts []uint16, head []byte, stored func(uint16) []byte) error {
+	if len(users) == 0 {
+		return nil
+	}
+	if first%nameBlockSize == 0 {
+		head = nil
+	}
+	head, err := namesPrefix(head, first%nameBlockSize)
+	if err != nil {
+		return err
+	}
+	if len(users) <= 1024 {
+		vals := make(map[uint16][]byte, len(users))
+		for i, u := range users {
+			v, ok := vals[bkts[i]]
+			if !ok {
+				v = slices.Clip(stored(bkts[i]))
+			}
+			vals[bkts[i]] = appendBucketEntry(v, u, first+uint32(i))
+		}
+		bks := make([]uint16, 0, len(vals))
+		for bk := range vals {
+			bks = append(bks, bk)
+		}
+		slices.Sort(bks)
+		for _, bk := range bks {
+			b.Set(bucketKey(gid, bk), vals[bk])
+		}
+	} else {
+		putBuckets(b, gid, first, users, bkts, stored)
+	}
+	size := len(head)
+	for _, u := range users {
+		size += 1 + len(u)
+	}
+	names := append(make([]byte, 0, size), head...)
+	block, start := first/nameBlockSize, 0
+	for i, u := range users {
+		if i > 0 && (first+uint32(i))%nameBlockSize == 0 {
+			b.Set(namesKey(gid, block), names[start:len(names):len(names)])
+			block, start = block+1, len(names)
+		}
+		names = appendLP(names, u)
+	}
+	b.Set(namesKey(gid, block), names[start:])
+	return nil
+}
+
+// putBuckets is putNewMembers' lookup buckets for many users: every
+// touched bucket is laid out in one buffer, stored entries first, by a
+// counting pass.
+func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts []uint16, stored func(uint16) []byte) {
+	offs := make([]int, memberBuckets+1)
+	seen := make([]bool, memberBuckets)
+	for i, u := range users {
+		bk := bkts[i]
+		if !seen[bk] {
+			seen[bk] = true
+			offs[int(bk)+1] += len(stored(bk))
+		}
+		offs[int(bk)+1] += 1 + len(u) + uvarintLen(uint64(first)+uint64(i))
+	}
+	for i := 1; i <= memberBuckets; i++ {
+		offs[i] += offs[i-1]
+	}
+	buf := make([]byte, offs[memberBuckets])
+	pos := slices.Clone(offs[:memberBuckets])
+	for bk := range memberBuckets {
+		if seen[bk] {
+			pos[bk] += copy(buf[pos[bk]:], stored(uint16(bk)))
+		}
+	}
+	for i, u := range users {
+		bk := bkts[i]
+		p := pos[bk]
+		buf[p] = byte(len(u))
+		p += 1 + copy(buf[p+1:], u)
+		p += binary.PutUvarint(buf[p:], uint64(first)+uint64(i))
+		pos[bk] = p
+	}
+	for bk := range memberBuckets {
+		if seen[bk] {
+			b.Set(bucketKey(gid, uint16(bk)), buf[offs[bk]:offs[bk+1]:offs[bk+1]])
+		}
+	}
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 // userIDs returns the user IDs of member indexes of a group incarnation.
@@ -189,19 +365,94 @@ func (e *embedded) userIDs(ctx context.Context, gid string, inc uint64, idxs []u
 
 // checkMembers validates and de-duplicates a member list, keeping order.
 func (e *Engine) checkMembers(members []string) ([]string, error) {
-	seen := make(map[string]struct{}, len(members))
-	out := make([]string, 0, len(members))
 	for _, u := range members {
 		if err := validID("user ID", u, e.cfg.maxIDLength); err != nil {
 			return nil, err
 		}
-		if _, dup := seen[u]; dup {
-			continue
-		}
-		seen[u] = struct{}{}
-		out = append(out, u)
 	}
-	return out, nil
+	return uniqueIDs(members), nil
+}
+
+// uniqueIDs returns ids without repeats, keeping the first of each in
+// order; ids itself when it has none. A Go map of a million strings costs
+// about 100 ns an ID in cache misses; a long list is instead radix-sorted
+// by the top 32 bits of memberHash, four streaming passes that keep ties in
+// list order, and only IDs whose hashes tie are compared.
+func uniqueIDs(ids []string) []string {
+	if len(ids) <= 1024 {
+		seen := make(map[string]struct{}, len(ids))
+		out := make([]string, 0, len(ids))
+		for _, u := range ids {
+			if _, dup := seen[u]; !dup {
+				seen[u] = struct{}{}
+				out = append(out, u)
+			}
+		}
+		return out
+	}
+	type hashed struct {
+		h uint32
+		i uint32
+	}
+	a := make([]hashed, len(ids))
+	for i, u := range ids {
+		a[i] = hashed{uint32(memberHash(u) >> 32), uint32(i)}
+	}
+	tmp := make([]hashed, len(ids))
+	for shift := 0; shift < 32; shift += 8 {
+		var starts [257]int
+		for _, x := range a {
+			starts[(x.h>>shift)&0xff+1]++
+		}
+		for i := 1; i <= 256; i++ {
+			starts[i] += starts[i-1]
+		}
+		for _, x := range a {
+			d := (x.h >> shift) & 0xff
+			tmp[starts[d]] = x
+			starts[d]++
+		}
+		a, tmp = tmp, a
+	}
+	var dup []bool
+	for lo := 0; lo < len(a); {
+		hi := lo + 1
+		for hi < len(a) && a[hi].h == a[lo].h {
+			hi++
+		}
+		if hi-lo > 1 {
+			dup = markDups(dup, ids, a[lo:hi], func(x hashed) uint32 { return x.i })
+		}
+		lo = hi
+	}
+	if dup == nil {
+		return ids
+	}
+	out := make([]string, 0, len(ids))
+	for i, u := range ids {
+		if !dup[i] {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// markDups marks in dup (made on first need) each ID of a run of IDs whose
+// hashes tie that repeats an earlier one of the run. The run is in list
+// order.
+func markDups[T any](dup []bool, ids []string, run []T, index func(T) uint32) []bool {
+	seen := make(map[string]struct{}, len(run))
+	for _, x := range run {
+		i := index(x)
+		if _, d := seen[ids[i]]; d {
+			if dup == nil {
+				dup = make([]bool, len(ids))
+			}
+			dup[i] = true
+		}
+		seen[ids[i]] = struct{}{}
+	}
+	return dup
 }
 
 // groupCall runs fn, a membership call on group gid, once gid is valid.
@@ -266,14 +517,12 @@ func (e *embedded) createGroup(ctx context.Context, gid string, typ GroupType, m
 			Members:     uint32(len(members)),
 			CreatedAt:   e.now(),
 		}
+		// Keys in ascending order (meta, chunks, buckets, names): Pebble
+		// sorts a large batch before it can flush it, which costs little
+		// on a sorted one.
 		var b store.Batch
-		for i, u := range members {
-			b.Set(userKey(gid, u), encodeIndex(uint32(i)))
-			b.Set(indexKey(gid, uint32(i)), []byte(u))
-		}
+		b.Set(groupMetaKey(gid), rec.encode())
 		if len(members) > 0 {
-			all := roaring.New()
-			all.AddRange(0, uint64(len(members)))
 			last, _ := lastChunk(rec.NextIndex)
 			for hi := 0; hi <= int(last); hi++ {
 				lo := uint64(hi) << chunkBits
@@ -286,7 +535,13 @@ func (e *embedded) createGroup(ctx context.Context, gid string, typ GroupType, m
 				b.Set(chunkKey(gid, uint16(hi), rec.Version), v)
 			}
 		}
-		b.Set(groupMetaKey(gid), rec.encode())
+		bkts := make([]uint16, len(members))
+		for i, u := range members {
+			bkts[i] = memberBucket(u)
+		}
+		if err := putNewMembers(&b, gid, 0, members, bkts, nil, func(uint16) []byte { return nil }); err != nil {
+			return internalErr("create group", err)
+		}
 		return internalErr("create group", e.st.Write(ctx, &b, e.writeOpts()))
 	})
 }
@@ -322,36 +577,60 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 		if len(members) == 0 {
 			return nil
 		}
-		keys := make([][]byte, len(members))
-		for i, u := range members {
-			keys[i] = userKey(gid, u)
-		}
-		vals, err := e.st.Get(ctx, keys)
+		stored, bkts, err := e.loadBuckets(ctx, gid, members)
 		if err != nil {
-			return internalErr("read members", err)
+			return err
 		}
-		var b store.Batch
+		// b gets the meta and the chunks, mb the keys of new members, which
+		// sort after them: Pebble sorts a large batch before it can flush
+		// it, which costs little on a sorted one.
+		var b, mb store.Batch
 		byChunk := make(map[uint16][]uint32)
+		var joined []string
+		var joinedBkts []uint16
+		if add {
+			joined, joinedBkts = make([]string, 0, len(members)), make([]uint16, 0, len(members))
+		}
 		for i, u := range members {
-			if vals[i] != nil {
-				idx, err := decodeIndex(vals[i])
-				if err != nil {
-					return internalErr("decode member", err)
+			idx, ok, err := bucketFind(stored.get(bkts[i]), u)
+			if err != nil {
+				return internalErr("decode member", err)
+			}
+			if !ok {
+				if !add {
+					continue // never a member
 				}
-				byChunk[chunkOf(idx)] = append(byChunk[chunkOf(idx)], idx)
+				if uint64(g.NextIndex)+uint64(len(joined)) >= math.MaxUint32 {
+					return errorf(ErrInvalidParameter, "group %q has used every member index", gid)
+				}
+				joined = append(joined, u)
+				joinedBkts = append(joinedBkts, bkts[i])
 				continue
 			}
-			if !add {
-				continue // never a member
-			}
-			if g.NextIndex == math.MaxUint32 {
-				return errorf(ErrInvalidParameter, "group %q has used every member index", gid)
-			}
-			idx := g.NextIndex
-			g.NextIndex++
-			b.Set(keys[i], encodeIndex(idx))
-			b.Set(indexKey(gid, idx), []byte(u))
 			byChunk[chunkOf(idx)] = append(byChunk[chunkOf(idx)], idx)
+		}
+		// The new members take the indexes [newLo, newHi): whole ranges of
+		// the chunks they fall in.
+		newLo := uint64(g.NextIndex)
+		newHi := newLo + uint64(len(joined))
+		for idx := newLo; idx < newHi; idx = (idx>>chunkBits + 1) << chunkBits {
+			if _, ok := byChunk[chunkOf(uint32(idx))]; !ok {
+				byChunk[chunkOf(uint32(idx))] = nil
+			}
+		}
+		if len(joined) > 0 {
+			var head []byte
+			if g.NextIndex%nameBlockSize != 0 {
+				vals, err := e.st.Get(ctx, [][]byte{namesKey(gid, g.NextIndex/nameBlockSize)})
+				if err != nil {
+					return internalErr("read members", err)
+				}
+				head = vals[0]
+			}
+			if err := putNewMembers(&mb, gid, g.NextIndex, joined, joinedBkts, head, stored.get); err != nil {
+				return internalErr("decode members", err)
+			}
+			g.NextIndex += uint32(len(joined))
 		}
 		his := make([]uint16, 0, len(byChunk))
 		for hi := range byChunk {
@@ -368,6 +647,10 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 			n := cur.GetCardinality()
 			if add {
 				cur.AddMany(byChunk[hi])
+				lo := uint64(hi) << chunkBits
+				if lo, end := max(lo, newLo), min(lo+1<<chunkBits, newHi); lo < end {
+					cur.AddRange(lo, end)
+				}
 			} else {
 				for _, idx := range byChunk[hi] {
 					cur.Remove(idx)
@@ -400,9 +683,88 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 			return nil
 		}
 		g.Version = version
-		b.Set(groupMetaKey(gid), g.encode())
-		return internalErr("change members", e.st.Write(ctx, &b, e.writeOpts()))
+		var all store.Batch
+		all.Set(groupMetaKey(gid), g.encode())
+		for _, bt := range []*store.Batch{&b, &mb} {
+			for _, op := range bt.Ops() {
+				if op.Kind == store.OpDelete {
+					all.Delete(op.Key)
+				} else {
+					all.Set(op.Key, op.Value)
+				}
+			}
+		}
+		return internalErr("change members", e.st.Write(ctx, &all, e.writeOpts()))
 	})
+}
+
+// bucketSet is the stored values of some of a group's lookup buckets: a
+// map for a few, a slice of every bucket for many.
+type bucketSet struct {
+	sparse map[uint16][]byte
+	dense  [][]byte
+	// stored[bk] tells whether dense[bk] is stored: at 64 KiB it stays in
+	// cache where dense (1.5 MiB) does not, and most buckets of a group
+	// that is growing from few members are empty.
+	stored []bool
+}
+
+func (s *bucketSet) get(bk uint16) []byte {
+	if s.dense != nil {
+		if !s.stored[bk] {
+			return nil
+		}
+		return s.dense[bk]
+	}
+	return s.sparse[bk]
+}
+
+// loadBuckets reads the lookup buckets that users fall in and returns them
+// with each user's bucket. A few buckets are read with one point lookup
+// each, many with one scan of all of the group's buckets.
+func (e *embedded) loadBuckets(ctx context.Context, gid string, users []string) (*bucketSet, []uint16, error) {
+	bkts := make([]uint16, len(users))
+	for i, u := range users {
+		bkts[i] = memberBucket(u)
+	}
+	if len(users) > memberBuckets/64 {
+		set := &bucketSet{dense: make([][]byte, memberBuckets), stored: make([]bool, memberBuckets)}
+		want := make([]bool, memberBuckets)
+		for _, bk := range bkts {
+			want[bk] = true
+		}
+		prefix := groupKey(gid, groupBucket)
+		err := e.st.Scan(ctx, prefix, prefixEnd(prefix), func(k, v []byte) bool {
+			if len(k) == len(prefix)+2 {
+				if bk := binary.BigEndian.Uint16(k[len(prefix):]); want[bk] {
+					set.dense[bk], set.stored[bk] = slices.Clone(v), true
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return nil, nil, internalErr("read members", err)
+		}
+		return set, bkts, nil
+	}
+	set := &bucketSet{sparse: make(map[uint16][]byte, len(users))}
+	keys := make([][]byte, 0, len(users))
+	order := make([]uint16, 0, len(users))
+	for _, bk := range bkts {
+		if _, ok := set.sparse[bk]; !ok {
+			set.sparse[bk] = nil
+			keys = append(keys, bucketKey(gid, bk))
+			order = append(order, bk)
+		}
+	}
+	vals, err := e.st.Get(ctx, keys)
+	if err != nil {
+		return nil, nil, internalErr("read members", err)
+	}
+	for i, v := range vals {
+		set.sparse[order[i]] = v
+	}
+	return set, bkts, nil
 }
 
 // versionUsed reports whether a live message of group gid was tracked at a

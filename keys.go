@@ -21,8 +21,12 @@ import (
 //	'g' lp(group) \x00                         group meta
 //	'g' lp(group) 'c' hi16 ^version64          membership chunk: members with index>>16 == hi16,
 //	                                           written at version; ^version sorts newest first
-//	'g' lp(group) 'i' index32                  member index -> user ID
-//	'g' lp(group) 'u' user                     user ID -> member index (kept for life)
+//	'g' lp(group) 'h' bucket16                 user ID -> member index, for the users whose
+//	                                           memberBucket is bucket16: lp(user) uvarint(index)
+//	                                           per user, in the order they joined (kept for life)
+//	'g' lp(group) 'n' block32                  member index -> user ID, for the indexes
+//	                                           block32*nameBlockSize on: lp(user) per index,
+//	                                           in index order, as many as are assigned
 //	'g' lp(group) 'v' version64 lp(msg)        live message tracked at version (value: trackedAt)
 //	'm' conv lp(msg) \x00                      message meta
 //	'm' conv lp(msg) 'd' hi16                  delivered (D) with index>>16 == hi16 (merge set);
@@ -52,8 +56,8 @@ const (
 
 	groupMeta    = 0x00
 	groupChunk   = 'c'
-	groupIndex   = 'i'
-	groupUser    = 'u'
+	groupBucket  = 'h'
+	groupNames   = 'n'
 	groupVersion = 'v'
 
 	msgMeta    = 0x00
@@ -139,9 +143,15 @@ func chunkKey(gid string, hi uint16, version uint64) []byte {
 	return appendU64(appendU16(groupKey(gid, groupChunk), hi), ^version)
 }
 
-func indexKey(gid string, idx uint32) []byte { return appendU32(groupKey(gid, groupIndex), idx) }
+// namesKey is the key of the user IDs of the block'th nameBlockSize member
+// indexes.
+func namesKey(gid string, block uint32) []byte { return appendU32(groupKey(gid, groupNames), block) }
 
-func userKey(gid, uid string) []byte { return append(groupKey(gid, groupUser), uid...) }
+// bucketKey is the key of the member indexes of the users whose
+// memberBucket is bucket.
+func bucketKey(gid string, bucket uint16) []byte {
+	return appendU16(groupKey(gid, groupBucket), bucket)
+}
 
 func versionKey(gid string, version uint64, msgID string) []byte {
 	return appendLP(appendU64(groupKey(gid, groupVersion), version), msgID)

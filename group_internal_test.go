@@ -1,0 +1,83 @@
+package readreceipt
+
+import (
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// uniqueIDs keeps the first of each ID in order, on both of its paths
+// (a map up to 1024 IDs, hash radix sort above).
+func TestUniqueIDs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 1024, 1025, 100_000} {
+		for _, distinct := range []int{n, n/3 + 1} {
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = "u" + strconv.Itoa(rng.IntN(distinct))
+				if distinct == n {
+					ids[i] = "u" + strconv.Itoa(i)
+				}
+			}
+			var want []string
+			seen := map[string]bool{}
+			for _, u := range ids {
+				if !seen[u] {
+					seen[u] = true
+					want = append(want, u)
+				}
+			}
+			got := uniqueIDs(ids)
+			assert.Equal(t, len(want), len(got), "n=%d distinct=%d", n, distinct)
+			assert.Equal(t, want, append([]string(nil), got...), "n=%d distinct=%d", n, distinct)
+		}
+	}
+}
+
+// markDups, which uniqueIDs runs on IDs whose hashes tie, marks the later
+// repeats only.
+func TestMarkDups(t *testing.T) {
+	ids := []string{"a", "b", "a", "c", "b", "a"}
+	dup := markDups(nil, ids, []int{0, 1, 2, 4, 5}, func(i int) uint32 { return uint32(i) })
+	assert.Equal(t, []bool{false, false, true, false, true, true}, dup)
+	assert.Nil(t, markDups(nil, ids, []int{0, 1, 3}, func(i int) uint32 { return uint32(i) }))
+}
+
+// The bucket of a user is part of the stored layout: a change of the hash
+// would make every stored group lose its members.
+func TestMemberBucketIsStable(t *testing.T) {
+	got := []uint16{memberBucket("u0000000"), memberBucket("u0000001"), memberBucket("alice"), memberBucket("群成员")}
+	assert.Equal(t, []uint16{0x377d, 0x7c83, 0x3507, 0x4d8d}, got)
+}
+
+// Bucket and names values round-trip, and malformed ones are errors, not
+// panics.
+func TestMemberValues(t *testing.T) {
+	v := appendBucketEntry(appendBucketEntry(nil, "a", 1), "bb", 300_000)
+	idx, ok, err := bucketFind(v, "bb")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	assert.Equal(t, uint32(300_000), idx)
+	_, ok, err = bucketFind(v, "c")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	for _, bad := range [][]byte{{5, 'a'}, {1, 'a'}, {1, 'a', 0x80}} {
+		_, _, err := bucketFind(bad, "zz")
+		assert.Error(t, err, "%q", bad)
+	}
+	nb, err := decodeNameBlock(appendLP(appendLP(nil, "x"), "yz"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"x", "yz", ""}, []string{nb.user(0), nb.user(1), nb.user(2)})
+	for _, bad := range [][]byte{{3, 'a'}, {0}} {
+		_, err := decodeNameBlock(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+	head, err := namesPrefix(appendLP(appendLP(nil, "x"), "yz"), 1)
+	require.NoError(t, err)
+	assert.Equal(t, appendLP(nil, "x"), head)
+	_, err = namesPrefix(appendLP(nil, "x"), 2)
+	assert.Error(t, err)
+}
