@@ -201,11 +201,31 @@ func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
 	if !e.loaded {
 		return false
 	}
+	s.touch(e)
+	return true
+}
+
+// touchLeeway is how many of a shard's most recently used entries peek
+// leaves where they are.
+const touchLeeway = 4
+
+// touch makes e, in s's list, the most recently used entry, unless it is
+// among the touchLeeway most recent already: a query of the same messages
+// again, the common case, then writes no pointers (six a move, each a
+// write barrier while the GC marks), and e loses at most touchLeeway-1
+// places of recency. The caller holds s.mu.
+func (s *entryShard) touch(e *msgEntry) {
+	p := e.prev
+	for range touchLeeway {
+		if p == &s.list {
+			return
+		}
+		p = p.prev
+	}
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = &s.list, s.list.next
 	s.list.next.prev = e
 	s.list.next = e
-	return true
 }
 
 // release unpins e.
