@@ -121,8 +121,8 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 // countsInto; longer keys (IDs near the length limit) go to the heap.
 const countKeyBuf = 96
 
-// countsInto implements countFiller. A cached message costs one lookup in the entry table, under its shard's
-// lock and its own, and no allocation.
+// countsInto implements countFiller. A cached message costs one lookup in
+// the entry table, under its shard's lock and its own, and no allocation.
 func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversation, messages []MessageRef, out []ReceiptInfo) error {
 	isGroup := conv.Type == ConversationGroup
 	ck := convKey(conv)
@@ -131,10 +131,14 @@ func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversat
 	defer lock.RUnlock()
 
 	var g *groupRecord
+	var inc uint64 // g's incarnation, 0 for none (see liveErr)
 	if isGroup {
 		var err error
 		if g, err = e.queryGroup(ctx, conv.GroupID); err != nil {
 			return err
+		}
+		if g != nil {
+			inc = g.Incarnation
 		}
 	}
 	now := e.retentionNow()
@@ -151,7 +155,10 @@ func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversat
 		var count, dn, readAt int64
 		var lerr error
 		if !e.entries.peek(buf, func(m *msgEntry) {
-			meta, lerr = e.liveMeta(m, isGroup, g, now)
+			// liveMeta, with the meta copied once, straight from m.
+			if lerr = e.liveErr(m.exists, &m.meta, isGroup, inc, now); lerr == nil {
+				meta = m.meta
+			}
 			count, dn, readAt = m.count, m.dn(), m.readAt
 		}) {
 			missed = append(missed, i)
