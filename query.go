@@ -2,7 +2,6 @@ package readreceipt
 
 import (
 	"context"
-	"slices"
 	"time"
 )
 
@@ -91,9 +90,17 @@ func (e *Engine) AppendMessageReadReceiptList(ctx context.Context, dst []Receipt
 }
 
 // extend returns dst extended by n zero elements, and those elements.
+// Only reused room is cleared: new memory is zero already, and clearing
+// memory with pointers is slow while the GC marks (a write barrier per
+// pointer).
 func extend(dst []ReceiptInfo, n int) (out, added []ReceiptInfo) {
 	l := len(dst)
-	out = slices.Grow(dst, n)[:l+n]
+	if cap(dst)-l < n {
+		out = make([]ReceiptInfo, l+n)
+		copy(out, dst)
+		return out, out[l:]
+	}
+	out = dst[:l+n]
 	added = out[l:]
 	clear(added)
 	return out, added
