@@ -206,18 +206,19 @@ func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
 }
 
 // touchLeeway is how many of a shard's most recently used entries peek
-// leaves where they are, in a shard of more than twice as many.
+// leaves where they are.
 const touchLeeway = 4
 
 // touch makes e, in s's list, the most recently used entry, unless it is
-// among the touchLeeway most recent already and the shard holds more than
-// twice as many: a query of the same messages again, the common case,
-// then writes no pointers (six a move, each a write barrier while the GC
-// marks), and e loses at most touchLeeway-1 places of recency, with more
-// entries than that behind it to evict first. A small shard keeps the
+// among the touchLeeway most recent already: a query of the same messages
+// again, the common case, then writes no pointers (six a move, each a
+// write barrier while the GC marks), and e loses at most touchLeeway-1
+// places of recency. That leeway is taken only where those places cannot
+// decide an eviction soon: in a shard of more than twice as many entries,
+// or one less than half full; a full shard of a few entries keeps the
 // exact order. The caller holds s.mu.
 func (s *entryShard) touch(e *msgEntry) {
-	if len(s.items) > 2*touchLeeway {
+	if len(s.items) > 2*touchLeeway || 2*s.bytes < s.cap {
 		p := e.prev
 		for range touchLeeway {
 			if p == &s.list {
