@@ -201,11 +201,36 @@ func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
 	if !e.loaded {
 		return false
 	}
+	s.touch(e)
+	return true
+}
+
+// touchLeeway is how many of a shard's most recently used entries peek
+// leaves where they are.
+const touchLeeway = 4
+
+// touch makes e, in s's list, the most recently used entry, unless it is
+// among the touchLeeway most recent already: a query of the same messages
+// again, the common case, then writes no pointers (six a move, each a
+// write barrier while the GC marks), and e loses at most touchLeeway-1
+// places of recency. That leeway is taken only where those places cannot
+// decide an eviction soon: in a shard of more than twice as many entries,
+// or one less than half full; a full shard of a few entries keeps the
+// exact order. The caller holds s.mu.
+func (s *entryShard) touch(e *msgEntry) {
+	if len(s.items) > 2*touchLeeway || 2*s.bytes < s.cap {
+		p := e.prev
+		for range touchLeeway {
+			if p == &s.list {
+				return
+			}
+			p = p.prev
+		}
+	}
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = &s.list, s.list.next
 	s.list.next.prev = e
 	s.list.next = e
-	return true
 }
 
 // pin pins e once more, as acquire does, for a holder that does not look

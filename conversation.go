@@ -202,6 +202,15 @@ func (e *Engine) validConversation(c Conversation) error {
 	return errorf(ErrInvalidParameter, "unknown conversation type %d", c.Type)
 }
 
+// sameConversation is a == *b, field by field: the compiler's comparison
+// of the whole struct is a call, and validRefs makes it for every message.
+func sameConversation(a, b *Conversation) bool {
+	// This unkeyed literal stops compiling when Conversation gains a
+	// field, which the comparison below would miss.
+	_ = Conversation{a.Type, a.GroupID, a.Users}
+	return a.Type == b.Type && a.GroupID == b.GroupID && a.Users[0] == b.Users[0] && a.Users[1] == b.Users[1]
+}
+
 // validRefs checks a message list: its size, its IDs, and that all share
 // one conversation. It returns the conversation.
 func (e *Engine) validRefs(refs []MessageRef, limit int) (Conversation, error) {
@@ -215,16 +224,20 @@ func (e *Engine) validRefs(refs []MessageRef, limit int) (Conversation, error) {
 	if err := e.validConversation(conv); err != nil {
 		return Conversation{}, err
 	}
-	key := convKey(conv)
-	for _, r := range refs {
+	var key []byte // conv's key, made for the first ref with another Conversation value
+	for i := range refs {
+		r := &refs[i]
 		if err := validID("message ID", r.ID, e.cfg.maxIDLength); err != nil {
 			return Conversation{}, err
 		}
-		if r.Conversation == conv {
+		if sameConversation(&r.Conversation, &conv) {
 			continue
 		}
 		if err := e.validConversation(r.Conversation); err != nil {
 			return Conversation{}, err
+		}
+		if key == nil {
+			key = convKey(conv)
 		}
 		if r.Conversation.Type != conv.Type || string(convKey(r.Conversation)) != string(key) {
 			return Conversation{}, errorf(ErrMixedConversations, "%s and %s", conv, r.Conversation)

@@ -41,32 +41,96 @@ type ReceiptInfo struct {
 // fails as a whole only on bad input, on messages of several conversations,
 // while the feature is off, or when the store fails.
 func (e *Engine) GetMessageReadReceiptList(ctx context.Context, caller Caller, messages []MessageRef) ([]ReceiptInfo, error) {
+	return e.AppendMessageReadReceiptList(ctx, nil, caller, messages)
+}
+
+// AppendMessageReadReceiptList is GetMessageReadReceiptList appending the
+// read states to dst: it returns the extended slice, or dst and the error.
+// A host that passes the same slice again (dst[:0]) saves allocating the
+// results; on the embedded backend a call whose messages are all cached
+// then allocates nothing. The appended elements are written whole, whatever
+// dst held in its spare capacity.
+func (e *Engine) AppendMessageReadReceiptList(ctx context.Context, dst []ReceiptInfo, caller Caller, messages []MessageRef) ([]ReceiptInfo, error) {
 	if err := e.enterReceipts(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	defer e.leave()
 	if err := e.validCaller(caller); err != nil {
-		return nil, err
+		return dst, err
 	}
 	conv, err := e.validRefs(messages, e.cfg.maxQueryMessages)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if err := e.reciprocalErr(ctx, caller); err != nil {
 		if !perMessage(err) {
-			return nil, err
+			return dst, err
 		}
-		out := make([]ReceiptInfo, len(messages))
+		out, res := extend(dst, len(messages))
 		for i, m := range messages {
-			out[i] = ReceiptInfo{MessageID: m.ID, Err: err}
+			res[i] = ReceiptInfo{MessageID: m.ID, Err: err}
 		}
 		return out, nil
 	}
-	return e.be.counts(ctx, caller, conv, messages)
+	if f, ok := e.be.(countFiller); ok {
+		out, res := extend(dst, len(messages))
+		if err := f.countsInto(ctx, caller, conv, messages, res); err != nil {
+			return dst, err
+		}
+		return out, nil
+	}
+	infos, err := e.be.counts(ctx, caller, conv, messages)
+	if err != nil {
+		return dst, err
+	}
+	if dst == nil {
+		return infos, nil
+	}
+	return append(dst, infos...), nil
 }
 
+// extend returns dst extended by n zero elements, and those elements.
+// Only reused room is cleared: new memory is zero already, and clearing
+// memory with pointers is slow while the GC marks (a write barrier per
+// pointer).
+func extend(dst []ReceiptInfo, n int) (out, added []ReceiptInfo) {
+	l := len(dst)
+	if cap(dst)-l < n {
+		out = make([]ReceiptInfo, l+n)
+		copy(out, dst)
+		return out, out[l:]
+	}
+	out = dst[:l+n]
+	added = out[l:]
+	clear(added)
+	return out, added
+}
+
+// countFiller is a backend whose counts can fill the caller's slice, as
+// the embedded one does; the others' results are appended.
+type countFiller interface {
+	// countsInto is counts writing into out, one zeroed element per
+	// message.
+	countsInto(ctx context.Context, caller Caller, conv Conversation, messages []MessageRef, out []ReceiptInfo) error
+}
+
+var _ countFiller = (*embedded)(nil)
+
 func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation, messages []MessageRef) ([]ReceiptInfo, error) {
-	var err error
+	out := make([]ReceiptInfo, len(messages))
+	if err := e.countsInto(ctx, caller, conv, messages, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// countKeyBuf is the room on the stack for a message's key prefix in
+// countsInto; longer keys (IDs near the length limit) go to the heap.
+const countKeyBuf = 96
+
+// countsInto implements countFiller. A cached message costs one lookup in
+// the entry table, under its shard's lock and its own, and no allocation.
+func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversation, messages []MessageRef, out []ReceiptInfo) error {
 	isGroup := conv.Type == ConversationGroup
 	ck := convKey(conv)
 	lock := e.convLock(ck)
@@ -74,25 +138,34 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 	defer lock.RUnlock()
 
 	var g *groupRecord
+	var inc uint64 // g's incarnation, 0 for none (see liveErr)
 	if isGroup {
-		if g, err = e.loadGroup(ctx, conv.GroupID); err != nil {
-			return nil, err
+		var err error
+		if g, err = e.queryGroup(ctx, conv.GroupID); err != nil {
+			return err
+		}
+		if g != nil {
+			inc = g.Incarnation
 		}
 	}
-	out := make([]ReceiptInfo, len(messages))
 	now := e.retentionNow()
 
 	// Cached messages are read in place; the others are loaded below.
 	var missed []int
-	var buf []byte
-	for i, r := range messages {
-		out[i].MessageID = r.ID
-		buf = appendMessagePrefix(buf[:0], ck, r.ID)
+	var kb [countKeyBuf]byte
+	buf := kb[:0]
+	for i := range messages {
+		id := messages[i].ID
+		out[i].MessageID = id
+		buf = appendMessagePrefix(buf[:0], ck, id)
 		var meta messageRecord
 		var count, dn, readAt int64
 		var lerr error
 		if !e.entries.peek(buf, func(m *msgEntry) {
-			meta, lerr = e.liveMeta(m, isGroup, g, now)
+			// liveMeta, with the meta copied once, straight from m.
+			if lerr = e.liveErr(m.exists, &m.meta, isGroup, inc, now); lerr == nil {
+				meta = m.meta
+			}
 			count, dn, readAt = m.count, m.dn(), m.readAt
 		}) {
 			missed = append(missed, i)
@@ -101,7 +174,7 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count+dn, readAt, lerr)
 	}
 	if len(missed) == 0 {
-		return out, nil
+		return nil
 	}
 	ms := make([]*msgEntry, len(missed))
 	for j, i := range missed {
@@ -109,7 +182,7 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 	}
 	defer e.releaseAll(ms)
 	if err := e.loadEntries(ctx, ms...); err != nil {
-		return nil, err
+		return err
 	}
 	for j, i := range missed {
 		m := ms[j]
@@ -119,7 +192,17 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 		m.mu.Unlock()
 		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count+dn, readAt, lerr)
 	}
-	return out, nil
+	return nil
+}
+
+// queryGroup is loadGroup for a call that only reads the record: a cached
+// record is returned itself, not a copy (cached records are never
+// modified). The caller holds the group's conversation lock.
+func (e *embedded) queryGroup(ctx context.Context, gid string) (*groupRecord, error) {
+	if g, ok := e.groups.get([]byte(gid)); ok {
+		return g, nil
+	}
+	return e.loadGroup(ctx, gid)
 }
 
 func (e *Engine) validCaller(c Caller) error {

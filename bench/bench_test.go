@@ -521,21 +521,8 @@ func BenchmarkGetReceiptList(b *testing.B) {
 			b.Run(fmt.Sprintf("messages=30/members=%s/cache=%s", sz.name, cache), func(b *testing.B) {
 				for _, kind := range kinds {
 					b.Run("store="+kind, func(b *testing.B) {
-						fx := getFixture(b, kind)
-						refs := fx.receiptList(b, sz)
-						if cache == "cold" {
-							fx.coldEngine(b)
-						}
+						fx, refs := receiptListFixture(b, kind, sz, cache == "cold")
 						caller := rr.AsUser(sender())
-						infos, err := fx.e.GetMessageReadReceiptList(ctx, caller, refs)
-						if err != nil {
-							b.Fatal(err)
-						}
-						for j, in := range infos {
-							if in.Err != nil || in.ReadCount != 10*j || in.ReadCount+in.UnreadCount != sz.n-1 {
-								b.Fatalf("message %d: %+v", j, in)
-							}
-						}
 						b.ReportAllocs()
 						for b.Loop() {
 							if _, err := fx.e.GetMessageReadReceiptList(ctx, caller, refs); err != nil {
@@ -545,6 +532,60 @@ func BenchmarkGetReceiptList(b *testing.B) {
 					})
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkAppendReceiptList: GetReceiptList's calls with
+// AppendMessageReadReceiptList into one reused slice, as a host that keeps
+// its buffer between calls makes them.
+func BenchmarkAppendReceiptList(b *testing.B) {
+	for _, sz := range []size{size1K, size1M} {
+		b.Run(fmt.Sprintf("messages=30/members=%s/cache=warm", sz.name), func(b *testing.B) {
+			for _, kind := range kinds {
+				b.Run("store="+kind, func(b *testing.B) {
+					fx, refs := receiptListFixture(b, kind, sz, false)
+					caller := rr.AsUser(sender())
+					buf := make([]rr.ReceiptInfo, 0, len(refs))
+					b.ReportAllocs()
+					for b.Loop() {
+						var err error
+						if buf, err = fx.e.AppendMessageReadReceiptList(ctx, buf[:0], caller, refs); err != nil {
+							b.Fatal(err)
+						}
+					}
+					checkReceiptList(b, sz, buf)
+				})
+			}
+		})
+	}
+}
+
+// receiptListFixture returns the fixture of kind and the messages of the
+// GetReceiptList benchmark in the group of sz, with the engine's cache
+// dropped if cold, after checking the counts their sender gets.
+func receiptListFixture(b *testing.B, kind string, sz size, cold bool) (*fixture, []rr.MessageRef) {
+	fx := getFixture(b, kind)
+	refs := fx.receiptList(b, sz)
+	if cold {
+		fx.coldEngine(b)
+	}
+	infos, err := fx.e.GetMessageReadReceiptList(ctx, rr.AsUser(sender()), refs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	checkReceiptList(b, sz, infos)
+	return fx, refs
+}
+
+// checkReceiptList checks the counts of the GetReceiptList messages.
+func checkReceiptList(b *testing.B, sz size, infos []rr.ReceiptInfo) {
+	if len(infos) != 30 {
+		b.Fatalf("%d results, want 30", len(infos))
+	}
+	for j, in := range infos {
+		if in.Err != nil || in.MessageID != fmt.Sprintf("q%d", j) || in.ReadCount != 10*j || in.ReadCount+in.UnreadCount != sz.n-1 {
+			b.Fatalf("message %d: %+v", j, in)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package compare
 
 import (
 	"context"
+	"sync"
 
 	rr "github.com/readreceipt/readreceipt"
 )
@@ -57,20 +58,39 @@ func (o engineOps) Receipts(ctx context.Context, gid, reader string, msgIDs []st
 	return n, nil
 }
 
-// Counts implements System.
+// Counts implements System. It reuses its buffers from call to call, as a
+// host serving counts would: the MessageRefs it makes of msgIDs and the
+// ReceiptInfos AppendMessageReadReceiptList fills come from countBufs, so
+// the one allocation left is the []Count every system returns.
 func (o engineOps) Counts(ctx context.Context, gid string, msgIDs []string) ([]Count, error) {
-	infos, err := o.get().GetMessageReadReceiptList(ctx, rr.AsAdmin(), refs(gid, msgIDs))
+	b := countBufs.Get().(*countBuf)
+	defer countBufs.Put(b)
+	c := rr.Group(gid)
+	b.refs = b.refs[:0]
+	for _, id := range msgIDs {
+		b.refs = append(b.refs, rr.MessageRef{Conversation: c, ID: id})
+	}
+	infos, err := o.get().AppendMessageReadReceiptList(ctx, b.infos[:0], rr.AsAdmin(), b.refs)
+	b.infos = infos
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Count, len(infos))
-	for i, in := range infos {
-		if in.Err == nil {
+	for i := range infos {
+		if in := &infos[i]; in.Err == nil {
 			out[i] = Count{Found: true, Read: in.ReadCount, Unread: in.UnreadCount}
 		}
 	}
 	return out, nil
 }
+
+// countBuf is the scratch space of one Counts call.
+type countBuf struct {
+	refs  []rr.MessageRef
+	infos []rr.ReceiptInfo
+}
+
+var countBufs = sync.Pool{New: func() any { return new(countBuf) }}
 
 // Page implements System.
 func (o engineOps) Page(ctx context.Context, gid, msgID string, unread bool, cursor string, n int) ([]string, string, bool, error) {
