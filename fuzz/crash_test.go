@@ -424,23 +424,27 @@ func TestCrashPoints(t *testing.T) {
 func TestCrashCatchesLostWrites(t *testing.T) {
 	cfg := decodeConfig(seeds[0][0])
 	cfg.syncOff = true
-	p := crashParams{step: 250, mutation: 1, unsyncedPercent: 0, probe: true}
-	var report string
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				f, ok := r.(*histFailure)
-				if !ok {
-					panic(r)
-				}
-				report = f.msg
-			}
-		}()
-		runCrashHistory(t, cfg, p, seeds[0][1:])
-	}()
-	if !strings.Contains(report, "matches neither") {
+	if report := crashProbe(t, cfg); !strings.Contains(report, "matches neither") {
 		t.Fatalf("a crash that lost acknowledged writes went unnoticed; report:\n%s", report)
 	}
+}
+
+// crashProbe crashes the first seed history at operation 250 with an
+// image that keeps no unsynced data, and returns the harness's failure
+// report ("" if the recovered engine matched the model).
+func crashProbe(t *testing.T, cfg config) (report string) {
+	p := crashParams{step: 250, mutation: 1, unsyncedPercent: 0, probe: true}
+	defer func() {
+		if r := recover(); r != nil {
+			f, ok := r.(*histFailure)
+			if !ok {
+				panic(r)
+			}
+			report = f.msg
+		}
+	}()
+	runCrashHistory(t, cfg, p, seeds[0][1:])
+	return ""
 }
 
 // TestCrashCatchesEarlyReceiptAcks checks that the crash test fails when
@@ -453,21 +457,7 @@ func TestCrashCatchesEarlyReceiptAcks(t *testing.T) {
 	defer faults.EarlyReceiptAck.Store(false)
 	cfg := decodeConfig(seeds[0][0])
 	cfg.syncOff = false
-	p := crashParams{step: 250, mutation: 1, unsyncedPercent: 0, probe: true}
-	var report string
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				f, ok := r.(*histFailure)
-				if !ok {
-					panic(r)
-				}
-				report = f.msg
-			}
-		}()
-		runCrashHistory(t, cfg, p, seeds[0][1:])
-	}()
-	if !strings.Contains(report, "matches neither") {
+	if report := crashProbe(t, cfg); !strings.Contains(report, "matches neither") {
 		t.Fatalf("a crash that lost receipts acknowledged before they were durable went unnoticed; report:\n%s", report)
 	}
 }
