@@ -64,6 +64,23 @@ type Store interface {
 	Close() error
 }
 
+// Ingester is a Store that can also apply a large batch of Sets and
+// Deletes without passing it through a write-ahead log, so that writes
+// running at the same time do not queue behind it: Pebble writes the
+// batch as a table of its own and adds it to the tree (ingestion), where
+// Write would copy it into the log, sync it and then flush it through the
+// memtables. The engine uses it for membership changes of many members.
+type Ingester interface {
+	Store
+	// Ingest applies every operation of b atomically, like Write with
+	// Sync: it returns once the batch is durable, and either all of it
+	// becomes visible or none does. b may hold only OpSet and OpDelete
+	// operations; where it holds several for one key, the last one wins,
+	// as with Write. Any other kind of operation is an error and nothing
+	// is applied. An empty batch is a no-op.
+	Ingest(ctx context.Context, b *Batch) error
+}
+
 // WriteOptions controls a single Write.
 type WriteOptions struct {
 	// Sync makes Write wait until the batch is durable.

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -89,7 +90,11 @@ type Options struct {
 // Store is a [store.Store] on a Pebble database. All methods are safe for
 // concurrent use, including with Close.
 type Store struct {
-	db *pebble.DB
+	db   *pebble.DB
+	dir  string
+	opts *pebble.Options // as Open gave them to Pebble: Ingest writes tables with them
+	// ingestSeq names Ingest's temporary tables (ingestPrefix).
+	ingestSeq atomic.Uint64
 
 	// mu guards closed. Every method registers in inflight while holding
 	// mu for reading, and Close waits for inflight after setting closed,
@@ -105,7 +110,7 @@ type Store struct {
 	closeErr error
 }
 
-var _ store.Store = (*Store)(nil)
+var _ store.Ingester = (*Store)(nil)
 
 // Open opens the database in dir, creating it if it does not exist. opts
 // may be nil.
@@ -149,7 +154,15 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	return &Store{db: db, done: make(chan struct{})}, nil
+	if err := removeIngestLeftovers(po.FS, dir); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
+	// Ingest's tables are written with the options Pebble gives its own
+	// (Open fills in the defaults on a copy of po).
+	wo := po.Clone()
+	wo.EnsureDefaults()
+	return &Store{db: db, dir: dir, opts: wo, done: make(chan struct{})}, nil
 }
 
 // enter registers a call, or fails with store.ErrClosed.

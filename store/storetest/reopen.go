@@ -17,6 +17,41 @@ import (
 func RunReopen(t *testing.T, open func(t *testing.T, dir string) store.Store) {
 	t.Run("Reopen", func(t *testing.T) { testReopen(t, open) })
 	t.Run("ReopenManyMerges", func(t *testing.T) { testReopenManyMerges(t, open) })
+	t.Run("ReopenIngested", func(t *testing.T) { testReopenIngested(t, open) })
+}
+
+// testReopenIngested: what Ingest applied is there after a reopen, over
+// and under ordinary writes.
+func testReopenIngested(t *testing.T, open func(t *testing.T, dir string) store.Store) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	in, ok := s.(store.Ingester)
+	if !ok {
+		closeStore(t, s)
+		t.Skipf("%T does not implement store.Ingester", s)
+	}
+	set(t, s, "before", "b")
+	set(t, s, "over", "written")
+	var b store.Batch
+	for i := range 100 {
+		b.Set(fmt.Appendf(nil, "g/%03d", i), fmt.Appendf(nil, "%d", i))
+	}
+	b.Set(bs("over"), bs("ingested"))
+	b.Delete(bs("before"))
+	if err := in.Ingest(bg, &b); err != nil {
+		t.Fatal(err)
+	}
+	set(t, s, "g/050", "after")
+	closeStore(t, s)
+	s = open(t, dir)
+	defer closeStore(t, s)
+	want := map[string]any{"before": missing{}, "over": raw("ingested"), "g/050": raw("after")}
+	for i := range 100 {
+		if i != 50 {
+			want[fmt.Sprintf("g/%03d", i)] = raw(fmt.Sprint(i))
+		}
+	}
+	check(t, s, want)
 }
 
 // reopenState is what testReopen expects to find, by key.

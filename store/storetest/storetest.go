@@ -64,6 +64,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ContextDone", testContextDone},
 		{"Closed", testClosed},
 		{"CloseConcurrent", testCloseConcurrent},
+		{"Ingest", testIngest},
+		{"IngestRejects", testIngestRejects},
+		{"IngestConcurrent", testIngestConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,107 @@
+package pebblestore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/readreceipt/readreceipt/store"
+)
+
+// ingestPrefix starts the names of the tables Ingest writes before Pebble
+// takes them in. Pebble links an ingested file under a name of its own,
+// so the temporary one is removed right after; one left by a crash is
+// removed by Open (Pebble ignores files whose names it does not know).
+const ingestPrefix = "ingest-"
+
+// Ingest implements [store.Ingester]. It sorts the batch's operations by
+// key (the last one of a key wins), writes them as one table in the
+// database's directory, syncs it and has Pebble ingest it: the table
+// enters the tree with a sequence number above every write before it, in
+// one atomic, synced edit of Pebble's manifest. Nothing goes through the
+// write-ahead log or the memtables, so synced writes running at the same
+// time wait at most for that manifest edit, not for the batch's bytes.
+// Where a memtable holds keys the table overlaps, Pebble queues the table
+// behind it (or flushes it first); the result is the same as a Write.
+func (s *Store) Ingest(ctx context.Context, b *store.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if b == nil || b.Len() == 0 {
+		return nil
+	}
+	ops := b.Ops()
+	for _, op := range ops {
+		if op.Kind != store.OpSet && op.Kind != store.OpDelete {
+			return fmt.Errorf("pebblestore: ingest: operation %d on %q: only sets and deletes can be ingested", op.Kind, op.Key)
+		}
+	}
+	// Sort by key, keeping the order of a key's operations, and keep each
+	// key's last: a table holds one entry per key.
+	order := make([]int32, len(ops))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortStableFunc(order, func(a, b int32) int { return bytes.Compare(ops[a].Key, ops[b].Key) })
+
+	fs := s.opts.FS
+	name := fs.PathJoin(s.dir, fmt.Sprintf("%s%d.sst", ingestPrefix, s.ingestSeq.Add(1)))
+	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("pebblestore: ingest: %w", err)
+	}
+	defer fs.Remove(name) // Pebble has linked it, or the ingest failed
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.opts.MakeWriterOptions(0, s.db.TableFormat()))
+	for j, i := range order {
+		if j+1 < len(order) && bytes.Equal(ops[i].Key, ops[order[j+1]].Key) {
+			continue // a later operation of the same key wins
+		}
+		if ops[i].Kind == store.OpSet {
+			err = w.Set(ops[i].Key, ops[i].Value)
+		} else {
+			err = w.Delete(ops[i].Key)
+		}
+		if err != nil {
+			w.Close()
+			return fmt.Errorf("pebblestore: ingest: %w", err)
+		}
+	}
+	// Close writes the table out and syncs it: Pebble ingests only synced
+	// tables.
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("pebblestore: ingest: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.db.Ingest(ctx, []string{name}); err != nil {
+		return fmt.Errorf("pebblestore: ingest: %w", err)
+	}
+	return nil
+}
+
+// removeIngestLeftovers removes the temporary tables of ingests that a
+// crash interrupted.
+func removeIngestLeftovers(fs vfs.FS, dir string) error {
+	names, err := fs.List(dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, ingestPrefix) {
+			if err := fs.Remove(fs.PathJoin(dir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
