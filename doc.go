@@ -63,6 +63,13 @@
 // bitmap or as a plain bitset over its range, whichever is smaller: the
 // readers of a message in a 200-member group take 28 bytes.
 //
+// A membership change of more than about 4 MB of keys (CreateGroup or
+// AddGroupMembers of some 150,000 members and more) goes to a store that
+// implements store.Ingester as an ingestion, not a Write: Pebble takes it
+// as a table of its own, outside its write-ahead log, so durable receipts
+// written meanwhile do not queue behind its bytes. It is atomic and synced
+// like any other write (even under WithSyncWrites(false)).
+//
 // # Several hosts
 //
 // OpenRedis puts the engine's state in Redis, standalone or Cluster, so

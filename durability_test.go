@@ -53,6 +53,9 @@ const (
 	// before they are durable (faults.EarlyReceiptAck), for
 	// TestDurabilityCatchesEarlyAcks.
 	durabilityFaultEnv = "READRECEIPT_DURABILITY_FAULT"
+	// crashIngestEnv=1 makes the child send every membership write to
+	// Pebble's ingestion (store.Ingester), the path of huge groups.
+	crashIngestEnv = "READRECEIPT_CRASH_INGEST"
 )
 
 const (
@@ -433,6 +436,9 @@ type crashParent struct {
 	state string // the model file handed to the child
 	model *crashModel
 	rng   *rand.Rand
+	// children counts the children started: every other one ingests its
+	// membership writes (crashIngestEnv), so kills hit both paths.
+	children int
 }
 
 // crashRoundStats counts what one round (or all) did.
@@ -588,7 +594,9 @@ func (p *crashParent) runChild(early bool) (*crashLog, time.Duration) {
 	cmd.Env = append(os.Environ(),
 		crashDirEnv+"="+p.db,
 		crashStateEnv+"="+p.state,
-		fmt.Sprintf("%s=%d", crashSeedEnv, p.rng.Uint64()))
+		fmt.Sprintf("%s=%d", crashSeedEnv, p.rng.Uint64()),
+		fmt.Sprintf("%s=%d", crashIngestEnv, p.children%2))
+	p.children++
 	var output bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	cmd.ExtraFiles = []*os.File{pw} // fd 3 in the child
@@ -1047,6 +1055,9 @@ func runCrashChild(dir string) error {
 	}
 	if os.Getenv(durabilityFaultEnv) == "early-ack" {
 		faults.EarlyReceiptAck.Store(true)
+	}
+	if os.Getenv(crashIngestEnv) == "1" {
+		readreceipt.SetIngestBytes(0)
 	}
 	eng, err := readreceipt.OpenDir(dir, opts...)
 	if err != nil {

@@ -19,3 +19,11 @@ func SetFoldEvery(n int) (restore func()) {
 	foldReceipts = n
 	return func() { foldReceipts = old }
 }
+
+// SetIngestBytes lets tests send membership writes of n bytes and more to
+// a store's Ingest; it returns a function that restores the default.
+func SetIngestBytes(n int) (restore func()) {
+	old := ingestBytes
+	ingestBytes = n
+	return func() { ingestBytes = old }
+}

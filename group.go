@@ -542,7 +542,7 @@ func (e *embedded) createGroup(ctx context.Context, gid string, typ GroupType, m
 		if err := putNewMembers(&b, gid, 0, members, bkts, nil, func(uint16) []byte { return nil }); err != nil {
 			return internalErr("create group", err)
 		}
-		return internalErr("create group", e.st.Write(ctx, &b, e.writeOpts()))
+		return internalErr("create group", e.writeMembership(ctx, &b))
 	})
 }
 
@@ -694,7 +694,7 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 				}
 			}
 		}
-		return internalErr("change members", e.st.Write(ctx, &all, e.writeOpts()))
+		return internalErr("change members", e.writeMembership(ctx, &all))
 	})
 }
 
