@@ -169,9 +169,9 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 	if ok {
 		e.prev.next, e.next.prev = e.next, e.prev
 	} else {
-		e = &msgEntry{key: string(prefix), shard: shard, size: entryOverhead}
+		e = &msgEntry{key: string(prefix), shard: uint8(shard), size: entryOverhead}
 		s.items[e.key] = e
-		s.bytes += e.size
+		s.bytes += entryOverhead
 	}
 	e.refs++
 	e.prev, e.next = &s.list, s.list.next
@@ -259,7 +259,7 @@ func (t *entryTable) charge(e *msgEntry, delta int64) {
 	s := &t.shards[e.shard]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e.size += delta
+	e.size += int32(delta)
 	s.bytes += delta
 }
 
@@ -271,7 +271,7 @@ func (s *entryShard) evict() {
 		if n.refs == 0 {
 			n.prev.next, n.next.prev = n.next, n.prev
 			delete(s.items, n.key)
-			s.bytes -= n.size
+			s.bytes -= int64(n.size)
 		}
 		n = prev
 	}
