@@ -567,7 +567,7 @@ func (c *checker) verifyCache() {
 		if m.dn() != s.dn {
 			c.fail("cached message %q: dn %d, stored %d", m.key, m.dn(), s.dn)
 		}
-		if !m.meta.ownCount() && m.meta.Incarnation != 0 && m.readers(0) != nil {
+		if !m.meta.ownCount() && m.meta.Incarnation != 0 && m.hasChunk(0) {
 			// D and P came with the readers' chunk 0: all of them loaded.
 			for _, set := range []struct {
 				kind   string
@@ -597,7 +597,7 @@ func (c *checker) verifyCache() {
 				}
 			}
 		}
-		m.eachReaders(func(hi uint16, set *idxSet) bool {
+		m.eachReaders(func(hi uint16, set idxSet) bool {
 			want := s.readers[hi]
 			if want == nil {
 				want = roaring.New()

@@ -56,14 +56,16 @@ type msgEntry struct {
 	readAt int64 // C2C: when the peer's receipt was recorded (Unix ns)
 	// The committed readers, by chunk: the first chunk loaded is r0, kept
 	// in the entry (a message of one chunk, the common case, allocates no
-	// list), the others are in x.
-	r0 idxSet
+	// list): its bitset form here, its roaring form in x.r0big. The other
+	// chunks are in x.
+	r0bits []uint64
 	// x holds what most hot messages do not need: nil while empty.
 	x *entryMore
 }
 
 // entryMore is the rarely used part of a message's state (msgEntry.x).
 type entryMore struct {
+	r0big    *roaring.Bitmap     // r0 in the roaring form
 	more     []readerChunk       // loaded chunks of readers beyond r0
 	pendMore map[uint32]struct{} // readers being written, beyond pend0 and pend1
 	cond     *sync.Cond          // while a call waits for a pending mark
@@ -88,7 +90,7 @@ func (m *msgEntry) more() *entryMore {
 
 // trim drops m.x once it holds nothing.
 func (m *msgEntry) trim() {
-	if x := m.x; x != nil && x.more == nil && x.pendMore == nil && x.cond == nil && x.unread == nil && x.model == nil {
+	if x := m.x; x != nil && x.r0big == nil && x.more == nil && x.pendMore == nil && x.cond == nil && x.unread == nil && x.model == nil {
 		m.x = nil
 	}
 }
@@ -101,30 +103,47 @@ func (m *msgEntry) mdl() *msgModel {
 	return m.x.model
 }
 
-// readers returns the loaded chunk hi of readers, or nil. The pointer is
-// valid until the next chunk is installed.
-func (m *msgEntry) readers(hi uint16) *idxSet {
+// readers returns the loaded chunk hi of readers, and whether it is
+// loaded. The handle is valid until the next chunk is installed.
+func (m *msgEntry) readers(hi uint16) (idxSet, bool) {
 	if m.r0ok && m.r0hi == hi {
-		return &m.r0
+		return m.r0(), true
 	}
 	if m.x != nil {
 		for i := range m.x.more {
-			if m.x.more[i].hi == hi {
-				return &m.x.more[i].set
+			if c := &m.x.more[i]; c.hi == hi {
+				return idxSet{&c.bits, c.big}, true
 			}
 		}
 	}
-	return nil
+	return idxSet{}, false
 }
 
-// eachReaders calls fn for every loaded chunk of readers.
-func (m *msgEntry) eachReaders(fn func(hi uint16, s *idxSet) bool) bool {
-	if m.r0ok && !fn(m.r0hi, &m.r0) {
+// hasChunk reports whether chunk hi of readers is loaded.
+func (m *msgEntry) hasChunk(hi uint16) bool {
+	_, ok := m.readers(hi)
+	return ok
+}
+
+// r0 returns the handle of the first chunk of readers, loaded.
+func (m *msgEntry) r0() idxSet {
+	s := idxSet{bits: &m.r0bits}
+	if m.x != nil {
+		s.big = m.x.r0big
+	}
+	return s
+}
+
+// eachReaders calls fn for every loaded chunk of readers, until fn returns
+// false; it reports whether fn always returned true.
+func (m *msgEntry) eachReaders(fn func(hi uint16, s idxSet) bool) bool {
+	if m.r0ok && !fn(m.r0hi, m.r0()) {
 		return false
 	}
 	if m.x != nil {
 		for i := range m.x.more {
-			if !fn(m.x.more[i].hi, &m.x.more[i].set) {
+			c := &m.x.more[i]
+			if !fn(c.hi, idxSet{&c.bits, c.big}) {
 				return false
 			}
 		}
@@ -135,14 +154,18 @@ func (m *msgEntry) eachReaders(fn func(hi uint16, s *idxSet) bool) bool {
 // setReaders installs bm as chunk hi of readers, not loaded yet, and
 // returns the bytes to charge.
 func (m *msgEntry) setReaders(hi uint16, bm *roaring.Bitmap) int64 {
-	s := newIdxSet(bm, chunkSpan(m.meta.EndIndex, hi))
+	words, big := makeIdxSet(bm, chunkSpan(m.meta.EndIndex, hi))
 	if !m.r0ok {
-		m.r0hi, m.r0, m.r0ok = hi, s, true
-	} else {
-		x := m.more()
-		x.more = append(x.more, readerChunk{hi, s})
+		m.r0hi, m.r0bits, m.r0ok = hi, words, true
+		if big != nil {
+			m.more().r0big = big
+		}
+		return m.r0().bytes()
 	}
-	return s.bytes()
+	x := m.more()
+	x.more = append(x.more, readerChunk{hi, words, big})
+	c := &x.more[len(x.more)-1]
+	return idxSet{&c.bits, c.big}.bytes()
 }
 
 // msgModel is the part of a message's state beyond its readers (model.go).
@@ -319,7 +342,7 @@ func (m *msgEntry) track(rec messageRecord) int64 {
 // to uncharge.
 func (m *msgEntry) reset() int64 {
 	var freed int64
-	m.eachReaders(func(_ uint16, s *idxSet) bool {
+	m.eachReaders(func(_ uint16, s idxSet) bool {
 		freed += s.bytes()
 		return true
 	})
@@ -343,7 +366,7 @@ func (m *msgEntry) reset() int64 {
 	m.loaded, m.exists = true, false
 	m.meta = messageRecord{}
 	m.count, m.readAt = 0, 0
-	m.r0hi, m.r0, m.r0ok = 0, idxSet{}, false
+	m.r0hi, m.r0bits, m.r0ok = 0, nil, false
 	m.npend = 0
 	m.deltas = 0
 	return freed
@@ -437,7 +460,9 @@ func (m *msgEntry) commit(idx uint32, isGroup bool, readAt int64, act receiptAct
 	hi := chunkOf(idx)
 	if act&actRead != 0 {
 		if isGroup {
-			added += m.readers(hi).add(idx)
+			if s, ok := m.readers(hi); ok {
+				added += s.add(idx)
+			}
 			if m.x != nil {
 				if u := m.x.unread.get(hi); u != nil {
 					u.Remove(idx)
@@ -515,7 +540,8 @@ func (m *msgEntry) inModel(idx uint32, private bool) (in, known bool) {
 		return bm.Contains(idx), true
 	}
 	if !m.meta.ownCount() {
-		return false, m.readers(0) != nil // stored with the readers
+		_, loaded := m.readers(0)
+		return false, loaded // stored with the readers
 	}
 	return false, false
 }
@@ -595,7 +621,7 @@ func (m *msgEntry) collapsed() { m.deltas = 0 }
 // one is loaded already (a loaded chunk is never older than the store's);
 // it returns the bytes to charge.
 func (m *msgEntry) installReaders(hi uint16, bm *roaring.Bitmap) int64 {
-	if m.readers(hi) != nil {
+	if _, ok := m.readers(hi); ok {
 		return 0
 	}
 	return m.setReaders(hi, bm)
@@ -630,6 +656,6 @@ func (m *msgEntry) installUnread(hi uint16, u *roaring.Bitmap) int64 {
 }
 
 func (m *msgEntry) hasReader(idx uint32) bool {
-	s := m.readers(chunkOf(idx))
-	return s != nil && s.contains(idx)
+	s, ok := m.readers(chunkOf(idx))
+	return ok && s.contains(idx)
 }

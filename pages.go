@@ -172,8 +172,8 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 			}
 		}
 		m.mu.Lock()
-		readers := m.readers(h)
-		var d *roaring.Bitmap // chunk h of D, if it holds anybody
+		readers, _ := m.readers(h) // loaded above (ensureReaders)
+		var d *roaring.Bitmap      // chunk h of D, if it holds anybody
 		if withD {
 			d = m.modelChunk(h, false)
 		}
@@ -267,7 +267,7 @@ func (e *embedded) readLog(ctx context.Context, m *msgEntry) ([]byte, error) {
 // else the next one stored (every committed receipt is stored).
 func (e *embedded) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16, delivered bool) (uint16, bool, error) {
 	m.mu.Lock()
-	loaded := m.readers(hi) != nil
+	loaded := m.hasChunk(hi)
 	if delivered {
 		_, known := m.inModel(uint32(hi)<<chunkBits, false)
 		loaded = loaded && known

@@ -404,7 +404,7 @@ func (e *embedded) collapseInto(b *store.Batch, m *msgEntry) bool {
 		return true
 	}
 	own := m.meta.ownCount()
-	if !m.eachReaders(func(hi uint16, s *idxSet) bool {
+	if !m.eachReaders(func(hi uint16, s idxSet) bool {
 		bm := s.roaring(hi)
 		if !own && hi == 0 && m.mdl() != nil {
 			bm = joinPacked(bm, m.modelChunk(0, false), m.modelChunk(0, true))

@@ -29,7 +29,7 @@ func TestChunkSpan(t *testing.T) {
 }
 
 // checkIdxSet compares every operation of s, of chunk hi, with want.
-func checkIdxSet(t *testing.T, s *idxSet, hi uint16, want *roaring.Bitmap) {
+func checkIdxSet(t *testing.T, s idxSet, hi uint16, want *roaring.Bitmap) {
 	t.Helper()
 	require.True(t, s.roaring(hi).Equals(want), "set %v, want %v", s.roaring(hi).ToArray(), want.ToArray())
 	require.Equal(t, int(want.GetCardinality()), s.card())
@@ -86,10 +86,11 @@ func TestIdxSetForms(t *testing.T) {
 					loaded.Add(base + v)
 				}
 			}
-			s := newIdxSet(loaded, chunkSpan(base+c.span, c.hi))
-			require.Equal(t, c.bitset, s.bits != nil, "form")
+			words, big := makeIdxSet(loaded, chunkSpan(base+c.span, c.hi))
+			s := idxSet{&words, big}
+			require.Equal(t, c.bitset, big == nil, "form")
 			if c.bitset {
-				require.Len(t, s.bits, c.words)
+				require.Len(t, words, c.words)
 				require.Equal(t, int64(8*c.words), s.bytes())
 			}
 			for _, v := range c.values[half:] {
@@ -98,7 +99,7 @@ func TestIdxSetForms(t *testing.T) {
 			s.add(base)
 			assert.Equal(t, int64(0), s.add(base), "adding again changes nothing")
 			want.Add(base)
-			checkIdxSet(t, &s, c.hi, want)
+			checkIdxSet(t, s, c.hi, want)
 		})
 	}
 }
@@ -106,30 +107,32 @@ func TestIdxSetForms(t *testing.T) {
 // An index beyond the span (never a recipient's) is kept all the same, as
 // the store would keep it.
 func TestIdxSetGrows(t *testing.T) {
-	s := newIdxSet(roaring.BitmapOf(3), 100)
-	require.Len(t, s.bits, 2)
+	words, _ := makeIdxSet(roaring.BitmapOf(3), 100)
+	s := idxSet{bits: &words}
+	require.Len(t, words, 2)
 	assert.Equal(t, int64(6*8), s.add(500), "two words grow to eight")
 	assert.Equal(t, int64(0), s.add(501))
-	checkIdxSet(t, &s, 0, roaring.BitmapOf(3, 500, 501))
+	require.Len(t, words, 8, "the handle's words grew")
+	checkIdxSet(t, s, 0, roaring.BitmapOf(3, 500, 501))
 }
 
 // The bitset form does not keep the bitmap it was made of; the roaring
 // form does, and hands it out as it is.
 func TestIdxSetOwnership(t *testing.T) {
 	bm := roaring.BitmapOf(1, 2)
-	s := newIdxSet(bm, 200)
+	words, _ := makeIdxSet(bm, 200)
 	bm.Add(3)
-	assert.False(t, s.contains(3))
+	assert.False(t, idxSet{bits: &words}.contains(3))
 	big := roaring.BitmapOf(1, 2)
-	r := newIdxSet(big, 1<<16)
-	assert.Same(t, big, r.roaring(0))
+	_, kept := makeIdxSet(big, 1<<16)
+	assert.Same(t, big, idxSet{big: kept}.roaring(0))
 }
 
 // The entry keeps its first chunk of readers inline and the others in x,
 // and finds each by its number.
 func TestEntryReaderChunks(t *testing.T) {
 	m := &msgEntry{meta: messageRecord{Incarnation: 1, EndIndex: 3<<16 + 10}}
-	require.Nil(t, m.readers(0))
+	require.False(t, m.hasChunk(0))
 	m.installReaders(2, roaring.BitmapOf(2<<16+1))
 	m.installReaders(0, roaring.BitmapOf(5))
 	m.installReaders(3, roaring.BitmapOf(3<<16+9))
@@ -142,16 +145,39 @@ func TestEntryReaderChunks(t *testing.T) {
 	}{{5, true}, {6, false}, {2<<16 + 1, true}, {2<<16 + 2, false}, {3<<16 + 9, true}, {1<<16 + 1, false}} {
 		assert.Equal(t, c.want, m.hasReader(c.idx), "index %d", c.idx)
 	}
-	assert.NotNil(t, m.readers(3).bits, "the last chunk spans 10 indexes: a bitset")
-	assert.Nil(t, m.readers(2).bits, "a full chunk: roaring")
+	s3, _ := m.readers(3)
+	assert.Nil(t, s3.big, "the last chunk spans 10 indexes: a bitset")
+	s2, _ := m.readers(2)
+	assert.NotNil(t, s2.big, "a full chunk: roaring")
 	var his []uint16
-	m.eachReaders(func(hi uint16, _ *idxSet) bool { his = append(his, hi); return true })
+	m.eachReaders(func(hi uint16, _ idxSet) bool { his = append(his, hi); return true })
 	assert.Equal(t, []uint16{2, 0, 3}, his)
 	m.commit(1, true, 0, actRead)
 	assert.True(t, m.hasReader(1))
 	m.reset()
-	assert.Nil(t, m.readers(2))
+	assert.False(t, m.hasChunk(2))
+	assert.False(t, m.hasChunk(0))
 	assert.Nil(t, m.x, "a reset entry keeps no extra state")
+}
+
+// A first chunk in the roaring form keeps its bitmap in x, and the entry
+// keeps x while it does.
+func TestEntryFirstChunkRoaring(t *testing.T) {
+	m := &msgEntry{meta: messageRecord{Incarnation: 1, EndIndex: 1 << 17}}
+	m.installReaders(1, roaring.BitmapOf(1<<16+4))
+	require.NotNil(t, m.x)
+	require.NotNil(t, m.x.r0big)
+	m.commit(1<<16+5, true, 0, actRead)
+	assert.True(t, m.hasReader(1<<16+5))
+	assert.True(t, m.hasReader(1<<16+4))
+	m.mark(1)
+	m.mark(2)
+	m.mark(3)
+	for i := range uint32(3) {
+		m.unmark(i + 1)
+	}
+	assert.NotNil(t, m.x, "trimming keeps the roaring chunk")
+	assert.True(t, m.hasReader(1<<16+5))
 }
 
 // An idle entry keeps no extra state: the pending marks beyond two and the
@@ -194,7 +220,8 @@ func FuzzIdxSet(f *testing.F) {
 			loaded.Add(v)
 			want.Add(v)
 		}
-		s := newIdxSet(loaded, sp)
+		words, big := makeIdxSet(loaded, sp)
+		s := idxSet{&words, big}
 		for _, v := range vals[k:] {
 			s.add(v)
 			want.Add(v)
