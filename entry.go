@@ -425,11 +425,10 @@ func (m *msgEntry) unmark(idx uint32) {
 		}
 	}
 	if x.cond != nil {
-		// A receipt of the same reader, or a replacement, may wait. Every
-		// waiter is woken and checks again, making a new condition if it
-		// waits again: an idle message keeps none.
+		// A receipt of the same reader, or a replacement, may wait. The
+		// condition is kept (and so is x): a message calls wait for is a
+		// contended one, and would make it again and again.
 		x.cond.Broadcast()
-		x.cond = nil
 	}
 	m.trim()
 }
