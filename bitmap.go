@@ -122,7 +122,7 @@ func (e *embedded) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16
 	var keys [][]byte
 	var want []uint16
 	for _, hi := range his {
-		if m.chunks.get(hi) == nil && !slices.Contains(want, hi) {
+		if !m.hasChunk(hi) && !slices.Contains(want, hi) {
 			want = append(want, hi)
 			keys = append(keys, readersKey([]byte(m.key), hi))
 		}
@@ -142,7 +142,7 @@ func (e *embedded) ensureReaders(ctx context.Context, m *msgEntry, his ...uint16
 		e.entries.charge(m, added)
 	}()
 	for i, hi := range want {
-		if m.chunks.get(hi) != nil {
+		if m.hasChunk(hi) {
 			continue
 		}
 		bm, err := store.DecodeSet(vals[i])

@@ -138,7 +138,7 @@ type entryTable struct {
 
 type entryShard struct {
 	mu    sync.Mutex
-	items map[string]*msgEntry
+	items entryIndex
 	list  msgEntry // sentinel: list.next is the most recently used
 	bytes int64
 	cap   int64
@@ -148,11 +148,89 @@ func newEntryTable(capBytes int64) *entryTable {
 	t := &entryTable{}
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.items = make(map[string]*msgEntry)
 		s.list.next, s.list.prev = &s.list, &s.list
 		s.cap = max(capBytes/cacheShards, 1)
 	}
 	return t
+}
+
+// entryIndex finds a shard's entries by key: an open-addressing table of
+// entry pointers (linear probing, at most 3/4 full), eight bytes a slot
+// where a Go map of string keys takes some forty an entry (W4's heap
+// profile). The hash of a key picks its shard in its low bits (shardOf)
+// and its first slot in the others.
+type entryIndex struct {
+	slots []*msgEntry // a power of two of them, or none
+	n     int
+}
+
+func keyHash(key []byte) uint64 { return maphash.Bytes(cacheSeed, key) }
+
+// home returns the first slot of hash h in a table of mask+1 slots.
+func home(h uint64, mask int) int { return int(h/cacheShards) & mask }
+
+// get returns the entry of key, whose hash is h, or nil.
+func (x *entryIndex) get(key []byte, h uint64) *msgEntry {
+	if x.n == 0 {
+		return nil
+	}
+	mask := len(x.slots) - 1
+	for i := home(h, mask); ; i = (i + 1) & mask {
+		e := x.slots[i]
+		if e == nil || e.key == string(key) {
+			return e
+		}
+	}
+}
+
+// add adds e, whose key (of hash h) is not in x.
+func (x *entryIndex) add(e *msgEntry, h uint64) {
+	if 4*(x.n+1) > 3*len(x.slots) {
+		old := x.slots
+		x.slots, x.n = make([]*msgEntry, max(8, 2*len(old))), 0
+		for _, o := range old {
+			if o != nil {
+				x.add(o, maphash.String(cacheSeed, o.key))
+			}
+		}
+	}
+	mask := len(x.slots) - 1
+	i := home(h, mask)
+	for x.slots[i] != nil {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = e
+	x.n++
+}
+
+// remove removes e, which is in x, and moves back the entries after it
+// that would no longer be found (no tombstones).
+func (x *entryIndex) remove(e *msgEntry) {
+	mask := len(x.slots) - 1
+	i := home(maphash.String(cacheSeed, e.key), mask)
+	for x.slots[i] != e {
+		i = (i + 1) & mask
+	}
+	for j := (i + 1) & mask; x.slots[j] != nil; j = (j + 1) & mask {
+		k := home(maphash.String(cacheSeed, x.slots[j].key), mask)
+		// The entry at j stays unless the hole at i lies cyclically
+		// between its home k and j.
+		if (i <= j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = nil
+	x.n--
+}
+
+// each calls fn for every entry.
+func (x *entryIndex) each(fn func(e *msgEntry)) {
+	for _, e := range x.slots {
+		if e != nil {
+			fn(e)
+		}
+	}
 }
 
 // entryOverhead is the approximate memory of an entry without readers.
@@ -161,17 +239,18 @@ const entryOverhead = 256
 // acquire returns the entry for the message with key prefix, creating an
 // empty one if needed, pinned until release.
 func (t *entryTable) acquire(prefix []byte) *msgEntry {
-	shard := shardOf(prefix)
+	h := keyHash(prefix)
+	shard := int(h % cacheShards)
 	s := &t.shards[shard]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.items[string(prefix)]
-	if ok {
+	e := s.items.get(prefix, h)
+	if e != nil {
 		e.prev.next, e.next.prev = e.next, e.prev
 	} else {
-		e = &msgEntry{key: string(prefix), shard: shard, size: entryOverhead}
-		s.items[e.key] = e
-		s.bytes += e.size
+		e = &msgEntry{key: string(prefix), shard: uint8(shard), size: entryOverhead}
+		s.items.add(e, h)
+		s.bytes += entryOverhead
 	}
 	e.refs++
 	e.prev, e.next = &s.list, s.list.next
@@ -187,11 +266,12 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 // someone else holds, as a write may, and then the caller takes the
 // pinning path (acquire, lock, release).
 func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
-	s := &t.shards[shardOf(prefix)]
+	h := keyHash(prefix)
+	s := &t.shards[h%cacheShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, ok := s.items[string(prefix)]
-	if !ok || !e.mu.TryLock() {
+	e := s.items.get(prefix, h)
+	if e == nil || !e.mu.TryLock() {
 		return false
 	}
 	if e.loaded {
@@ -218,7 +298,7 @@ const touchLeeway = 4
 // or one less than half full; a full shard of a few entries keeps the
 // exact order. The caller holds s.mu.
 func (s *entryShard) touch(e *msgEntry) {
-	if len(s.items) > 2*touchLeeway || 2*s.bytes < s.cap {
+	if s.items.n > 2*touchLeeway || 2*s.bytes < s.cap {
 		p := e.prev
 		for range touchLeeway {
 			if p == &s.list {
@@ -259,7 +339,7 @@ func (t *entryTable) charge(e *msgEntry, delta int64) {
 	s := &t.shards[e.shard]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e.size += delta
+	e.size += int32(delta)
 	s.bytes += delta
 }
 
@@ -270,8 +350,8 @@ func (s *entryShard) evict() {
 		prev := n.prev
 		if n.refs == 0 {
 			n.prev.next, n.next.prev = n.next, n.prev
-			delete(s.items, n.key)
-			s.bytes -= n.size
+			s.items.remove(n)
+			s.bytes -= int64(n.size)
 		}
 		n = prev
 	}
@@ -283,11 +363,11 @@ func (t *entryTable) each(fn func(e *msgEntry)) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		entries := make([]*msgEntry, 0, len(s.items))
-		for _, e := range s.items {
+		entries := make([]*msgEntry, 0, s.items.n)
+		s.items.each(func(e *msgEntry) {
 			e.refs++
 			entries = append(entries, e)
-		}
+		})
 		s.mu.Unlock()
 		for _, e := range entries {
 			fn(e)

@@ -45,7 +45,7 @@ func testPeekKeeps(t *testing.T, perShard int) {
 	if peek(cold) {
 		t.Errorf("the entry nobody read is still cached after %d new ones in a shard of %d", len(keys)-2, perShard)
 	}
-	if n := len(tab.shards[0].items); n > perShard {
+	if n := tab.shards[0].items.n; n > perShard {
 		t.Errorf("%d entries in a shard bounded to %d", n, perShard)
 	}
 }

@@ -567,7 +567,7 @@ func (c *checker) verifyCache() {
 		if m.dn() != s.dn {
 			c.fail("cached message %q: dn %d, stored %d", m.key, m.dn(), s.dn)
 		}
-		if !m.meta.ownCount() && m.meta.Incarnation != 0 && m.chunks.get(0) != nil {
+		if !m.meta.ownCount() && m.meta.Incarnation != 0 && m.hasChunk(0) {
 			// D and P came with the readers' chunk 0: all of them loaded.
 			for _, set := range []struct {
 				kind   string
@@ -580,7 +580,7 @@ func (c *checker) verifyCache() {
 				}
 			}
 		}
-		if x := m.model; x != nil {
+		if x := m.mdl(); x != nil {
 			for _, set := range []struct {
 				kind   string
 				cached chunkSet
@@ -597,16 +597,17 @@ func (c *checker) verifyCache() {
 				}
 			}
 		}
-		for _, ch := range m.chunks {
-			want := s.readers[ch.hi]
+		m.eachReaders(func(hi uint16, set idxSet) bool {
+			want := s.readers[hi]
 			if want == nil {
 				want = roaring.New()
 			}
-			if !ch.bm.Equals(want) {
-				c.fail("cached message %q: reader chunk %d differs from the store", m.key, ch.hi)
+			if !set.roaring(hi).Equals(want) {
+				c.fail("cached message %q: reader chunk %d differs from the store", m.key, hi)
 			}
-		}
-		if len(m.unread) == 0 {
+			return true
+		})
+		if m.x == nil || len(m.x.unread) == 0 {
 			return
 		}
 		g := c.groups[s.conv.GroupID]
@@ -616,7 +617,7 @@ func (c *checker) verifyCache() {
 		}
 		recipients := g.snapshot(m.meta.Version)
 		recipients.Remove(m.meta.SenderIndex)
-		for _, ch := range m.unread {
+		for _, ch := range m.x.unread {
 			hi, u := ch.hi, ch.bm
 			lo := uint64(hi) << 16
 			want := roaring.New()

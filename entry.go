@@ -33,28 +33,42 @@ import (
 // The entry table (cache.go) pins an entry while a call uses it.
 type msgEntry struct {
 	key        string // the message's key prefix
-	shard      int
-	refs       int32 // guarded by the table shard
-	deltas     int32 // merge operands written by folds since the last collapse (mu)
-	unfolded   int32 // committed receipts whose log record is not folded yet (mu)
-	pend1      uint32
-	size       int64 // guarded by the table shard
 	prev, next *msgEntry
+	size       int32 // guarded by the table shard
+	refs       int32 // guarded by the table shard
+	unfolded   int32 // committed receipts whose log record is not folded yet (mu)
+	pend0      uint32
+	pend1      uint32
+	deltas     uint16 // merge operands written by folds since the last collapse (mu)
+	r0hi       uint16 // the chunk of r0
+	shard      uint8
 
-	mu     sync.Mutex
+	// The readers whose receipts are being written: the first npend of
+	// pend0 and pend1, then x.pendMore. Messages rarely have more than two
+	// receipts in flight, so marking one allocates nothing.
+	npend  uint8
 	loaded bool
 	exists bool
-	// The readers whose receipts are being written: the first npend of
-	// pend0 and pend1, then pendMore. Messages rarely have more than two
-	// receipts in flight, so marking one allocates nothing. (The fields
-	// are placed where the struct had padding.)
-	npend    uint8
-	pend0    uint32
-	meta     messageRecord
-	count    int64
-	readAt   int64               // C2C: when the peer's receipt was recorded (Unix ns)
-	chunks   chunkSet            // committed readers, by chunk
-	pendMore map[uint32]struct{} // readers being written, beyond pend0
+	r0ok   bool // r0 holds a loaded chunk of readers
+	mu     sync.Mutex
+	meta   messageRecord
+	count  int64
+	readAt int64 // C2C: when the peer's receipt was recorded (Unix ns)
+	// The committed readers, by chunk: the first chunk loaded is r0, kept
+	// in the entry (a message of one chunk, the common case, allocates no
+	// list): its bitset form here, its roaring form in x.r0big. The other
+	// chunks are in x.
+	r0bits []uint64
+	// x holds what most hot messages do not need: nil while empty.
+	x *entryMore
+}
+
+// entryMore is the rarely used part of a message's state (msgEntry.x).
+type entryMore struct {
+	r0big    *roaring.Bitmap     // r0 in the roaring form
+	more     []readerChunk       // loaded chunks of readers beyond r0
+	pendMore map[uint32]struct{} // readers being written, beyond pend0 and pend1
+	cond     *sync.Cond          // while a call waits for a pending mark
 	// unread holds, by chunk, the recipients (but the sender) who have not
 	// read: made by member pages from a loaded chunk of readers and the
 	// message's membership snapshot, which never changes, and kept current
@@ -62,10 +76,96 @@ type msgEntry struct {
 	unread chunkSet
 	// model holds the delivered set D, the private set P and dn = |D \ R|;
 	// nil while dn is 0 and no chunk of D or P is loaded, as for every
-	// message nobody reported delivered. The fields are laid out so that
-	// the pointer costs no memory: the struct stays in its size class.
+	// message nobody reported delivered.
 	model *msgModel
-	cond  *sync.Cond
+}
+
+// more returns m.x, making it if needed.
+func (m *msgEntry) more() *entryMore {
+	if m.x == nil {
+		m.x = &entryMore{}
+	}
+	return m.x
+}
+
+// trim drops m.x once it holds nothing.
+func (m *msgEntry) trim() {
+	if x := m.x; x != nil && x.r0big == nil && x.more == nil && x.pendMore == nil && x.cond == nil && x.unread == nil && x.model == nil {
+		m.x = nil
+	}
+}
+
+// mdl returns m's msgModel, or nil.
+func (m *msgEntry) mdl() *msgModel {
+	if m.x == nil {
+		return nil
+	}
+	return m.x.model
+}
+
+// readers returns the loaded chunk hi of readers, and whether it is
+// loaded. The handle is valid until the next chunk is installed.
+func (m *msgEntry) readers(hi uint16) (idxSet, bool) {
+	if m.r0ok && m.r0hi == hi {
+		return m.r0(), true
+	}
+	if m.x != nil {
+		for i := range m.x.more {
+			if c := &m.x.more[i]; c.hi == hi {
+				return idxSet{&c.bits, c.big}, true
+			}
+		}
+	}
+	return idxSet{}, false
+}
+
+// hasChunk reports whether chunk hi of readers is loaded.
+func (m *msgEntry) hasChunk(hi uint16) bool {
+	_, ok := m.readers(hi)
+	return ok
+}
+
+// r0 returns the handle of the first chunk of readers, loaded.
+func (m *msgEntry) r0() idxSet {
+	s := idxSet{bits: &m.r0bits}
+	if m.x != nil {
+		s.big = m.x.r0big
+	}
+	return s
+}
+
+// eachReaders calls fn for every loaded chunk of readers, until fn returns
+// false; it reports whether fn always returned true.
+func (m *msgEntry) eachReaders(fn func(hi uint16, s idxSet) bool) bool {
+	if m.r0ok && !fn(m.r0hi, m.r0()) {
+		return false
+	}
+	if m.x != nil {
+		for i := range m.x.more {
+			c := &m.x.more[i]
+			if !fn(c.hi, idxSet{&c.bits, c.big}) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// setReaders installs bm as chunk hi of readers, not loaded yet, and
+// returns the bytes to charge.
+func (m *msgEntry) setReaders(hi uint16, bm *roaring.Bitmap) int64 {
+	words, big := makeIdxSet(bm, chunkSpan(m.meta.EndIndex, hi))
+	if !m.r0ok {
+		m.r0hi, m.r0bits, m.r0ok = hi, words, true
+		if big != nil {
+			m.more().r0big = big
+		}
+		return m.r0().bytes()
+	}
+	x := m.more()
+	x.more = append(x.more, readerChunk{hi, words, big})
+	c := &x.more[len(x.more)-1]
+	return idxSet{&c.bits, c.big}.bytes()
 }
 
 // msgModel is the part of a message's state beyond its readers (model.go).
@@ -140,7 +240,7 @@ func (m *msgEntry) load(exists bool, meta messageRecord, count, readAt int64, re
 	if readers == nil {
 		m.count = count & countMask
 		if dn := count >> 32; dn != 0 {
-			m.model = &msgModel{dn: dn}
+			m.more().model = &msgModel{dn: dn}
 		}
 		return 0
 	}
@@ -212,9 +312,8 @@ func joinPacked(r, d, p *roaring.Bitmap) *roaring.Bitmap {
 // count and dn from them. It returns the bytes to charge.
 func (m *msgEntry) installPacked(packed *roaring.Bitmap) int64 {
 	r, d, p := splitPacked(packed)
-	m.chunks = chunkSet{{0, r}}
 	m.count = int64(r.GetCardinality())
-	added := bitmapBytes(r)
+	added := m.setReaders(0, r)
 	if d != nil || p != nil {
 		x := &msgModel{}
 		if d != nil {
@@ -226,7 +325,7 @@ func (m *msgEntry) installPacked(packed *roaring.Bitmap) int64 {
 			x.private.set(0, p)
 			added += bitmapBytes(p)
 		}
-		m.model = x
+		m.more().model = x
 	}
 	return added
 }
@@ -243,37 +342,43 @@ func (m *msgEntry) track(rec messageRecord) int64 {
 // to uncharge.
 func (m *msgEntry) reset() int64 {
 	var freed int64
-	for _, c := range m.chunks {
-		freed += bitmapBytes(c.bm)
-	}
-	for _, c := range m.unread {
-		freed += bitmapBytes(c.bm)
-	}
-	if m.model != nil {
-		for _, c := range m.model.delivered {
+	m.eachReaders(func(_ uint16, s idxSet) bool {
+		freed += s.bytes()
+		return true
+	})
+	if x := m.x; x != nil {
+		for _, c := range x.unread {
 			freed += bitmapBytes(c.bm)
 		}
-		for _, c := range m.model.private {
-			freed += bitmapBytes(c.bm)
+		if x.model != nil {
+			for _, c := range x.model.delivered {
+				freed += bitmapBytes(c.bm)
+			}
+			for _, c := range x.model.private {
+				freed += bitmapBytes(c.bm)
+			}
 		}
-		m.model = nil
+		// A call waiting on the condition keeps it: it wakes at the next
+		// unmark, or never waits again (the message is gone).
+		m.x = &entryMore{cond: x.cond}
+		m.trim()
 	}
-	m.unread = nil
 	m.loaded, m.exists = true, false
 	m.meta = messageRecord{}
 	m.count, m.readAt = 0, 0
-	m.chunks = nil
-	m.npend, m.pendMore = 0, nil
+	m.r0hi, m.r0bits, m.r0ok = 0, nil, false
+	m.npend = 0
 	m.deltas = 0
 	return freed
 }
 
 // wait waits on m's condition.
 func (m *msgEntry) wait() {
-	if m.cond == nil {
-		m.cond = sync.NewCond(&m.mu)
+	x := m.more()
+	if x.cond == nil {
+		x.cond = sync.NewCond(&m.mu)
 	}
-	m.cond.Wait()
+	x.cond.Wait()
 }
 
 // mark marks reader idx's receipt pending, before it is written.
@@ -284,10 +389,11 @@ func (m *msgEntry) mark(idx uint32) {
 	case 1:
 		m.pend1, m.npend = idx, 2
 	default:
-		if m.pendMore == nil {
-			m.pendMore = make(map[uint32]struct{})
+		x := m.more()
+		if x.pendMore == nil {
+			x.pendMore = make(map[uint32]struct{})
 		}
-		m.pendMore[idx] = struct{}{}
+		x.pendMore[idx] = struct{}{}
 	}
 }
 
@@ -300,22 +406,31 @@ func (m *msgEntry) unmark(idx uint32) {
 		m.npend--
 	case m.npend > 1 && m.pend1 == idx:
 		m.npend--
-	default:
-		delete(m.pendMore, idx)
 	}
-	if m.npend < 2 && len(m.pendMore) > 0 {
-		for v := range m.pendMore { // move one up into the inline slots
-			delete(m.pendMore, v)
-			m.mark(v)
-			break
+	x := m.x
+	if x == nil {
+		return
+	}
+	if x.pendMore != nil {
+		delete(x.pendMore, idx)
+		if m.npend < 2 && len(x.pendMore) > 0 {
+			for v := range x.pendMore { // move one up into the inline slots
+				delete(x.pendMore, v)
+				m.mark(v)
+				break
+			}
+		}
+		if len(x.pendMore) == 0 {
+			x.pendMore = nil // an emptied map keeps its buckets; most messages are idle
 		}
 	}
-	if len(m.pendMore) == 0 {
-		m.pendMore = nil // an emptied map keeps its buckets; most messages are idle
+	if x.cond != nil {
+		// A receipt of the same reader, or a replacement, may wait. The
+		// condition is kept (and so is x): a message calls wait for is a
+		// contended one, and would make it again and again.
+		x.cond.Broadcast()
 	}
-	if m.cond != nil {
-		m.cond.Broadcast() // a receipt of the same reader, or a replacement, may wait
-	}
+	m.trim()
 }
 
 // isPending reports whether a receipt of reader idx is being written.
@@ -323,7 +438,10 @@ func (m *msgEntry) isPending(idx uint32) bool {
 	if (m.npend > 0 && m.pend0 == idx) || (m.npend > 1 && m.pend1 == idx) {
 		return true
 	}
-	_, ok := m.pendMore[idx]
+	if m.x == nil {
+		return false
+	}
+	_, ok := m.x.pendMore[idx]
 	return ok
 }
 
@@ -341,30 +459,38 @@ func (m *msgEntry) commit(idx uint32, isGroup bool, readAt int64, act receiptAct
 	hi := chunkOf(idx)
 	if act&actRead != 0 {
 		if isGroup {
-			m.chunks.get(hi).Add(idx)
-			if u := m.unread.get(hi); u != nil {
-				u.Remove(idx)
+			if s, ok := m.readers(hi); ok {
+				added += s.add(idx)
+			}
+			if m.x != nil {
+				if u := m.x.unread.get(hi); u != nil {
+					u.Remove(idx)
+				}
 			}
 		} else {
 			m.readAt = readAt
 		}
 		m.count++
 	}
-	if act&^actRead != 0 && m.model == nil {
-		m.model = &msgModel{}
+	if act&^actRead == 0 {
+		return added
+	}
+	x := m.more()
+	if x.model == nil {
+		x.model = &msgModel{}
 		added += entryModelBytes
 	}
 	if act&actUndeliver != 0 {
-		m.model.dn--
+		x.model.dn--
 	}
 	if act&actDeliver != 0 {
-		m.model.dn++
+		x.model.dn++
 		if isGroup {
-			added += addTo(&m.model.delivered, hi, idx)
+			added += addTo(&x.model.delivered, hi, idx)
 		}
 	}
 	if act&actPrivate != 0 {
-		added += addTo(&m.model.private, hi, idx)
+		added += addTo(&x.model.private, hi, idx)
 	}
 	return added
 }
@@ -386,40 +512,35 @@ func addTo(s *chunkSet, hi uint16, idx uint32) int64 {
 
 // modelChunk returns the loaded chunk hi of D (private false) or P, or nil.
 func (m *msgEntry) modelChunk(hi uint16, private bool) *roaring.Bitmap {
+	x := m.mdl()
 	switch {
-	case m.model == nil:
+	case x == nil:
 		return nil
 	case private:
-		return m.model.private.get(hi)
+		return x.private.get(hi)
 	}
-	return m.model.delivered.get(hi)
+	return x.delivered.get(hi)
 }
 
 // dn returns |D \ R|.
 func (m *msgEntry) dn() int64 {
-	if m.model == nil {
+	x := m.mdl()
+	if x == nil {
 		return 0
 	}
-	return m.model.dn
+	return x.dn
 }
 
 // inModel reports whether idx is in chunk set D (private false) or P
 // (private true) of m, and whether that chunk is loaded.
 func (m *msgEntry) inModel(idx uint32, private bool) (in, known bool) {
 	hi := chunkOf(idx)
-	var bm *roaring.Bitmap
-	if m.model != nil {
-		if private {
-			bm = m.model.private.get(hi)
-		} else {
-			bm = m.model.delivered.get(hi)
-		}
-	}
-	if bm != nil {
+	if bm := m.modelChunk(hi, private); bm != nil {
 		return bm.Contains(idx), true
 	}
 	if !m.meta.ownCount() {
-		return false, m.chunks.get(0) != nil // stored with the readers
+		_, loaded := m.readers(0)
+		return false, loaded // stored with the readers
 	}
 	return false, false
 }
@@ -499,11 +620,10 @@ func (m *msgEntry) collapsed() { m.deltas = 0 }
 // one is loaded already (a loaded chunk is never older than the store's);
 // it returns the bytes to charge.
 func (m *msgEntry) installReaders(hi uint16, bm *roaring.Bitmap) int64 {
-	if m.chunks.get(hi) != nil {
+	if _, ok := m.readers(hi); ok {
 		return 0
 	}
-	m.chunks.set(hi, bm)
-	return bitmapBytes(bm)
+	return m.setReaders(hi, bm)
 }
 
 // installModel installs chunk hi of D (private false) or P of a message
@@ -511,13 +631,14 @@ func (m *msgEntry) installReaders(hi uint16, bm *roaring.Bitmap) int64 {
 // loaded already; it returns the bytes to charge.
 func (m *msgEntry) installModel(hi uint16, private bool, bm *roaring.Bitmap) int64 {
 	var added int64
-	if m.model == nil {
-		m.model = &msgModel{}
+	x := m.more()
+	if x.model == nil {
+		x.model = &msgModel{}
 		added += entryModelBytes
 	}
-	s := &m.model.delivered
+	s := &x.model.delivered
 	if private {
-		s = &m.model.private
+		s = &x.model.private
 	}
 	if s.get(hi) != nil {
 		return added
@@ -529,11 +650,11 @@ func (m *msgEntry) installModel(hi uint16, private bool, bm *roaring.Bitmap) int
 // installUnread installs the unread set of chunk hi, made from its loaded
 // readers; it returns the bytes to charge.
 func (m *msgEntry) installUnread(hi uint16, u *roaring.Bitmap) int64 {
-	m.unread.set(hi, u)
+	m.more().unread.set(hi, u)
 	return bitmapBytes(u)
 }
 
 func (m *msgEntry) hasReader(idx uint32) bool {
-	bm := m.chunks.get(chunkOf(idx))
-	return bm != nil && bm.Contains(idx)
+	s, ok := m.readers(chunkOf(idx))
+	return ok && s.contains(idx)
 }

@@ -855,7 +855,7 @@ func TestModelReadPathCost(t *testing.T) {
 	recordFolded(t, e, cs, read, "u3", big) // dn moves to n in the same counter delta
 	_, _, _, ops = cs.take()
 	assert.Equal(t, []string{`4:"\x00"`, `4:"n"`}, ops)
-	assert.LessOrEqual(t, unsafe.Sizeof(msgEntry{}), uintptr(240), "an entry stays in the 240-byte size class")
+	assert.LessOrEqual(t, unsafe.Sizeof(msgEntry{}), uintptr(192), "an entry stays in the 192-byte size class")
 }
 
 // TestModelPrivateEndToEnd: through the public API, a user whose receipts

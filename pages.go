@@ -172,21 +172,21 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 			}
 		}
 		m.mu.Lock()
-		readers := m.chunks.get(h)
-		var d *roaring.Bitmap // chunk h of D, if it holds anybody
-		if withD && m.model != nil {
-			d = m.model.delivered.get(h)
+		readers, _ := m.readers(h) // loaded above (ensureReaders)
+		var d *roaring.Bitmap      // chunk h of D, if it holds anybody
+		if withD {
+			d = m.modelChunk(h, false)
 		}
 		if positive {
 			// The chunk changes under receipts: read it under the lock.
-			set := readers
-			if d != nil {
-				set = roaring.Or(readers, d)
-			}
-			it := set.Iterator()
-			it.AdvanceIfNeeded(pos)
-			for it.HasNext() && len(idxs) < want {
-				idxs = append(idxs, it.Next())
+			if d == nil {
+				idxs = readers.appendFrom(idxs, h, pos, want)
+			} else {
+				it := roaring.Or(readers.roaring(h), d).Iterator()
+				it.AdvanceIfNeeded(pos)
+				for it.HasNext() && len(idxs) < want {
+					idxs = append(idxs, it.Next())
+				}
 			}
 			m.mu.Unlock()
 			continue
@@ -194,10 +194,13 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 		// The chunk's unread members, made once and then kept current by
 		// the receipts: a walk through a mostly read list then costs its
 		// pages, not a subtraction of 65,536 bits per page.
-		u := m.unread.get(h)
+		var u *roaring.Bitmap
+		if m.x != nil {
+			u = m.x.unread.get(h)
+		}
 		var added int64
 		if u == nil {
-			u = roaring.AndNot(snap, readers)
+			u = roaring.AndNot(snap, readers.roaring(h))
 			u.Remove(meta.SenderIndex)
 			u.RunOptimize()
 			added = m.installUnread(h, u)
@@ -264,7 +267,7 @@ func (e *embedded) readLog(ctx context.Context, m *msgEntry) ([]byte, error) {
 // else the next one stored (every committed receipt is stored).
 func (e *embedded) nextReaderChunk(ctx context.Context, m *msgEntry, hi, last uint16, delivered bool) (uint16, bool, error) {
 	m.mu.Lock()
-	loaded := m.chunks.get(hi) != nil
+	loaded := m.hasChunk(hi)
 	if delivered {
 		_, known := m.inModel(uint32(hi)<<chunkBits, false)
 		loaded = loaded && known

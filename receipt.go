@@ -404,17 +404,17 @@ func (e *embedded) collapseInto(b *store.Batch, m *msgEntry) bool {
 		return true
 	}
 	own := m.meta.ownCount()
-	for _, c := range m.chunks {
-		bm := c.bm
-		if !own && c.hi == 0 && m.model != nil {
-			bm = joinPacked(bm, m.model.delivered.get(0), m.model.private.get(0))
+	if !m.eachReaders(func(hi uint16, s idxSet) bool {
+		bm := s.roaring(hi)
+		if !own && hi == 0 && m.mdl() != nil {
+			bm = joinPacked(bm, m.modelChunk(0, false), m.modelChunk(0, true))
 		}
-		if !put(readersKey(prefix, c.hi), bm) {
-			return false
-		}
+		return put(readersKey(prefix, hi), bm)
+	}) {
+		return false
 	}
 	if own {
-		if x := m.model; x != nil {
+		if x := m.mdl(); x != nil {
 			for _, c := range x.delivered {
 				if !put(appendU16(withSuffix(prefix, msgDelivered), c.hi), c.bm) {
 					return false
