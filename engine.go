@@ -227,6 +227,25 @@ func (e *Engine) Close() error {
 	return e.be.close()
 }
 
+// Settle writes the embedded backend's pending state to its store's own
+// keys: the receipt log's records (durable already, folded in the
+// background a moment after each call) are folded into the per-message keys
+// and deleted. Receipts acknowledged before Settle is called are folded when
+// it returns. Nothing changes for the answers; a host calls it before it
+// measures or copies the store's data at rest (after which, on Pebble, a
+// flush and a compaction leave only what the data needs). On Redis it does
+// nothing.
+func (e *Engine) Settle(ctx context.Context) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if b, ok := e.be.(*embedded); ok {
+		return b.rlog.settle(ctx)
+	}
+	return nil
+}
+
 // enter registers a call; it fails once the engine is closed.
 func (e *Engine) enter() error {
 	e.life.RLock()
