@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -213,4 +214,159 @@ func loadSchema3(t *testing.T) (*memstore.Store, string) {
 		t.Fatal(err)
 	}
 	return st, ans
+}
+
+// failingStore fails every Write once writes have run out.
+type failingStore struct {
+	store.Store
+	writes int // left before the failures start
+}
+
+var errInjected = errors.New("injected write failure")
+
+func (s *failingStore) Write(ctx context.Context, b *store.Batch, o store.WriteOptions) error {
+	if s.writes == 0 {
+		return errInjected
+	}
+	s.writes--
+	return s.Store.Write(ctx, b, o)
+}
+
+// schema3Refs are the messages, pages and groups the image's answers are
+// of (buildSchema3 run on a throwaway store).
+func schema3Refs(t *testing.T) schema3Fixture {
+	e, err := Open(memstore.New(), migrateOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	return buildSchema3(context.Background(), t, e)
+}
+
+// checkMigrated opens st, which must migrate to the current schema, and
+// compares every answer with the schema-3 engine's.
+func checkMigrated(t *testing.T, st store.Store, fx schema3Fixture, want string) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := Open(st, migrateOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	vals, err := st.Get(ctx, [][]byte{keySchemaVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(vals[0], []byte{schemaVersion}) {
+		t.Fatalf("schema after the migration: %v", vals[0])
+	}
+	err = st.Scan(ctx, nil, nil, func(k, _ []byte) bool {
+		if k[0] == prefixGroup {
+			_, rest, _ := readLP(k[1:])
+			if rest[0] == groupVersion && len(rest) != 9 {
+				t.Errorf("a schema-3 version key is left: %q", k)
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.Marshal(fx.answers(ctx, t, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatalf("answers after the migration differ:\n got %s\nwant %s", got, want)
+	}
+}
+
+// Open migrates a schema-3 store: every count, member page and group is
+// as the schema-3 engine answered, Check passes, no old version key is left.
+func TestMigrateSchema3(t *testing.T) {
+	fx := schema3Refs(t)
+	for _, batch := range []int{4096, 1, 3} {
+		t.Run(fmt.Sprint("batch=", batch), func(t *testing.T) {
+			defer func(n int) { migrateBatch = n }(migrateBatch)
+			migrateBatch = batch
+			st, want := loadSchema3(t)
+			checkMigrated(t, st, fx, want)
+		})
+	}
+}
+
+// A migration cut off at any write (a crash: writes not made are lost,
+// written ones kept) leaves a store the next Open finishes migrating.
+func TestMigrateSchema3Resumes(t *testing.T) {
+	fx := schema3Refs(t)
+	defer func(n int) { migrateBatch = n }(migrateBatch)
+	migrateBatch = 2
+	ctx := context.Background()
+	for writes := 0; ; writes++ {
+		st, want := loadSchema3(t)
+		fs := &failingStore{Store: st, writes: writes}
+		e, err := Open(fs, migrateOpts...)
+		if err == nil {
+			// Enough writes for the whole migration: done.
+			if err := e.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if writes < 3 {
+				t.Fatalf("migration done in %d writes: the test cuts nothing", writes)
+			}
+			return
+		}
+		if !errors.Is(err, errInjected) {
+			t.Fatalf("after %d writes: %v", writes, err)
+		}
+		vals, err := st.Get(ctx, [][]byte{keySchemaVersion})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(vals[0], []byte{3}) {
+			t.Fatalf("a migration cut off after %d writes left schema %v", writes, vals[0])
+		}
+		checkMigrated(t, st, fx, want)
+	}
+}
+
+// Check reports a version counter that disagrees with the messages: one
+// too many, one missing, one for a version without messages.
+func TestCheckVersionCounters(t *testing.T) {
+	ctx := context.Background()
+	for _, corrupt := range []func(b *store.Batch){
+		func(b *store.Batch) { b.Merge(versionCountKey("g", 1), store.EncodeCounter(1)) },
+		func(b *store.Batch) { b.Delete(versionCountKey("g", 1)) },
+		func(b *store.Batch) { b.Merge(versionCountKey("g", 2), store.EncodeCounter(1)) },
+		func(b *store.Batch) { b.Merge(versionCountKey("g", 1), store.EncodeCounter(-1)) },
+	} {
+		st := memstore.New()
+		e, err := Open(st, migrateOpts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.CreateGroup(ctx, "g", GroupWork, []string{"a", "b", "c"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"m1", "m2"} {
+			if err := e.TrackMessage(ctx, Message{Conversation: Group("g"), ID: id, Sender: "a"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.Check(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var b store.Batch
+		corrupt(&b)
+		if err := st.Write(ctx, &b, store.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Check(ctx); err == nil || !strings.Contains(err.Error(), "version") {
+			t.Errorf("Check of a corrupt counter: %v", err)
+		}
+		e.Close()
+	}
 }
