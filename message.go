@@ -176,7 +176,11 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	lock.RLock()
 	defer lock.RUnlock()
 
-	rec := messageRecord{Sender: msg.Sender, TrackedAt: e.now(), SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32(), Thread: msg.Thread}
+	// The track time is kept to the microsecond (the order keys' unit;
+	// the meta takes two bytes less, see messageV2).
+	now := e.now()
+	now -= now % 1000
+	rec := messageRecord{Sender: msg.Sender, TrackedAt: now, SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32(), Thread: msg.Thread}
 	var g *groupRecord
 	if isGroup {
 		var err error
