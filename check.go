@@ -24,8 +24,8 @@ import (
 //   - a message's read count equals the size of its reader set; its readers
 //     are among its recipients (the membership at its version, minus the
 //     sender); its recipient count equals that recipient set's size; it has
-//     an expiry key and, in a group, a version key, and its group exists in
-//     the incarnation it was tracked in;
+//     an expiry key, and its group exists in the incarnation it was tracked
+//     in;
 //   - a message's delivered set D and private set P are among its
 //     recipients, and its stored dn (the high half of its counter) is the
 //     size of D minus its readers; P may meet the readers (a user who read
@@ -35,7 +35,10 @@ import (
 //     readers and private ones for members of P, each at most once;
 //   - a C2C message's count is 0 or 1, its dn 0 or 1 and 0 once read, and
 //     it keeps no D;
-//   - every expiry and version key points at the message it names;
+//   - every expiry key points at the message it names;
+//   - each of a group's version counters equals the number of its messages
+//     tracked at that version, and every version a message is tracked at
+//     has one;
 //   - every message is in its conversation's order and its thread's, and
 //     every order key names a stored message; marks are well formed, a
 //     group's only while the group exists (embedded_order.go);

@@ -784,7 +784,7 @@ func (e *embedded) versionUsed(ctx context.Context, gid string, from, to uint64)
 	return used, nil
 }
 
-// versionBound is the end of the version keys at versions <= to.
+// versionBound is the end of the version counters at versions <= to.
 func versionBound(prefix []byte, to uint64) []byte {
 	if to == math.MaxUint64 {
 		return prefixEnd(prefix)

@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 
 	"github.com/readreceipt/readreceipt/store"
 )
@@ -29,11 +30,17 @@ func (e *embedded) migrate3(ctx context.Context) error {
 	start, end := gp, prefixEnd(gp)
 	for {
 		gid, found := "", false
+		var bad error
 		err := e.st.Scan(ctx, start, end, func(k, _ []byte) bool {
-			id, _, perr := readLP(k[1:])
-			gid, found = id, perr == nil
+			gid, _, bad = readLP(k[1:])
+			found = true
 			return false
 		})
+		if err == nil && bad != nil {
+			// Not a key this engine wrote: stop rather than skip the
+			// groups after it and call the store migrated.
+			err = fmt.Errorf("%w: a group key from %q on", bad, start)
+		}
 		if err != nil {
 			return internalErr("migrate", err)
 		}
