@@ -24,8 +24,8 @@ import (
 //   - a message's read count equals the size of its reader set; its readers
 //     are among its recipients (the membership at its version, minus the
 //     sender); its recipient count equals that recipient set's size; it has
-//     an expiry key and, in a group, a version key, and its group exists in
-//     the incarnation it was tracked in;
+//     an expiry key, and its group exists in the incarnation it was tracked
+//     in;
 //   - a message's delivered set D and private set P are among its
 //     recipients, and its stored dn (the high half of its counter) is the
 //     size of D minus its readers; P may meet the readers (a user who read
@@ -35,7 +35,10 @@ import (
 //     readers and private ones for members of P, each at most once;
 //   - a C2C message's count is 0 or 1, its dn 0 or 1 and 0 once read, and
 //     it keeps no D;
-//   - every expiry and version key points at the message it names;
+//   - every expiry key points at the message it names;
+//   - each of a group's version counters equals the number of its messages
+//     tracked at that version, and every version a message is tracked at
+//     has one;
 //   - every message is in its conversation's order and its thread's, and
 //     every order key names a stored message; marks are well formed, a
 //     group's only while the group exists (embedded_order.go);
@@ -77,17 +80,12 @@ type checkGroup struct {
 	users    map[string]uint32
 	indexes  map[uint32]string
 	chunks   map[uint16][]checkChunk // newest first
-	versions map[string]checkVersion // message ID -> version key
+	versions map[uint64]int64        // version -> its counter of live messages
 }
 
 type checkChunk struct {
 	version uint64
 	bm      *roaring.Bitmap
-}
-
-type checkVersion struct {
-	version   uint64
-	trackedAt int64
 }
 
 type checkMsg struct {
@@ -132,7 +130,7 @@ func (c *checker) group(gid string) *checkGroup {
 	g, ok := c.groups[gid]
 	if !ok {
 		g = &checkGroup{users: map[string]uint32{}, indexes: map[uint32]string{},
-			chunks: map[uint16][]checkChunk{}, versions: map[string]checkVersion{}}
+			chunks: map[uint16][]checkChunk{}, versions: map[uint64]int64{}}
 		c.groups[gid] = g
 	}
 	return g
@@ -243,16 +241,12 @@ func (c *checker) loadGroupKey(k, v []byte) {
 			c.fail("group %q: bad bucket value for %d", gid, bk)
 		}
 	case groupVersion:
-		if len(rest) < 8 || len(v) != 8 {
-			c.fail("group %q: bad version key", gid)
+		n, err := store.DecodeCounter(v)
+		if len(rest) != 8 || err != nil {
+			c.fail("group %q: bad version counter %q", gid, k)
 			return
 		}
-		id, tail, err := readLP(rest[8:])
-		if err != nil || len(tail) != 0 {
-			c.fail("group %q: bad version key", gid)
-			return
-		}
-		g.versions[id] = checkVersion{version: binary.BigEndian.Uint64(rest), trackedAt: int64(binary.BigEndian.Uint64(v))}
+		g.versions[binary.BigEndian.Uint64(rest)] = n
 	default:
 		c.fail("group %q: unknown key kind %q", gid, kind)
 	}
@@ -382,11 +376,36 @@ func (c *checker) verify() {
 			c.fail("message %s/%s: no expiry key", m.conv, m.id)
 		}
 	}
+	c.verifyVersionCounts()
+}
+
+// verifyVersionCounts checks every group's version counters against its
+// messages: each counts the messages of the group's incarnation tracked at
+// its version (a zero counter may stay until the sweep drops it).
+func (c *checker) verifyVersionCounts() {
+	live := map[string]map[uint64]int64{}
+	for _, m := range c.msgs {
+		if m.meta == nil || m.conv.Type != ConversationGroup {
+			continue
+		}
+		g := c.groups[m.conv.GroupID]
+		if g == nil || g.meta == nil || g.meta.Incarnation != m.meta.Incarnation {
+			continue
+		}
+		if live[m.conv.GroupID] == nil {
+			live[m.conv.GroupID] = map[uint64]int64{}
+		}
+		live[m.conv.GroupID][m.meta.Version]++
+	}
 	for gid, g := range c.groups {
-		for id, v := range g.versions {
-			m := c.msgs[string(messagePrefix(convKey(Group(gid)), id))]
-			if m == nil || m.meta == nil || m.meta.Version != v.version || m.meta.TrackedAt != v.trackedAt {
-				c.fail("group %q: version key of %q names no such message", gid, id)
+		for v, n := range g.versions {
+			if n != live[gid][v] {
+				c.fail("group %q: version %d counts %d messages, %d are tracked at it", gid, v, n, live[gid][v])
+			}
+		}
+		for v, n := range live[gid] {
+			if _, ok := g.versions[v]; !ok {
+				c.fail("group %q: version %d has no counter, %d messages are tracked at it", gid, v, n)
 			}
 		}
 	}
@@ -464,9 +483,6 @@ func (c *checker) verifyMessage(m *checkMsg) {
 	if g == nil || g.meta == nil || g.meta.Incarnation != m.meta.Incarnation {
 		c.fail("message %s: its group is gone", name)
 		return
-	}
-	if v, ok := g.versions[m.id]; !ok || v.version != m.meta.Version {
-		c.fail("message %s: no version key", name)
 	}
 	recipients := g.snapshot(m.meta.Version)
 	if m.meta.SenderIndex != noIndex {

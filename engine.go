@@ -20,7 +20,11 @@ import (
 // whose recipients fit in one chunk keeps no count key.
 // Version 3: member names and user -> index lookups are packed many to a
 // key (the 'n' and 'h' group keys) instead of one key each ('i', 'u').
-const schemaVersion = 3
+// Version 4: a group keeps one counter of live messages per membership
+// version ('g' lp(group) 'v' version64) instead of one key per message
+// ('g' lp(group) 'v' version64 lp(msg)); Open migrates a version-3 store
+// (migrate.go).
+const schemaVersion = 4
 
 // convLockStripes is the number of conversation locks. Conversations are
 // hashed onto them; two conversations that share a stripe only wait for each
@@ -171,7 +175,11 @@ func (e *embedded) init(ctx context.Context) error {
 		return internalErr("open", err)
 	}
 	if vals[0] != nil {
-		if !bytes.Equal(vals[0], []byte{schemaVersion}) {
+		if bytes.Equal(vals[0], []byte{3}) {
+			if err := e.migrate3(ctx); err != nil {
+				return err
+			}
+		} else if !bytes.Equal(vals[0], []byte{schemaVersion}) {
 			return errorf(ErrInternal, "store holds schema version %v, this engine reads %d", vals[0], schemaVersion)
 		}
 	}
@@ -225,6 +233,25 @@ func (e *Engine) Close() error {
 		<-e.sweepDone
 	}
 	return e.be.close()
+}
+
+// Settle writes the embedded backend's pending state to its store's own
+// keys: the receipt log's records (durable already, folded in the
+// background a moment after each call) are folded into the per-message keys
+// and deleted. Receipts acknowledged before Settle is called are folded when
+// it returns. Nothing changes for the answers; a host calls it before it
+// measures or copies the store's data at rest (after which, on Pebble, a
+// flush and a compaction leave only what the data needs). On Redis it does
+// nothing.
+func (e *Engine) Settle(ctx context.Context) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if b, ok := e.be.(*embedded); ok {
+		return b.rlog.settle(ctx)
+	}
+	return nil
 }
 
 // enter registers a call; it fails once the engine is closed.

@@ -172,12 +172,24 @@ func (e *embedded) gcGroup(ctx context.Context, gid string) error {
 	if g == nil {
 		return internalErr("sweep", e.st.Write(ctx, &b, store.WriteOptions{}))
 	}
+	// The oldest version with a live message is the first counter above
+	// zero; the zero ones before it go (the write lock keeps tracks, which
+	// add to them, out).
 	oldest := g.Version
 	vp := groupKey(gid, groupVersion)
-	err = e.st.Scan(ctx, vp, prefixEnd(vp), func(k, _ []byte) bool {
-		if len(k) >= len(vp)+8 {
-			oldest = min(oldest, binary.BigEndian.Uint64(k[len(vp):]))
+	err = e.st.Scan(ctx, vp, prefixEnd(vp), func(k, v []byte) bool {
+		if len(k) != len(vp)+8 {
+			return true // not ours to judge; Check reports it
 		}
+		n, derr := store.DecodeCounter(v)
+		if derr != nil {
+			return true
+		}
+		if n == 0 {
+			b.Delete(append([]byte(nil), k...))
+			return true
+		}
+		oldest = min(oldest, binary.BigEndian.Uint64(k[len(vp):]))
 		return false
 	})
 	if err != nil {

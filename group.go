@@ -773,8 +773,10 @@ func (e *embedded) versionUsed(ctx context.Context, gid string, from, to uint64)
 	prefix := groupKey(gid, groupVersion)
 	used := false
 	err := e.st.Scan(ctx, appendU64(slices.Clone(prefix), from), versionBound(prefix, to), func(k, v []byte) bool {
-		used = true
-		return false
+		// A counter the sweep has not dropped yet may be zero.
+		n, derr := store.DecodeCounter(v)
+		used = derr != nil || n != 0
+		return !used
 	})
 	if err != nil {
 		return false, internalErr("read versions", err)
@@ -782,7 +784,7 @@ func (e *embedded) versionUsed(ctx context.Context, gid string, from, to uint64)
 	return used, nil
 }
 
-// versionBound is the end of the version keys at versions <= to.
+// versionBound is the end of the version counters at versions <= to.
 func versionBound(prefix []byte, to uint64) []byte {
 	if to == math.MaxUint64 {
 		return prefixEnd(prefix)
@@ -808,14 +810,17 @@ func (e *embedded) dismissGroup(ctx context.Context, gid string) error {
 			return err
 		}
 		// The expiry keys of the group's messages lie outside its ranges;
-		// find them through the version index before it goes.
+		// find them through the messages' metas before they go.
 		ck := convKey(Group(gid))
 		var timeKeys [][]byte
-		prefix := groupKey(gid, groupVersion)
-		err := e.st.Scan(ctx, prefix, prefixEnd(prefix), func(k, v []byte) bool {
-			msgID, _, perr := readLP(k[len(prefix)+8:])
-			if perr == nil && len(v) == 8 {
-				timeKeys = append(timeKeys, timeKey(int64(binary.BigEndian.Uint64(v)), ck, msgID))
+		mp := conversationMessagesPrefix(ck)
+		err := e.st.Scan(ctx, mp, prefixEnd(mp), func(k, v []byte) bool {
+			msgID, rest, perr := readLP(k[len(mp):])
+			if perr != nil || len(rest) != 1 || rest[0] != msgMeta {
+				return true // another key of the message
+			}
+			if meta, derr := decodeMessage(v); derr == nil {
+				timeKeys = append(timeKeys, timeKey(meta.TrackedAt, ck, msgID))
 			}
 			return true
 		})
@@ -825,7 +830,6 @@ func (e *embedded) dismissGroup(ctx context.Context, gid string) error {
 		var b store.Batch
 		gp := groupPrefix(gid)
 		b.DeleteRange(gp, prefixEnd(gp))
-		mp := conversationMessagesPrefix(ck)
 		b.DeleteRange(mp, prefixEnd(mp))
 		// The group's orders and marks go with it: a group created again
 		// under this ID starts with none.

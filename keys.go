@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+
+	"github.com/readreceipt/readreceipt/store"
 )
 
 // Key layout. Every ID is written length-prefixed (one byte, IDs are at most
@@ -27,7 +29,9 @@ import (
 //	'g' lp(group) 'n' block32                  member index -> user ID, for the indexes
 //	                                           block32*nameBlockSize on: lp(user) per index,
 //	                                           in index order, as many as are assigned
-//	'g' lp(group) 'v' version64 lp(msg)        live message tracked at version (value: trackedAt)
+//	'g' lp(group) 'v' version64                how many of the group's messages were tracked at
+//	                                           version and are not deleted (merge counter; the
+//	                                           sweep drops a zero one)
 //	'm' conv lp(msg) \x00                      message meta
 //	'm' conv lp(msg) 'd' hi16                  delivered (D) with index>>16 == hi16 (merge set);
 //	                                           groups only: a C2C peer is in D \ R when dn is 1
@@ -153,9 +157,16 @@ func bucketKey(gid string, bucket uint16) []byte {
 	return appendU16(groupKey(gid, groupBucket), bucket)
 }
 
-func versionKey(gid string, version uint64, msgID string) []byte {
-	return appendLP(appendU64(groupKey(gid, groupVersion), version), msgID)
+// versionCountKey is the counter of group gid's messages tracked at version.
+func versionCountKey(gid string, version uint64) []byte {
+	return appendU64(groupKey(gid, groupVersion), version)
 }
+
+// The deltas of a version counter: a message tracked, a message deleted.
+var (
+	versionCountUp   = store.EncodeCounter(1)
+	versionCountDown = store.EncodeCounter(-1)
+)
 
 // messagePrefix is the prefix of all of a message's keys.
 func messagePrefix(conv []byte, msgID string) []byte {

@@ -176,7 +176,11 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	lock.RLock()
 	defer lock.RUnlock()
 
-	rec := messageRecord{Sender: msg.Sender, TrackedAt: e.now(), SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32(), Thread: msg.Thread}
+	// The track time is kept to the microsecond (the order keys' unit;
+	// the meta takes two bytes less, see messageV2).
+	now := e.now()
+	now -= now % 1000
+	rec := messageRecord{Sender: msg.Sender, TrackedAt: now, SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32(), Thread: msg.Thread}
 	var g *groupRecord
 	if isGroup {
 		var err error
@@ -251,7 +255,7 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		b.Delete(timeKey(m.meta.TrackedAt, ck, msg.ID))
 		deleteOrderKeys(b, ck, msg.ID, &m.meta)
 		if isGroup && m.meta.Incarnation == g.Incarnation {
-			b.Delete(versionKey(conv.GroupID, m.meta.Version, msg.ID))
+			b.Merge(versionCountKey(conv.GroupID, m.meta.Version), versionCountDown)
 		}
 	}
 	meta := rec.encode()
@@ -259,9 +263,9 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	b.Set(timeKey(rec.TrackedAt, ck, msg.ID), nil)
 	setOrderKeys(b, ck, msg.ID, &rec)
 	if isGroup {
-		// The version key's value (the track time) goes in the room
-		// encode leaves after the meta: no allocation of its own.
-		b.Set(versionKey(conv.GroupID, rec.Version, msg.ID), binary.BigEndian.AppendUint64(meta[len(meta):len(meta)], uint64(rec.TrackedAt)))
+		// The counter tells the membership sweep that rec.Version's
+		// snapshot is still needed.
+		b.Merge(versionCountKey(conv.GroupID, rec.Version), versionCountUp)
 	}
 	// Concurrent tracks share one synced write (commit.go); this returns
 	// once this track's own operations are durable.
@@ -355,7 +359,7 @@ func (e *embedded) deleteMessages(ctx context.Context, conv Conversation, ids []
 		}
 		deleteOrderKeys(&b, ck, id, &meta)
 		if isGroup && g != nil && g.Incarnation == meta.Incarnation {
-			b.Delete(versionKey(conv.GroupID, meta.Version, id))
+			b.Merge(versionCountKey(conv.GroupID, meta.Version), versionCountDown)
 			if !marked {
 				b.Set(gcKey(conv.GroupID), nil)
 				marked = true

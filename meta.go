@@ -88,12 +88,36 @@ func (m *messageRecord) ownCount() bool {
 	return m.Incarnation == 0 || m.EndIndex > 1<<chunkBits
 }
 
+// messageV2 is the format of a message record whose TrackedAt is a whole
+// number of microseconds, written as microseconds since trackedEpochMicros
+// (a signed varint of 7 bytes for times within about four years of it,
+// where the nanoseconds since 1970 take 9). Records of format recordV1,
+// with TrackedAt in nanoseconds, are read as ever.
+const messageV2 = recordV1 + 1
+
+// trackedEpochMicros is 2026-01-01T00:00:00Z in Unix microseconds.
+const trackedEpochMicros = 1767225600 * 1_000_000
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func (m *messageRecord) encode() []byte {
 	// Sized for the longest encoding: one allocation.
 	b := make([]byte, 0, 1+1+len(m.Sender)+6*binary.MaxVarintLen64+4+1+len(m.Thread))
-	b = append(b, recordV1)
+	// A whole number of microseconds (what TrackMessage records) is
+	// written in the shorter form of messageV2.
+	v2 := m.TrackedAt%1000 == 0
+	b = append(b, byte(recordV1+btoi(v2)))
 	b = appendLP(b, m.Sender)
-	b = binary.AppendVarint(b, m.TrackedAt)
+	if v2 {
+		b = binary.AppendVarint(b, m.TrackedAt/1000-trackedEpochMicros)
+	} else {
+		b = binary.AppendVarint(b, m.TrackedAt)
+	}
 	b = binary.AppendUvarint(b, m.Incarnation)
 	b = binary.AppendUvarint(b, m.Version)
 	b = binary.AppendUvarint(b, uint64(m.EndIndex))
@@ -108,7 +132,7 @@ func (m *messageRecord) encode() []byte {
 
 func decodeMessage(b []byte) (messageRecord, error) {
 	var m messageRecord
-	if len(b) < 1 || b[0] != recordV1 {
+	if len(b) < 1 || b[0] != recordV1 && b[0] != messageV2 {
 		return m, errBadRecord
 	}
 	sender, rest, err := readLP(b[1:])
@@ -118,6 +142,9 @@ func decodeMessage(b []byte) (messageRecord, error) {
 	m.Sender = sender
 	r := reader{b: rest}
 	m.TrackedAt = r.varint()
+	if b[0] == messageV2 {
+		m.TrackedAt = (m.TrackedAt + trackedEpochMicros) * 1000
+	}
 	m.Incarnation = r.uvarint()
 	m.Version = r.uvarint()
 	m.EndIndex = r.uint32()

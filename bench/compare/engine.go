@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	rr "github.com/readreceipt/readreceipt"
 	"github.com/readreceipt/readreceipt/store/pebblestore"
@@ -77,17 +78,29 @@ func (s *Engine) engine() *rr.Engine {
 	return s.e
 }
 
-// Footprint implements Footprint: disk is the directory after a flush and a
-// full compaction; memory is the Go heap (after a GC) plus Pebble's block
-// cache, which Pebble allocates outside the Go heap. (The memtables are empty
-// after the flush; their arenas are not counted.)
+// Footprint implements Footprint: disk is the data at rest, the directory
+// after the engine settled (Settle: its receipt log folded into the
+// per-message keys), a flush and a full compaction, once Pebble has deleted
+// the tables the compaction made obsolete (it deletes them in the
+// background, paced: a large compaction's inputs can stay on disk for
+// seconds, and counting them made the figure depend on timing); memory is
+// the Go heap (after a GC) plus Pebble's block cache, which Pebble
+// allocates outside the Go heap. (The memtables are empty after the flush;
+// their arenas are not counted.)
 func (s *Engine) Footprint(ctx context.Context) (int64, int64, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	if err := s.e.Settle(ctx); err != nil {
+		return 0, 0, err
+	}
 	if err := s.st.Flush(); err != nil {
 		return 0, 0, err
 	}
 	if err := s.st.Compact(ctx, nil, nil); err != nil {
+		return 0, 0, err
+	}
+	obsolete, err := s.awaitObsoleteDeleted(ctx)
+	if err != nil {
 		return 0, 0, err
 	}
 	disk, err := dirSize(s.dir)
@@ -95,8 +108,30 @@ func (s *Engine) Footprint(ctx context.Context) (int64, int64, error) {
 		return 0, 0, err
 	}
 	m := s.st.Metrics()
-	return disk, goHeap() + m.BlockCache.Size, nil
+	return disk - obsolete, goHeap() + m.BlockCache.Size, nil
 }
+
+// awaitObsoleteDeleted waits, up to obsoleteWait, until Pebble holds no
+// obsolete or zombie table, and returns the bytes of those still left then
+// (which the caller does not count).
+func (s *Engine) awaitObsoleteDeleted(ctx context.Context) (int64, error) {
+	deadline := time.Now().Add(obsoleteWait)
+	for {
+		m := s.st.Metrics()
+		left := int64(m.Table.ObsoleteSize + m.Table.ZombieSize)
+		if left == 0 || time.Now().After(deadline) {
+			return left, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// obsoleteWait bounds awaitObsoleteDeleted: a hang guard, not a timing.
+const obsoleteWait = 60 * time.Second
 
 func goHeap() int64 {
 	runtime.GC()
