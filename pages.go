@@ -172,7 +172,15 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 			}
 		}
 		m.mu.Lock()
-		readers, _ := m.readers(h) // loaded above (ensureReaders)
+		readers, ok := m.readers(h) // loaded above (ensureReaders)...
+		if !ok || !m.exists || m.meta.Nonce != meta.Nonce || m.meta.TrackedAt != meta.TrackedAt {
+			// ... unless the message expired and a TrackMessage of its
+			// ID replaced it (under the conversation's read lock, as
+			// this call holds it) since: the message this call pages is
+			// gone.
+			m.mu.Unlock()
+			return MemberPage{}, errorf(ErrReceiptNotFound, "expired")
+		}
 		var d *roaring.Bitmap      // chunk h of D, if it holds anybody
 		if withD {
 			d = m.modelChunk(h, false)
