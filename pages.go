@@ -181,7 +181,7 @@ func (e *embedded) page(ctx context.Context, caller Caller, conv Conversation, r
 			m.mu.Unlock()
 			return MemberPage{}, errorf(ErrReceiptNotFound, "expired")
 		}
-		var d *roaring.Bitmap      // chunk h of D, if it holds anybody
+		var d *roaring.Bitmap // chunk h of D, if it holds anybody
 		if withD {
 			d = m.modelChunk(h, false)
 		}
