@@ -276,21 +276,46 @@ func putNewMembers(b *store.Batch, gid string, first uint32, users []string, bkt
 }
 
 // putBuckets is putNewMembers' lookup buckets for many users: every
-// touched bucket is laid out in one buffer, stored entries first, by a
-// counting pass.
+// touched bucket is laid out in one buffer, stored entries first, then
+// the new ones in index order. Entries are placed in two passes, as a
+// radix sort by bucket: the first copies them, in users' order, into 256
+// runs by the bucket's high byte, the second moves each run into its 256
+// buckets. Scattered straight into 65,536 buckets across a buffer of
+// ~16 MB (a million members), nearly every entry's write missed the CPU
+// caches (putBuckets was 123 ms of a 337 ms create in a profile); the
+// first pass writes 256 sequential streams and the second a region of
+// about 1/256 of the buffer at a time.
 func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts []uint16, stored func(uint16) []byte) {
+	const runs = 256
 	offs := make([]int, memberBuckets+1)
 	seen := make([]bool, memberBuckets)
+	var run [runs + 1]int // where each run starts in tmp
 	for i, u := range users {
 		bk := bkts[i]
 		if !seen[bk] {
 			seen[bk] = true
 			offs[int(bk)+1] += len(stored(bk))
 		}
-		offs[int(bk)+1] += 1 + len(u) + uvarintLen(uint64(first)+uint64(i))
+		n := 1 + len(u) + uvarintLen(uint64(first)+uint64(i))
+		offs[int(bk)+1] += n
+		run[int(bk>>8)+1] += 1 + n // and the bucket's low byte
 	}
 	for i := 1; i <= memberBuckets; i++ {
 		offs[i] += offs[i-1]
+	}
+	for i := 1; i <= runs; i++ {
+		run[i] += run[i-1]
+	}
+	tmp := make([]byte, run[runs])
+	at := run
+	for i, u := range users {
+		bk := bkts[i]
+		p := at[bk>>8]
+		tmp[p] = byte(bk)
+		tmp[p+1] = byte(len(u))
+		p += 2 + copy(tmp[p+2:], u)
+		p += binary.PutUvarint(tmp[p:], uint64(first)+uint64(i))
+		at[bk>>8] = p
 	}
 	buf := make([]byte, offs[memberBuckets])
 	pos := slices.Clone(offs[:memberBuckets])
@@ -299,13 +324,17 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 			pos[bk] += copy(buf[pos[bk]:], stored(uint16(bk)))
 		}
 	}
-	for i, u := range users {
-		bk := bkts[i]
-		p := pos[bk]
-		buf[p] = byte(len(u))
-		p += 1 + copy(buf[p+1:], u)
-		p += binary.PutUvarint(buf[p:], uint64(first)+uint64(i))
-		pos[bk] = p
+	for r := range runs {
+		for p := run[r]; p < run[r+1]; {
+			bk := r<<8 | int(tmp[p])
+			e := p + 2 + int(tmp[p+1]) // the index's varint starts here
+			for tmp[e] >= 0x80 {
+				e++
+			}
+			e++
+			pos[bk] += copy(buf[pos[bk]:], tmp[p+1:e])
+			p = e
+		}
 	}
 	for bk := range memberBuckets {
 		if seen[bk] {

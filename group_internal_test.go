@@ -1,9 +1,13 @@
 package readreceipt
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/readreceipt/readreceipt/store"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -80,4 +84,77 @@ func TestMemberValues(t *testing.T) {
 	assert.Equal(t, appendLP(nil, "x"), head)
 	_, err = namesPrefix(appendLP(nil, "x"), 2)
 	assert.Error(t, err)
+}
+
+// putBuckets (the path for more than 1024 new members) writes the same
+// buckets as appending each new member's entry, in index order, to its
+// bucket's stored value: the layout every lookup (bucketFind) reads.
+func TestPutBucketsMatchesAppending(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{1025, 5000, 300_000} {
+		for _, withStored := range []bool{false, true} {
+			users := make([]string, n)
+			bkts := make([]uint16, n)
+			for i := range users {
+				// IDs of 1 to 255 bytes: every length a bucket entry takes.
+				users[i] = fmt.Sprintf("u%d-", i) + string(make([]byte, rng.IntN(240)))
+				if i%7 == 0 {
+					users[i] = users[i][:1]
+				}
+				bkts[i] = memberBucket(users[i])
+			}
+			// Indexes from 100,000 on: varints of three bytes, and of two
+			// with first near 16,384.
+			first := uint32(100_000)
+			if withStored {
+				first = 16_000
+			}
+			stored := map[uint16][]byte{}
+			if withStored {
+				for k := 0; k < memberBuckets; k += 3 {
+					stored[uint16(k)] = appendBucketEntry(nil, "old"+strconv.Itoa(k), uint32(k))
+				}
+			}
+			want := map[uint16][]byte{}
+			for i, u := range users {
+				v, ok := want[bkts[i]]
+				if !ok {
+					v = slices.Clone(stored[bkts[i]])
+				}
+				want[bkts[i]] = appendBucketEntry(v, u, first+uint32(i))
+			}
+			var b store.Batch
+			putBuckets(&b, "g", first, users, bkts, func(bk uint16) []byte { return stored[bk] })
+			require.Equal(t, len(want), b.Len(), "n=%d stored=%v", n, withStored)
+			byKey := map[string]uint16{}
+			for k := range want {
+				byKey[string(bucketKey("g", k))] = k
+			}
+			var last []byte
+			for _, op := range b.Ops() {
+				require.Equal(t, store.OpSet, op.Kind)
+				require.Less(t, string(last), string(op.Key), "keys in ascending order")
+				last = op.Key
+				bk, ok := byKey[string(op.Key)]
+				require.True(t, ok, "key %q of no bucket written to", op.Key)
+				require.Equal(t, want[bk], op.Value, "bucket %d, n=%d stored=%v", bk, n, withStored)
+			}
+		}
+	}
+}
+
+// BenchmarkPutBuckets: the lookup buckets of a new group of a million
+// members, as CreateGroup writes them.
+func BenchmarkPutBuckets(b *testing.B) {
+	users := make([]string, 1_000_000)
+	bkts := make([]uint16, len(users))
+	for i := range users {
+		users[i] = fmt.Sprintf("v%07d", i)
+		bkts[i] = memberBucket(users[i])
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var bt store.Batch
+		putBuckets(&bt, "big", 0, users, bkts, func(uint16) []byte { return nil })
+	}
 }
