@@ -177,6 +177,7 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 		werr := e.rlog.write(ctx, call)
 		e.commitReceipts(pending, idx, isGroup, readAt, werr == nil)
 		if werr != nil {
+			call.free()
 			return nil, nil, internalErr("record receipts", werr)
 		}
 		e.rlog.committed(call)
@@ -273,7 +274,8 @@ func (e *embedded) ensureFor(ctx context.Context, m *msgEntry, idx uint32, isGro
 // one-chunk message, else in their own keys) and dn (in the counter); with
 // WithReadTimes, the read-time log entry of a new public or private read.
 func (e *embedded) logCall(pending []*receiptItem, idx uint32, isGroup bool, readAt int64) *logCall {
-	c := &logCall{isGroup: isGroup, readTimes: e.cfg.readTimes, idx: idx, readAt: readAt, items: make([]logItem, len(pending))}
+	c := newLogCall(len(pending))
+	c.isGroup, c.readTimes, c.idx, c.readAt = isGroup, e.cfg.readTimes, idx, readAt
 	for i, it := range pending {
 		c.items[i] = logItem{m: it.m, key: it.m.key, act: it.act, own: it.meta.ownCount(), trackedAt: it.meta.TrackedAt}
 	}

@@ -72,6 +72,31 @@ type logCall struct {
 	items     []logItem
 }
 
+// logCalls recycles the records of receipt calls: a call of 30 receipts
+// would otherwise allocate some 1.3 KB for its record. A record goes back
+// once it is folded, or when its write failed (never committed).
+var logCalls = sync.Pool{New: func() any { return new(logCall) }}
+
+// newLogCall returns an empty record of n items.
+func newLogCall(n int) *logCall {
+	c := logCalls.Get().(*logCall)
+	if cap(c.items) < n {
+		c.items = make([]logItem, n)
+	}
+	c.items = c.items[:n]
+	return c
+}
+
+// free returns c to logCalls. Nothing may use c afterwards.
+func (c *logCall) free() {
+	if cap(c.items) > 1024 {
+		return // a call far over the usual 30 receipts: let it go
+	}
+	clear(c.items) // the entries they point to may be evicted
+	*c = logCall{items: c.items[:0]}
+	logCalls.Put(c)
+}
+
 // logItem is one receipt of a call: the message's key prefix and what the
 // receipt changed. own is the message's ownCount (which keys hold its
 // state); trackedAt feeds the read-time log.
@@ -266,9 +291,29 @@ func (l *receiptLog) write(ctx context.Context, c *logCall) error {
 	if faults.EarlyReceiptAck.Load() {
 		return nil
 	}
-	var b store.Batch
-	b.Set(logKey(c.seq), c.encode(make([]byte, 0, size)))
-	return l.e.st.Write(ctx, &b, l.e.writeOpts())
+	// The store keeps none of the batch once Write returned: the scratch
+	// goes back for the next call's record.
+	w := logWrites.Get().(*logWrite)
+	defer w.free()
+	w.key = appendU64(append(w.key[:0], keyLogPrefix...), c.seq)
+	w.rec = c.encode(slices.Grow(w.rec[:0], size))
+	w.b.Set(w.key, w.rec)
+	return l.e.st.Write(ctx, &w.b, l.e.writeOpts())
+}
+
+// logWrite is write's scratch: the batch, key and value of one record.
+type logWrite struct {
+	b        store.Batch
+	key, rec []byte
+}
+
+var logWrites = sync.Pool{New: func() any { return new(logWrite) }}
+
+func (w *logWrite) free() {
+	w.b.Reset()
+	if cap(w.rec) <= 64<<10 {
+		logWrites.Put(w)
+	}
 }
 
 // committed queues c, whose receipts are committed to their entries, for
@@ -396,6 +441,9 @@ func (l *receiptLog) fold(ctx context.Context) error {
 		if left == 0 {
 			l.e.entries.release(m) // pinned by commitReceipts
 		}
+	}
+	for _, c := range calls {
+		c.free()
 	}
 	return nil
 }
