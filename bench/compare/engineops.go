@@ -45,7 +45,16 @@ func refs(gid string, msgIDs []string) []rr.MessageRef {
 
 // Receipts implements System.
 func (o engineOps) Receipts(ctx context.Context, gid, reader string, msgIDs []string) (int, error) {
-	res, err := o.get().SendMessageReadReceipt(ctx, reader, refs(gid, msgIDs))
+	// The MessageRefs come from countBufs, as in Counts: a host reuses its
+	// request's buffers.
+	b := countBufs.Get().(*countBuf)
+	defer countBufs.Put(b)
+	c := rr.Group(gid)
+	b.refs = b.refs[:0]
+	for _, id := range msgIDs {
+		b.refs = append(b.refs, rr.MessageRef{Conversation: c, ID: id})
+	}
+	res, err := o.get().SendMessageReadReceipt(ctx, reader, b.refs)
 	if err != nil {
 		return 0, err
 	}
