@@ -50,6 +50,7 @@ type receiptLog struct {
 	receipts int        // receipts in calls
 
 	foldMu sync.Mutex // one fold at a time
+	folder folder     // the fold's, kept between folds (foldMu)
 	kick   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}
@@ -448,7 +449,8 @@ func (l *receiptLog) fold(ctx context.Context) error {
 	if len(calls) == 0 {
 		return nil
 	}
-	var f folder
+	f := &l.folder
+	f.reset()
 	for _, c := range calls {
 		f.add(c, nil)
 	}
@@ -477,7 +479,7 @@ func (l *receiptLog) fold(ctx context.Context) error {
 		m.mu.Unlock()
 	}
 	if len(whole) > 0 {
-		f = folder{}
+		f.reset()
 		for _, c := range calls {
 			f.add(c, whole)
 		}
@@ -542,9 +544,36 @@ func deleteSeqs(b *store.Batch, calls []*logCall) {
 
 // folder adds up the deltas of logged receipts per message, in the order
 // messages were first touched: one map lookup per receipt.
+//
+// A folder is reused from fold to fold (reset): the deltas, their slices
+// and the buffer emit cuts keys and operands from keep their memory, as a
+// fold every 100 ms would otherwise allocate them all again (a sixth of
+// what W1 allocated).
 type folder struct {
 	msgs  map[string]*msgDelta
 	order []*msgDelta
+	free  []*msgDelta // emptied deltas of an earlier fold
+	arena []byte      // emit's keys and operands
+}
+
+// folderKeep bounds what a folder keeps between folds: the deltas of a
+// fold of more messages are let go.
+const folderKeep = 1 << 14
+
+// reset empties f for the next fold. The batch of the last emit must have
+// been written (the store keeps none of it) or dropped.
+func (f *folder) reset() {
+	if len(f.order)+len(f.free) > folderKeep || cap(f.arena) > 64<<20 {
+		*f = folder{}
+		return
+	}
+	for _, d := range f.order {
+		*d = msgDelta{sets: d.sets[:0], log: d.log[:0]} // drops d.m: the entry may go
+	}
+	f.free = append(f.free, f.order...)
+	f.order = f.order[:0]
+	clear(f.msgs)
+	f.arena = f.arena[:0]
 }
 
 // msgDelta is what a fold writes for one message: set additions by key
@@ -576,6 +605,12 @@ func (d *msgDelta) set(kind byte, hi uint16) *setDelta {
 			return &d.sets[i]
 		}
 	}
+	if n := len(d.sets); n < cap(d.sets) {
+		d.sets = d.sets[:n+1] // an emptied set of an earlier fold
+		s := &d.sets[n]
+		s.kind, s.hi, s.adds = kind, hi, s.adds[:0]
+		return s
+	}
 	d.sets = append(d.sets, setDelta{kind: kind, hi: hi})
 	return &d.sets[len(d.sets)-1]
 }
@@ -587,7 +622,13 @@ func (f *folder) msg(key string) *msgDelta {
 	if d, ok := f.msgs[key]; ok {
 		return d
 	}
-	d := &msgDelta{key: key}
+	var d *msgDelta
+	if n := len(f.free); n > 0 {
+		d, f.free = f.free[n-1], f.free[:n-1]
+		d.key = key
+	} else {
+		d = &msgDelta{key: key}
+	}
 	f.msgs[key] = d
 	f.order = append(f.order, d)
 	return d
@@ -651,16 +692,26 @@ func (f *folder) add(c *logCall, whole map[*msgEntry]bool) {
 
 // emit writes the added-up deltas to b.
 func (f *folder) emit(b *store.Batch) {
+	// Keys and operands are cut from f.arena. When it grows, the slices
+	// cut before stay valid (they keep the old array).
+	cut := func(start int) []byte { return f.arena[start:len(f.arena):len(f.arena)] }
 	for _, d := range f.order {
 		key := func(suffix ...byte) []byte {
-			k := make([]byte, 0, len(d.key)+3)
-			return append(append(k, d.key...), suffix...)
+			start := len(f.arena)
+			f.arena = append(append(f.arena, d.key...), suffix...)
+			return cut(start)
 		}
 		for _, s := range d.sets {
-			b.Merge(key(s.kind, byte(s.hi>>8), byte(s.hi)), store.EncodeSetAdd(s.adds...))
+			k := key(s.kind, byte(s.hi>>8), byte(s.hi))
+			start := len(f.arena)
+			f.arena = store.AppendSetAdd(f.arena, s.adds...)
+			b.Merge(k, cut(start))
 		}
 		if d.counter != 0 {
-			b.Merge(key(msgCount), store.EncodeCounter(d.counter))
+			k := key(msgCount)
+			start := len(f.arena)
+			f.arena = store.AppendCounter(f.arena, d.counter)
+			b.Merge(k, cut(start))
 		}
 		if d.hasAt {
 			b.Set(key(msgReadAt), binary.BigEndian.AppendUint64(nil, uint64(d.at)))

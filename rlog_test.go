@@ -158,3 +158,33 @@ func TestLogRecordV1Replays(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"u2"}, page.ReadUserIDList)
 }
+
+// A folder reused from fold to fold (reset) emits what a new one emits
+// for the same records: nothing of an earlier fold leaks into the next.
+func TestFolderReuse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	acts := []receiptAct{actRead, actRead | actUndeliver, actDeliver, actPrivate, actPrivate | actDeliver}
+	var reused folder
+	for round := range 50 {
+		var calls []*logCall
+		for range 1 + rng.IntN(20) {
+			c := &logCall{isGroup: rng.IntN(4) > 0, readTimes: rng.IntN(2) == 0, idx: uint32(rng.IntN(3 << 16)), readAt: int64(rng.IntN(1e9))}
+			for range 1 + rng.IntN(5) {
+				c.items = append(c.items, logItem{key: "m" + string(rune('a'+rng.IntN(8))), act: acts[rng.IntN(len(acts))], own: rng.IntN(3) == 0, trackedAt: int64(rng.IntN(1e6))})
+			}
+			calls = append(calls, c)
+		}
+		var fresh folder
+		var want, got store.Batch
+		for _, c := range calls {
+			fresh.add(c, nil)
+		}
+		fresh.emit(&want)
+		reused.reset()
+		for _, c := range calls {
+			reused.add(c, nil)
+		}
+		reused.emit(&got)
+		require.Equal(t, want.Ops(), got.Ops(), "round %d", round)
+	}
+}

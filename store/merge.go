@@ -97,6 +97,20 @@ func EncodeSetAdd(vals ...uint32) []byte {
 	return b
 }
 
+// AppendSetAdd appends EncodeSetAdd(vals...) to dst.
+func AppendSetAdd(dst []byte, vals ...uint32) []byte {
+	dst = append(dst, tagList)
+	for _, v := range vals {
+		dst = binary.LittleEndian.AppendUint32(dst, v)
+	}
+	return dst
+}
+
+// AppendCounter appends EncodeCounter(delta) to dst.
+func AppendCounter(dst []byte, delta int64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, tagCounter), uint64(delta))
+}
+
 // EncodeSet returns a value (or merge operand) holding the set bm, in its
 // smaller form: a roaring bitmap, or a bitset over the set's range. It may
 // convert bm's containers to their smallest form first, so bm must not be
