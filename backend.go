@@ -128,7 +128,11 @@ func wasMember(ctx context.Context, mb membership, gid string, inc uint64, idx u
 // conv with meta: nil, or the per-message error (ErrOwnMessage,
 // ErrNotRecipient). For a group message, idx and known are the reader's
 // member index in the message's group incarnation.
-func admit(ctx context.Context, mb membership, conv Conversation, reader string, idx uint32, known bool, meta *messageRecord) error {
+//
+// A call that admits one reader to many messages passes a memo: the
+// messages mostly share their group's membership version, and the answer
+// of wasMember for the reader at a version is then looked up once.
+func admit(ctx context.Context, mb membership, conv Conversation, reader string, idx uint32, known bool, meta *messageRecord, memo *memberMemo) error {
 	switch {
 	case reader == meta.Sender:
 		return ErrOwnMessage
@@ -140,14 +144,31 @@ func admit(ctx context.Context, mb membership, conv Conversation, reader string,
 	case !known || idx >= meta.EndIndex:
 		return errorf(ErrNotRecipient, "%q was not a member when the message was sent", reader)
 	}
-	member, err := wasMember(ctx, mb, conv.GroupID, meta.Incarnation, idx, meta.Version)
-	if err != nil {
-		return err
+	var member bool
+	if memo != nil && memo.set && memo.inc == meta.Incarnation && memo.version == meta.Version {
+		member = memo.member
+	} else {
+		var err error
+		if member, err = wasMember(ctx, mb, conv.GroupID, meta.Incarnation, idx, meta.Version); err != nil {
+			return err
+		}
+		if memo != nil {
+			*memo = memberMemo{set: true, inc: meta.Incarnation, version: meta.Version, member: member}
+		}
 	}
 	if !member {
 		return errorf(ErrNotRecipient, "%q was not a member when the message was sent", reader)
 	}
 	return nil
+}
+
+// memberMemo is admit's memory, for one reader (one member index) of one
+// group: whether the reader was a member at the group incarnation inc's
+// membership version.
+type memberMemo struct {
+	set          bool
+	inc, version uint64
+	member       bool
 }
 
 // liveErr says why a stored message has no receipt info, or nil if it

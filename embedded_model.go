@@ -48,6 +48,7 @@ func (e *embedded) readState(ctx context.Context, conv Conversation, user string
 	now := e.retentionNow()
 	metas := make([]messageRecord, len(refs))
 	var logs []int // messages whose read time is in their log
+	var memo memberMemo
 	for i, m := range ms {
 		m.mu.Lock()
 		metas[i], err = e.liveMeta(m, isGroup, g, now)
@@ -56,7 +57,7 @@ func (e *embedded) readState(ctx context.Context, conv Conversation, user string
 			out[i].Err = err
 			continue
 		}
-		if err := admit(ctx, e, conv, user, idx, known, &metas[i]); err != nil {
+		if err := admit(ctx, e, conv, user, idx, known, &metas[i], &memo); err != nil {
 			if !perMessage(err) {
 				return nil, err
 			}

@@ -137,6 +137,7 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 
 	// Who may send each receipt.
 	now := e.retentionNow()
+	var memo memberMemo
 	for k := range items {
 		it := &items[k]
 		it.m.mu.Lock()
@@ -147,7 +148,7 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 			res.Err = err
 			continue
 		}
-		if err := admit(ctx, e, conv, reader, idx, known, &it.meta); err != nil {
+		if err := admit(ctx, e, conv, reader, idx, known, &it.meta, &memo); err != nil {
 			if !perMessage(err) {
 				return nil, nil, err
 			}

@@ -904,6 +904,7 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 			}
 		}
 		admitted := make([]int, 0, len(todo)) // positions in todo
+		var memo memberMemo
 		for j, i := range todo {
 			m := &msgs[j]
 			outcome[i] = ReceiptResult{MessageID: ids[i]}
@@ -911,7 +912,7 @@ func (b *redisBackend) receipts(ctx context.Context, conv Conversation, reader s
 				outcome[i].Err = err
 				continue
 			}
-			if err := admit(ctx, b, conv, reader, idx, known, &m.meta); err != nil {
+			if err := admit(ctx, b, conv, reader, idx, known, &m.meta, &memo); err != nil {
 				if !perMessage(err) {
 					return nil, nil, err
 				}

@@ -59,6 +59,7 @@ func (b *redisBackend) readState(ctx context.Context, conv Conversation, user st
 	}
 	now := b.retentionNow()
 	states := make([]ReadState, len(ids))
+	var memo memberMemo
 	for i, id := range ids {
 		st := &states[i]
 		st.MessageID = id
@@ -74,7 +75,7 @@ func (b *redisBackend) readState(ctx context.Context, conv Conversation, user st
 			st.Err = err
 			continue
 		}
-		if err := admit(ctx, b, conv, user, idx, known, &meta); err != nil {
+		if err := admit(ctx, b, conv, user, idx, known, &meta, &memo); err != nil {
 			if !perMessage(err) {
 				return nil, err
 			}
