@@ -40,17 +40,17 @@ type committer struct {
 	st store.Store
 
 	mu      sync.Mutex
-	busy    bool                  // a synced write is in flight
-	pending *commitGroup          // the group that the next synced write carries
-	spare   store.Batch           // a written group's batch, emptied, for the next group
-	sums    map[string]counterSum // a written group's sums, emptied, for the next group
+	busy    bool                   // a synced write is in flight
+	pending *commitGroup           // the group that the next synced write carries
+	spare   store.Batch            // a written group's batch, emptied, for the next group
+	sums    map[string]*counterSum // a written group's sums, emptied, for the next group
 }
 
 // commitGroup is the operations of the callers that joined while a write
 // was in flight.
 type commitGroup struct {
 	b       store.Batch
-	sums    map[string]counterSum // the group's counter merges, by key
+	sums    map[string]*counterSum // the group's counter merges, by key
 	members int
 	turn    chan struct{} // sent once: the receiving member writes the group
 	done    chan struct{} // closed once the group's write returned
@@ -166,15 +166,14 @@ func (g *commitGroup) add(b *store.Batch) {
 				g.b.Merge(op.Key, op.Value)
 				continue
 			}
+			if cs := g.sums[string(op.Key)]; cs != nil {
+				cs.delta += delta
+				continue
+			}
 			if g.sums == nil {
-				g.sums = make(map[string]counterSum)
+				g.sums = make(map[string]*counterSum)
 			}
-			cs, ok := g.sums[string(op.Key)]
-			if !ok {
-				cs.key = op.Key
-			}
-			cs.delta += delta
-			g.sums[string(op.Key)] = cs
+			g.sums[string(op.Key)] = &counterSum{key: op.Key, delta: delta}
 		}
 	}
 }
@@ -185,7 +184,7 @@ func (g *commitGroup) endSum(key []byte) {
 	if len(g.sums) == 0 {
 		return
 	}
-	if cs, ok := g.sums[string(key)]; ok {
+	if cs := g.sums[string(key)]; cs != nil {
 		g.b.Merge(cs.key, store.EncodeCounter(cs.delta))
 		delete(g.sums, string(key))
 	}
