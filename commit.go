@@ -26,21 +26,31 @@ import (
 // group's order, and a group is written after the write that was in flight
 // when it formed.
 //
+// Counter merges into one key are summed within a group: the group batch
+// carries one merge per counter key, not one per member (every track in a
+// group adds one to the same version counter, and Pebble keeps each
+// operand until a flush, for every read of the counter to fold). Another
+// operation on the key in the group ends its sum (the merge of the sum goes
+// before it), so that the group applies as its members' operations in
+// order would. A lone write is written as it is.
+//
 // Unsynced writes (WithSyncWrites(false)) go straight to the store: they
 // wait for no disk, so there is nothing to share.
 type committer struct {
 	st store.Store
 
 	mu      sync.Mutex
-	busy    bool         // a synced write is in flight
-	pending *commitGroup // the group that the next synced write carries
-	spare   store.Batch  // a written group's batch, emptied, for the next group
+	busy    bool                   // a synced write is in flight
+	pending *commitGroup           // the group that the next synced write carries
+	spare   store.Batch            // a written group's batch, emptied, for the next group
+	sums    map[string]*counterSum // a written group's sums, emptied, for the next group
 }
 
 // commitGroup is the operations of the callers that joined while a write
 // was in flight.
 type commitGroup struct {
 	b       store.Batch
+	sums    map[string]*counterSum // the group's counter merges, by key
 	members int
 	turn    chan struct{} // sent once: the receiving member writes the group
 	done    chan struct{} // closed once the group's write returned
@@ -73,11 +83,11 @@ func (c *committer) write(ctx context.Context, b *store.Batch, opts store.WriteO
 	}
 	g := c.pending
 	if g == nil {
-		g = &commitGroup{b: c.spare, turn: make(chan struct{}, 1), done: make(chan struct{})}
-		c.spare = store.Batch{}
+		g = &commitGroup{b: c.spare, sums: c.sums, turn: make(chan struct{}, 1), done: make(chan struct{})}
+		c.spare, c.sums = store.Batch{}, nil
 		c.pending = g
 	}
-	appendOps(&g.b, b)
+	g.add(b)
 	g.members++
 	c.mu.Unlock()
 	select {
@@ -86,6 +96,7 @@ func (c *committer) write(ctx context.Context, b *store.Batch, opts store.WriteO
 	case <-g.turn:
 		g.err = errCommitAborted // what the members get if the write panics
 		defer c.finish(g)
+		g.sealSums()
 		g.err = c.st.Write(context.WithoutCancel(ctx), &g.b, opts)
 		return g.err
 	}
@@ -101,8 +112,9 @@ func (c *committer) finish(g *commitGroup) {
 	// The store has done with the batch, and no member touches it after
 	// joining: keep its memory for a later group.
 	g.b.Reset()
+	clear(g.sums)
 	c.mu.Lock()
-	c.spare = g.b
+	c.spare, c.sums = g.b, g.sums
 	c.mu.Unlock()
 	c.handOff()
 	close(g.done)
@@ -124,18 +136,84 @@ func (c *committer) handOff() {
 	}
 }
 
-// appendOps adds b's operations to dst, in order. dst keeps b's slices.
-func appendOps(dst, b *store.Batch) {
+// counterSum is the summed counter merges of one key in a group.
+type counterSum struct {
+	key   []byte
+	delta int64
+}
+
+// add adds b's operations to the group's batch, in order, except that
+// counter merges are summed per key: the merge of a sum goes into the
+// batch when an operation on its key ends it, or when the group is sealed
+// (sealSums). Moving a merge past operations on other keys changes
+// nothing: a group is written as one batch. The batch keeps b's slices.
+func (g *commitGroup) add(b *store.Batch) {
 	for _, op := range b.Ops() {
 		switch op.Kind {
 		case store.OpSet:
-			dst.Set(op.Key, op.Value)
+			g.endSum(op.Key)
+			g.b.Set(op.Key, op.Value)
 		case store.OpDelete:
-			dst.Delete(op.Key)
+			g.endSum(op.Key)
+			g.b.Delete(op.Key)
 		case store.OpDeleteRange:
-			dst.DeleteRange(op.Key, op.Value)
+			g.endSums(op.Key, op.Value)
+			g.b.DeleteRange(op.Key, op.Value)
 		case store.OpMerge:
-			dst.Merge(op.Key, op.Value)
+			delta, ok := counterDelta(op.Value)
+			if !ok {
+				g.endSum(op.Key)
+				g.b.Merge(op.Key, op.Value)
+				continue
+			}
+			if cs := g.sums[string(op.Key)]; cs != nil {
+				cs.delta += delta
+				continue
+			}
+			if g.sums == nil {
+				g.sums = make(map[string]*counterSum)
+			}
+			g.sums[string(op.Key)] = &counterSum{key: op.Key, delta: delta}
 		}
 	}
+}
+
+// endSum puts the merge of key's sum, if there is one, into the batch: a
+// later counter merge into key starts a new sum.
+func (g *commitGroup) endSum(key []byte) {
+	if len(g.sums) == 0 {
+		return
+	}
+	if cs := g.sums[string(key)]; cs != nil {
+		g.b.Merge(cs.key, store.EncodeCounter(cs.delta))
+		delete(g.sums, string(key))
+	}
+}
+
+// endSums ends the sums of the keys in [start, end).
+func (g *commitGroup) endSums(start, end []byte) {
+	for k, cs := range g.sums {
+		if k >= string(start) && k < string(end) {
+			g.b.Merge(cs.key, store.EncodeCounter(cs.delta))
+			delete(g.sums, k)
+		}
+	}
+}
+
+// sealSums ends every sum: the batch is then the group's whole write.
+func (g *commitGroup) sealSums() {
+	for k, cs := range g.sums {
+		g.b.Merge(cs.key, store.EncodeCounter(cs.delta))
+		delete(g.sums, k)
+	}
+}
+
+// counterDelta returns the delta of a counter merge operand, and whether v
+// is one.
+func counterDelta(v []byte) (int64, bool) {
+	if v == nil {
+		return 0, false
+	}
+	n, err := store.DecodeCounter(v)
+	return n, err == nil
 }

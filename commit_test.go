@@ -101,23 +101,7 @@ func TestCommitterGroupsWritesInFlight(t *testing.T) {
 			for i := range n {
 				go func() { results <- c.write(ctx, oneKey(fmt.Sprint("k", i)), synced) }()
 			}
-			// Wait (hang guard only) until all n joined the pending group.
-			deadline := time.Now().Add(10 * time.Second)
-			for {
-				c.mu.Lock()
-				joined := 0
-				if c.pending != nil {
-					joined = c.pending.members
-				}
-				c.mu.Unlock()
-				if joined == n {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d of %d writes joined the group", joined, n)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitJoined(t, c, n)
 			select {
 			case err := <-results:
 				t.Fatalf("a write returned (%v) while the write before it was in flight", err)
@@ -176,6 +160,119 @@ func TestCommitterGroupsWritesInFlight(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// waitJoined waits (a hang guard, not a timing) until n writes joined the
+// committer's pending group.
+func waitJoined(t *testing.T, c *committer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		joined := 0
+		if c.pending != nil {
+			joined = c.pending.members
+		}
+		c.mu.Unlock()
+		if joined == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d writes joined the group", joined, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCommitterSumsCounterMerges: the counter merges of a group's members
+// into one key reach the store as one merge of their sum; a Delete of the
+// key in the group ends the sum, so merges before and after it stay on
+// their side of it; merges of other kinds pass as they are. The store ends
+// where the members' operations in order would have left it.
+func TestCommitterSumsCounterMerges(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	gate := NewWriteGate(mem)
+	gate.Shut()
+	c := newCommitter(gate)
+	synced := store.WriteOptions{Sync: true}
+	n, m, s, x := []byte("n"), []byte("m"), []byte("s"), []byte("x")
+
+	first := make(chan error, 1)
+	go func() { first <- c.write(ctx, oneKey("a"), synced) }()
+	w1 := gate.NextHeld(t)
+
+	batch := func(add func(b *store.Batch)) *store.Batch {
+		var b store.Batch
+		add(&b)
+		return &b
+	}
+	members := []*store.Batch{
+		batch(func(b *store.Batch) { b.Merge(n, store.EncodeCounter(1)) }),
+		batch(func(b *store.Batch) { b.Merge(n, store.EncodeCounter(2)); b.Set(x, []byte("x")) }),
+		batch(func(b *store.Batch) { b.Delete(n) }),
+		batch(func(b *store.Batch) { b.Merge(n, store.EncodeCounter(5)) }),
+		batch(func(b *store.Batch) { b.Merge(n, store.EncodeCounter(-1)); b.Merge(m, store.EncodeCounter(1)) }),
+		batch(func(b *store.Batch) { b.Merge(s, store.EncodeSetAdd(5)) }),
+		batch(func(b *store.Batch) { b.Merge(s, store.EncodeSetAdd(7)) }),
+	}
+	results := make(chan error, len(members))
+	for i, b := range members {
+		go func() { results <- c.write(ctx, b, synced) }()
+		waitJoined(t, c, i+1) // in this order
+	}
+	w1.Release(nil)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	w2 := gate.NextHeld(t)
+	// What the group write carries: per key, its operations in order.
+	got := map[string][]string{}
+	for _, op := range w2.Batch.Ops() {
+		var d string
+		switch op.Kind {
+		case store.OpMerge:
+			if v, err := store.DecodeCounter(op.Value); err == nil {
+				d = fmt.Sprint("+", v)
+			} else {
+				d = "set-merge"
+			}
+		case store.OpDelete:
+			d = "delete"
+		case store.OpSet:
+			d = "set"
+		default:
+			d = fmt.Sprint("op", op.Kind)
+		}
+		got[string(op.Key)] = append(got[string(op.Key)], d)
+	}
+	want := map[string][]string{
+		"n": {"+3", "delete", "+4"},
+		"m": {"+1"},
+		"s": {"set-merge", "set-merge"},
+		"x": {"set"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the group write carries %v, want %v", got, want)
+	}
+	w2.Release(nil)
+	for range members {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	vals, err := mem.Get(ctx, [][]byte{n, m, s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int64{4, 1} {
+		if v, err := store.DecodeCounter(vals[i]); err != nil || v != want {
+			t.Errorf("counter %s = %d (%v), want %d", []string{"n", "m"}[i], v, err, want)
+		}
+	}
+	if set, err := store.DecodeSet(vals[2]); err != nil || set.GetCardinality() != 2 || !set.Contains(5) || !set.Contains(7) {
+		t.Errorf("set s = %v (%v), want {5, 7}", set, err)
 	}
 }
 

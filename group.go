@@ -28,25 +28,33 @@ type GroupInfo struct {
 // writing: the record cached here is only replaced under the write lock
 // (groupCall).
 func (e *embedded) loadGroup(ctx context.Context, gid string) (*groupRecord, error) {
+	g, ok, err := e.readGroup(ctx, gid)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &g, nil
+}
+
+// readGroup is loadGroup returning the record itself, for calls that keep
+// it no longer than they run (a copy on the stack, not the heap).
+func (e *embedded) readGroup(ctx context.Context, gid string) (groupRecord, bool, error) {
 	key := []byte(gid)
 	if g, ok := e.groups.get(key); ok {
-		cp := *g
-		return &cp, nil
+		return *g, true, nil
 	}
 	vals, err := e.st.Get(ctx, [][]byte{groupMetaKey(gid)})
 	if err != nil {
-		return nil, internalErr("read group", err)
+		return groupRecord{}, false, internalErr("read group", err)
 	}
 	if vals[0] == nil {
-		return nil, nil
+		return groupRecord{}, false, nil
 	}
 	g, err := decodeGroup(vals[0])
 	if err != nil {
-		return nil, internalErr("decode group", err)
+		return groupRecord{}, false, internalErr("decode group", err)
 	}
 	e.groups.add(key, &g, int64(len(gid))+128)
-	cp := g
-	return &cp, nil
+	return g, true, nil
 }
 
 // existingGroup is loadGroup for a group that must exist: a missing group
@@ -59,14 +67,28 @@ func (e *embedded) existingGroup(ctx context.Context, gid string) (*groupRecord,
 	return g, err
 }
 
+// existingGroupRecord is readGroup for a group that must exist.
+func (e *embedded) existingGroupRecord(ctx context.Context, gid string) (groupRecord, error) {
+	g, ok, err := e.readGroup(ctx, gid)
+	if err == nil && !ok {
+		err = errorf(ErrGroupNotFound, "%q", gid)
+	}
+	return g, err
+}
+
 func memberCacheKey(gid string, inc uint64, uid string) []byte {
-	b := appendLP(make([]byte, 0, len(gid)+len(uid)+10), gid)
-	return append(appendU64(b, inc), uid...)
+	return appendMemberCacheKey(make([]byte, 0, len(gid)+len(uid)+9), gid, inc, uid)
+}
+
+func appendMemberCacheKey(b []byte, gid string, inc uint64, uid string) []byte {
+	return append(appendU64(appendLP(b, gid), inc), uid...)
 }
 
 // memberIndex returns the member index user uid has (or had) in a group.
 func (e *embedded) memberIndex(ctx context.Context, gid string, inc uint64, uid string) (uint32, bool, error) {
-	ck := memberCacheKey(gid, inc, uid)
+	// The cache copies the key it keeps: the lookup's can be on the stack.
+	var buf [96]byte
+	ck := appendMemberCacheKey(buf[:0], gid, inc, uid)
 	if idx, ok := e.indexes.get(ck); ok {
 		return idx, true, nil
 	}

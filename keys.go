@@ -100,7 +100,16 @@ func convOrderPrefix(conv []byte) []byte {
 
 // orderKey is the key of the message at p in conv's thread order.
 func orderKey(conv []byte, thread string, p orderPos) []byte {
-	return p.encode(orderPrefix(conv, thread))
+	return appendOrderKey(make([]byte, 0, orderKeyLen(conv, thread, p.id)), conv, thread, p)
+}
+
+func orderKeyLen(conv []byte, thread, id string) int {
+	return 1 + len(conv) + 1 + len(thread) + 8 + len(id)
+}
+
+// appendOrderKey appends orderKey(conv, thread, p) to b.
+func appendOrderKey(b, conv []byte, thread string, p orderPos) []byte {
+	return p.encode(appendLP(append(append(b, prefixOrder), conv...), thread))
 }
 
 // markKey is reader's mark in conv's thread; convMarkPrefix the prefix of
@@ -127,12 +136,17 @@ func appendU64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64
 
 // convKey encodes a conversation.
 func convKey(c Conversation) []byte {
+	return appendConvKey(make([]byte, 0, 3+len(c.GroupID)+len(c.Users[0])+len(c.Users[1])), c)
+}
+
+// appendConvKey appends convKey(c) to b.
+func appendConvKey(b []byte, c Conversation) []byte {
 	switch c.Type {
 	case ConversationGroup:
-		return appendLP([]byte{convGroup}, c.GroupID)
+		return appendLP(append(b, convGroup), c.GroupID)
 	default:
-		a, b := c.canonicalUsers()
-		return appendLP(appendLP([]byte{convC2C}, a), b)
+		x, y := c.canonicalUsers()
+		return appendLP(appendLP(append(b, convC2C), x), y)
 	}
 }
 
@@ -159,7 +173,14 @@ func bucketKey(gid string, bucket uint16) []byte {
 
 // versionCountKey is the counter of group gid's messages tracked at version.
 func versionCountKey(gid string, version uint64) []byte {
-	return appendU64(groupKey(gid, groupVersion), version)
+	return appendVersionCountKey(make([]byte, 0, versionCountKeyLen(gid)), gid, version)
+}
+
+func versionCountKeyLen(gid string) int { return 1 + 1 + len(gid) + 1 + 8 }
+
+// appendVersionCountKey appends versionCountKey(gid, version) to b.
+func appendVersionCountKey(b []byte, gid string, version uint64) []byte {
+	return appendU64(append(appendLP(append(b, prefixGroup), gid), groupVersion), version)
 }
 
 // The deltas of a version counter: a message tracked, a message deleted.
@@ -196,9 +217,35 @@ func readersKey(msgPrefix []byte, hi uint16) []byte {
 }
 
 func timeKey(trackedAt int64, conv []byte, msgID string) []byte {
-	b := appendU64([]byte{prefixTime}, uint64(trackedAt))
+	return appendTimeKey(make([]byte, 0, timeKeyLen(conv, msgID)), trackedAt, conv, msgID)
+}
+
+func timeKeyLen(conv []byte, msgID string) int { return 1 + 8 + len(conv) + 1 + len(msgID) }
+
+// appendTimeKey appends timeKey(trackedAt, conv, msgID) to b.
+func appendTimeKey(b []byte, trackedAt int64, conv []byte, msgID string) []byte {
+	b = appendU64(append(b, prefixTime), uint64(trackedAt))
 	b = append(b, conv...)
 	return appendLP(b, msgID)
+}
+
+// keyArena builds the keys of one call in one allocation. Each key is
+// appended to it and taken (take) as a slice of its own, capped so that
+// appending to a taken key copies it. The arena is sized for the call's
+// keys; should it outgrow that, later keys go to a new array and the keys
+// already taken stay as they were.
+type keyArena struct {
+	b    []byte
+	from int // where the key being built starts
+}
+
+func newKeyArena(size int) keyArena { return keyArena{b: make([]byte, 0, size)} }
+
+// take returns the bytes appended since the last take.
+func (a *keyArena) take() []byte {
+	k := a.b[a.from:len(a.b):len(a.b)]
+	a.from = len(a.b)
+	return k
 }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.

@@ -171,7 +171,10 @@ func (e *Engine) TrackMessage(ctx context.Context, msg Message) error {
 func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	conv := msg.Conversation
 	isGroup := conv.Type == ConversationGroup
-	ck := convKey(conv)
+	// The conversation's key is copied into every key of the track and
+	// kept by none: it can live on the stack.
+	var ckBuf [64]byte
+	ck := appendConvKey(ckBuf[:0], conv)
 	lock := e.convLock(ck)
 	lock.RLock()
 	defer lock.RUnlock()
@@ -183,10 +186,11 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	rec := messageRecord{Sender: msg.Sender, TrackedAt: now, SenderIndex: noIndex, Recipients: 1, Nonce: rand.Uint32(), Thread: msg.Thread}
 	var g *groupRecord
 	if isGroup {
-		var err error
-		if g, err = e.existingGroup(ctx, conv.GroupID); err != nil {
+		gr, err := e.existingGroupRecord(ctx, conv.GroupID)
+		if err != nil {
 			return err
 		}
+		g = &gr
 		if !e.groupTypeEnabled(g.Type) {
 			return errorf(ErrGroupTypeDisabled, "group %q is %s", conv.GroupID, g.Type)
 		}
@@ -208,7 +212,35 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		}
 	}
 
-	prefix := messagePrefix(ck, msg.ID)
+	// The keys that the track writes, in one allocation: the batch keeps
+	// them until the write returned. The meta key is the message prefix
+	// and a suffix byte, so the prefix is its start.
+	p := msgPos(rec.TrackedAt, msg.ID)
+	size := timeKeyLen(ck, msg.ID) + 2 + len(ck) + 1 + len(msg.ID) + 1 + orderKeyLen(ck, "", msg.ID)
+	if rec.Thread != "" {
+		size += orderKeyLen(ck, rec.Thread, msg.ID)
+	}
+	if isGroup {
+		size += versionCountKeyLen(conv.GroupID)
+	}
+	keys := newKeyArena(size)
+	keys.b = append(appendMessagePrefix(keys.b, ck, msg.ID), msgMeta)
+	metaKey := keys.take()
+	prefix := metaKey[: len(metaKey)-1 : len(metaKey)-1]
+	keys.b = appendTimeKey(keys.b, rec.TrackedAt, ck, msg.ID)
+	timeK := keys.take()
+	keys.b = appendOrderKey(keys.b, ck, "", p)
+	orderK := keys.take()
+	var threadK, countK []byte
+	if rec.Thread != "" {
+		keys.b = appendOrderKey(keys.b, ck, rec.Thread, p)
+		threadK = keys.take()
+	}
+	if isGroup {
+		keys.b = appendVersionCountKey(keys.b, conv.GroupID, rec.Version)
+		countK = keys.take()
+	}
+
 	m := e.entries.acquire(prefix)
 	defer e.entries.release(m)
 	if err := e.loadEntries(ctx, m); err != nil {
@@ -259,13 +291,17 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		}
 	}
 	meta := rec.encode()
-	b.Set(withSuffix(prefix, msgMeta), meta[:len(meta):len(meta)])
-	b.Set(timeKey(rec.TrackedAt, ck, msg.ID), nil)
-	setOrderKeys(b, ck, msg.ID, &rec)
+	b.Set(metaKey, meta[:len(meta):len(meta)])
+	b.Set(timeK, nil)
+	// The keys of setOrderKeys.
+	b.Set(orderK, nil)
+	if threadK != nil {
+		b.Set(threadK, nil)
+	}
 	if isGroup {
 		// The counter tells the membership sweep that rec.Version's
 		// snapshot is still needed.
-		b.Merge(versionCountKey(conv.GroupID, rec.Version), versionCountUp)
+		b.Merge(countK, versionCountUp)
 	}
 	// Concurrent tracks share one synced write (commit.go); this returns
 	// once this track's own operations are durable.
