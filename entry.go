@@ -32,16 +32,16 @@ import (
 //
 // The entry table (cache.go) pins an entry while a call uses it.
 type msgEntry struct {
-	key        string // the message's key prefix
-	prev, next *msgEntry
-	size       int32 // guarded by the table shard
-	refs       int32 // guarded by the table shard
-	unfolded   int32 // committed receipts whose log record is not folded yet (mu)
-	pend0      uint32
-	pend1      uint32
-	deltas     uint16 // merge operands written by folds since the last collapse (mu)
-	r0hi       uint16 // the chunk of r0
-	shard      uint8
+	key      string // the message's key prefix
+	size     int32  // guarded by the table shard
+	refs     int32  // guarded by the table shard
+	unfolded int32  // committed receipts whose log record is not folded yet (mu)
+	pend0    uint32
+	pend1    uint32
+	deltas   uint16 // merge operands written by folds since the last collapse (mu)
+	r0hi     uint16 // the chunk of r0
+	shard    uint8
+	used     bool // used since the table's hand passed (guarded by the table shard)
 
 	// The readers whose receipts are being written: the first npend of
 	// pend0 and pend1, then x.pendMore. Messages rarely have more than two
