@@ -238,8 +238,11 @@ func (x *entryIndex) each(fn func(e *msgEntry)) {
 	}
 }
 
-// entryOverhead is the approximate memory of an entry without readers.
-const entryOverhead = 256
+// entryOverhead is the approximate memory of an entry without readers:
+// the msgEntry (160 bytes, TestEntrySize), its key (16 bytes for W4's
+// short IDs, 48 for a UUID's), its index slot (8 bytes at 3/4 load, 21
+// right after a growth).
+const entryOverhead = 224
 
 // acquire returns the entry for the message with key prefix, creating an
 // empty one if needed, pinned until release.
