@@ -132,6 +132,13 @@ func (c *lru[V]) each(fn func(key string, val V)) {
 // used. An entry is pinned while a call uses it (refs > 0) and is only
 // evicted when unpinned, so that state a call relies on (in particular
 // receipts in flight) is never dropped under it.
+//
+// Eviction is CLOCK over the slots of each shard's index: a use of an entry
+// sets its used bit; the hand sweeps the slots, clears the bits it finds
+// set and evicts the first unpinned entry whose bit is clear. Where a
+// least-recently-used list took two pointers an entry (sixteen bytes, and
+// six pointer writes a use, each a write barrier while the GC marks), a
+// use here sets one byte.
 type entryTable struct {
 	shards [cacheShards]entryShard
 }
@@ -139,7 +146,7 @@ type entryTable struct {
 type entryShard struct {
 	mu    sync.Mutex
 	items entryIndex
-	list  msgEntry // sentinel: list.next is the most recently used
+	hand  int // the slot of items the next sweep starts at
 	bytes int64
 	cap   int64
 }
@@ -147,9 +154,7 @@ type entryShard struct {
 func newEntryTable(capBytes int64) *entryTable {
 	t := &entryTable{}
 	for i := range t.shards {
-		s := &t.shards[i]
-		s.list.next, s.list.prev = &s.list, &s.list
-		s.cap = max(capBytes/cacheShards, 1)
+		t.shards[i].cap = max(capBytes/cacheShards, 1)
 	}
 	return t
 }
@@ -233,8 +238,11 @@ func (x *entryIndex) each(fn func(e *msgEntry)) {
 	}
 }
 
-// entryOverhead is the approximate memory of an entry without readers.
-const entryOverhead = 256
+// entryOverhead is the approximate memory of an entry without readers:
+// the msgEntry (160 bytes, TestEntrySize), its key (16 bytes for W4's
+// short IDs, 48 for a UUID's), its index slot (8 bytes at 3/4 load, 21
+// right after a growth).
+const entryOverhead = 224
 
 // acquire returns the entry for the message with key prefix, creating an
 // empty one if needed, pinned until release.
@@ -246,16 +254,15 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 	defer s.mu.Unlock()
 	e := s.items.get(prefix, h)
 	if e != nil {
-		e.prev.next, e.next.prev = e.next, e.prev
+		e.used = true
 	} else {
+		// A new entry starts unused: one that no call uses again goes
+		// first, before those used since the hand passed.
 		e = &msgEntry{key: string(prefix), shard: uint8(shard), size: entryOverhead}
 		s.items.add(e, h)
 		s.bytes += entryOverhead
 	}
 	e.refs++
-	e.prev, e.next = &s.list, s.list.next
-	s.list.next.prev = e
-	s.list.next = e
 	return e
 }
 
@@ -281,36 +288,8 @@ func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
 	if !e.loaded {
 		return false
 	}
-	s.touch(e)
+	e.used = true
 	return true
-}
-
-// touchLeeway is how many of a shard's most recently used entries peek
-// leaves where they are.
-const touchLeeway = 4
-
-// touch makes e, in s's list, the most recently used entry, unless it is
-// among the touchLeeway most recent already: a query of the same messages
-// again, the common case, then writes no pointers (six a move, each a
-// write barrier while the GC marks), and e loses at most touchLeeway-1
-// places of recency. That leeway is taken only where those places cannot
-// decide an eviction soon: in a shard of more than twice as many entries,
-// or one less than half full; a full shard of a few entries keeps the
-// exact order. The caller holds s.mu.
-func (s *entryShard) touch(e *msgEntry) {
-	if s.items.n > 2*touchLeeway || 2*s.bytes < s.cap {
-		p := e.prev
-		for range touchLeeway {
-			if p == &s.list {
-				return
-			}
-			p = p.prev
-		}
-	}
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.prev, e.next = &s.list, s.list.next
-	s.list.next.prev = e
-	s.list.next = e
 }
 
 // pin pins e once more, as acquire does, for a holder that does not look
@@ -328,7 +307,7 @@ func (t *entryTable) release(e *msgEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e.refs--
-	s.evict()
+	s.evict(e)
 }
 
 // charge adds delta bytes to e's accounted size.
@@ -343,17 +322,36 @@ func (t *entryTable) charge(e *msgEntry, delta int64) {
 	s.bytes += delta
 }
 
-// evict drops unpinned entries, least recently used first, while the shard
-// is over its bound. The caller holds s.mu.
-func (s *entryShard) evict() {
-	for n := s.list.prev; s.bytes > s.cap && n != &s.list; {
-		prev := n.prev
-		if n.refs == 0 {
-			n.prev.next, n.next.prev = n.next, n.prev
-			s.items.remove(n)
-			s.bytes -= int64(n.size)
+// evict drops unpinned entries while the shard is over its bound: the
+// hand sweeps the slots, clearing used bits, and drops the first unpinned
+// entry it finds unused. It spares keep, the entry just released, while
+// it can: the newest entry would otherwise go first, before it could be
+// used again. After two turns of the hand (the first clears every bit)
+// every other entry is pinned, and keep goes if the shard is still over.
+// The caller holds s.mu.
+func (s *entryShard) evict(keep *msgEntry) {
+	slots := s.items.slots
+	mask := len(slots) - 1
+	for moves := 0; s.bytes > s.cap && moves < 2*len(slots); {
+		i := s.hand & mask
+		e := slots[i]
+		switch {
+		case e == nil || e.refs > 0 || e == keep:
+		case e.used:
+			e.used = false
+		default:
+			// The slot takes the next entry of its run, if any (remove's
+			// moves back): the hand looks at it before moving on.
+			s.items.remove(e)
+			s.bytes -= int64(e.size)
+			continue
 		}
-		n = prev
+		s.hand = i + 1
+		moves++
+	}
+	if s.bytes > s.cap && keep.refs == 0 {
+		s.items.remove(keep)
+		s.bytes -= int64(keep.size)
 	}
 }
 

@@ -2,6 +2,7 @@ package readreceipt
 
 import (
 	"sync"
+	"unsafe"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -32,16 +33,17 @@ import (
 //
 // The entry table (cache.go) pins an entry while a call uses it.
 type msgEntry struct {
-	key        string // the message's key prefix
-	prev, next *msgEntry
-	size       int32 // guarded by the table shard
-	refs       int32 // guarded by the table shard
-	unfolded   int32 // committed receipts whose log record is not folded yet (mu)
-	pend0      uint32
-	pend1      uint32
-	deltas     uint16 // merge operands written by folds since the last collapse (mu)
-	r0hi       uint16 // the chunk of r0
-	shard      uint8
+	key      string // the message's key prefix
+	size     int32  // guarded by the table shard
+	refs     int32  // guarded by the table shard
+	unfolded int32  // committed receipts whose log record is not folded yet (mu)
+	pend0    uint32
+	pend1    uint32
+	deltas   uint16 // merge operands written by folds since the last collapse (mu)
+	r0hi     uint16 // the chunk of r0
+	r0n      uint16 // the words of r0's bitset form (r0p)
+	shard    uint8
+	used     bool // used since the table's hand passed (guarded by the table shard)
 
 	// The readers whose receipts are being written: the first npend of
 	// pend0 and pend1, then x.pendMore. Messages rarely have more than two
@@ -57,8 +59,10 @@ type msgEntry struct {
 	// The committed readers, by chunk: the first chunk loaded is r0, kept
 	// in the entry (a message of one chunk, the common case, allocates no
 	// list): its bitset form here, its roaring form in x.r0big. The other
-	// chunks are in x.
-	r0bits []uint64
+	// chunks are in x. The bitset form is its first word and its length
+	// (r0n), not a slice: eight bytes where a slice header takes 24, which
+	// puts an entry in the 160-byte size class (TestEntrySize).
+	r0p *uint64
 	// x holds what most hot messages do not need: nil while empty.
 	x *entryMore
 }
@@ -95,6 +99,24 @@ func (m *msgEntry) trim() {
 	}
 }
 
+// r0words returns the words of r0's bitset form.
+func (m *msgEntry) r0words() []uint64 {
+	if m.r0p == nil {
+		return nil
+	}
+	return unsafe.Slice(m.r0p, m.r0n)
+}
+
+// setR0words makes w the words of r0's bitset form. A chunk's words are
+// at most 1<<chunkBits/64 (idxSet.add), which r0n holds.
+func (m *msgEntry) setR0words(w []uint64) {
+	if len(w) == 0 {
+		m.r0p, m.r0n = nil, 0
+		return
+	}
+	m.r0p, m.r0n = &w[0], uint16(len(w))
+}
+
 // mdl returns m's msgModel, or nil.
 func (m *msgEntry) mdl() *msgModel {
 	if m.x == nil {
@@ -112,7 +134,7 @@ func (m *msgEntry) readers(hi uint16) (idxSet, bool) {
 	if m.x != nil {
 		for i := range m.x.more {
 			if c := &m.x.more[i]; c.hi == hi {
-				return idxSet{&c.bits, c.big}, true
+				return idxSet{bits: &c.bits, big: c.big}, true
 			}
 		}
 	}
@@ -127,7 +149,7 @@ func (m *msgEntry) hasChunk(hi uint16) bool {
 
 // r0 returns the handle of the first chunk of readers, loaded.
 func (m *msgEntry) r0() idxSet {
-	s := idxSet{bits: &m.r0bits}
+	s := idxSet{r0: m}
 	if m.x != nil {
 		s.big = m.x.r0big
 	}
@@ -143,7 +165,7 @@ func (m *msgEntry) eachReaders(fn func(hi uint16, s idxSet) bool) bool {
 	if m.x != nil {
 		for i := range m.x.more {
 			c := &m.x.more[i]
-			if !fn(c.hi, idxSet{&c.bits, c.big}) {
+			if !fn(c.hi, idxSet{bits: &c.bits, big: c.big}) {
 				return false
 			}
 		}
@@ -156,7 +178,8 @@ func (m *msgEntry) eachReaders(fn func(hi uint16, s idxSet) bool) bool {
 func (m *msgEntry) setReaders(hi uint16, bm *roaring.Bitmap) int64 {
 	words, big := makeIdxSet(bm, chunkSpan(m.meta.EndIndex, hi))
 	if !m.r0ok {
-		m.r0hi, m.r0bits, m.r0ok = hi, words, true
+		m.r0hi, m.r0ok = hi, true
+		m.setR0words(words)
 		if big != nil {
 			m.more().r0big = big
 		}
@@ -165,7 +188,7 @@ func (m *msgEntry) setReaders(hi uint16, bm *roaring.Bitmap) int64 {
 	x := m.more()
 	x.more = append(x.more, readerChunk{hi, words, big})
 	c := &x.more[len(x.more)-1]
-	return idxSet{&c.bits, c.big}.bytes()
+	return idxSet{bits: &c.bits, big: c.big}.bytes()
 }
 
 // msgModel is the part of a message's state beyond its readers (model.go).
@@ -366,7 +389,8 @@ func (m *msgEntry) reset() int64 {
 	m.loaded, m.exists = true, false
 	m.meta = messageRecord{}
 	m.count, m.readAt = 0, 0
-	m.r0hi, m.r0bits, m.r0ok = 0, nil, false
+	m.r0hi, m.r0ok = 0, false
+	m.setR0words(nil)
 	m.npend = 0
 	m.deltas = 0
 	return freed

@@ -48,6 +48,7 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 	var found []loadedMessage
 	keys = keys[:0]
 	var owners []int
+	var like *messageRecord // the message decoded last, whose strings the next may share
 	for i, m := range want {
 		if metas[i] == nil {
 			continue
@@ -55,9 +56,10 @@ func (e *embedded) loadEntries(ctx context.Context, ms ...*msgEntry) error {
 		if found == nil {
 			found = make([]loadedMessage, len(want))
 		}
-		if found[i].rec, err = decodeMessage(metas[i]); err != nil {
+		if found[i].rec, err = decodeMessageLike(metas[i], like); err != nil {
 			return internalErr("decode message", err)
 		}
+		like = &found[i].rec
 		if found[i].rec.ownCount() {
 			keys = append(keys, withSuffix([]byte(m.key), msgCount))
 		} else {

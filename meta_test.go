@@ -3,6 +3,9 @@ package readreceipt
 import (
 	"encoding/binary"
 	"testing"
+	"unsafe"
+
+	"github.com/stretchr/testify/require"
 )
 
 // A message record round-trips in both formats: a track time in whole
@@ -49,4 +52,23 @@ func TestMessageRecordFormats(t *testing.T) {
 	if d := len(old.encode()) - len(now.encode()); d != 2 {
 		t.Errorf("the short form saves %d bytes, want 2", d)
 	}
+}
+
+// TestDecodeMessageLike: a record decoded like another equals the plain
+// decoding, and shares the other's sender and thread strings exactly where
+// they are the same.
+func TestDecodeMessageLike(t *testing.T) {
+	a := messageRecord{Sender: "alice", TrackedAt: 1_767_225_600_000_000_000, Incarnation: 3, Version: 4, EndIndex: 200, SenderIndex: 1, Recipients: 199, Nonce: 7, Thread: "t1"}
+	like, err := decodeMessage(a.encode())
+	require.NoError(t, err)
+	for _, r := range []messageRecord{a, {Sender: "alice", TrackedAt: 5, Recipients: 1, Nonce: 1}, {Sender: "bob", TrackedAt: 5, Recipients: 1, Thread: "t1"}} {
+		got, err := decodeMessageLike(r.encode(), &like)
+		require.NoError(t, err)
+		require.Equal(t, r, got)
+		shared := func(x, y string) bool { return x != "" && unsafe.StringData(x) == unsafe.StringData(y) }
+		require.Equal(t, r.Sender == like.Sender, shared(got.Sender, like.Sender), "sender %q", r.Sender)
+		require.Equal(t, r.Thread == like.Thread && r.Thread != "", shared(got.Thread, like.Thread), "thread %q", r.Thread)
+	}
+	_, err = decodeMessageLike(a.encode()[:3], &like)
+	require.Error(t, err)
 }

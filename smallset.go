@@ -19,11 +19,31 @@ import (
 // whose number the caller passes where values are made (hi).
 //
 // An idxSet is a handle on a set kept elsewhere (readerChunk, or the
-// fields r0bits and x.r0big of an entry, laid out so that an entry stays
+// fields r0p, r0n and x.r0big of an entry, laid out so that an entry stays
 // in a smaller size class): a copy changes the same set.
 type idxSet struct {
-	bits *[]uint64       // bitset form: bit i of word w is index chunk start+64w+i
+	// The bitset form, bit i of word w is index chunk start+64w+i: in
+	// *bits, or in r0's words of entry r0 when r0 is not nil.
+	bits *[]uint64
+	r0   *msgEntry
 	big  *roaring.Bitmap // roaring form, when not nil
+}
+
+// words returns the words of the bitset form.
+func (s idxSet) words() []uint64 {
+	if s.r0 != nil {
+		return s.r0.r0words()
+	}
+	return *s.bits
+}
+
+// setWords replaces the words of the bitset form.
+func (s idxSet) setWords(w []uint64) {
+	if s.r0 != nil {
+		s.r0.setR0words(w)
+		return
+	}
+	*s.bits = w
 }
 
 // bitsetMaxSpan is the largest span of a chunk kept as a bitset: 512
@@ -67,14 +87,16 @@ func (s idxSet) add(idx uint32) int64 {
 	lo := idx & (1<<chunkBits - 1)
 	w := int(lo / 64)
 	var grown int64
-	if words := *s.bits; w >= len(words) {
+	words := s.words()
+	if w >= len(words) {
 		// Not a recipient's index: kept all the same, as the store does.
 		more := make([]uint64, w+1)
 		copy(more, words)
 		grown = int64(8 * (len(more) - len(words)))
-		*s.bits = more
+		s.setWords(more)
+		words = more
 	}
-	(*s.bits)[w] |= 1 << (lo % 64)
+	words[w] |= 1 << (lo % 64)
 	return grown
 }
 
@@ -85,7 +107,7 @@ func (s idxSet) contains(idx uint32) bool {
 	}
 	lo := idx & (1<<chunkBits - 1)
 	w := int(lo / 64)
-	words := *s.bits
+	words := s.words()
 	return w < len(words) && words[w]&(1<<(lo%64)) != 0
 }
 
@@ -95,7 +117,7 @@ func (s idxSet) card() int {
 		return int(s.big.GetCardinality())
 	}
 	n := 0
-	for _, w := range *s.bits {
+	for _, w := range s.words() {
 		n += bits.OnesCount64(w)
 	}
 	return n
@@ -117,7 +139,7 @@ func (s idxSet) appendFrom(dst []uint32, hi uint16, pos uint32, want int) []uint
 	if pos > base {
 		from = pos - base
 	}
-	words := *s.bits
+	words := s.words()
 	for w := int(from / 64); w < len(words) && len(dst) < want; w++ {
 		word := words[w]
 		if w == int(from/64) {
@@ -140,7 +162,7 @@ func (s idxSet) roaring(hi uint16) *roaring.Bitmap {
 	}
 	out := roaring.New()
 	base := uint32(hi) << chunkBits
-	for w, word := range *s.bits {
+	for w, word := range s.words() {
 		for word != 0 {
 			out.Add(base + uint32(w)*64 + uint32(bits.TrailingZeros64(word)))
 			word &= word - 1
@@ -154,7 +176,7 @@ func (s idxSet) bytes() int64 {
 	if s.big != nil {
 		return bitmapBytes(s.big)
 	}
-	return int64(8 * len(*s.bits))
+	return int64(8 * len(s.words()))
 }
 
 // readerChunk is one loaded chunk of a message's readers beyond the first

@@ -87,7 +87,7 @@ func TestIdxSetForms(t *testing.T) {
 				}
 			}
 			words, big := makeIdxSet(loaded, chunkSpan(base+c.span, c.hi))
-			s := idxSet{&words, big}
+			s := idxSet{bits: &words, big: big}
 			require.Equal(t, c.bitset, big == nil, "form")
 			if c.bitset {
 				require.Len(t, words, c.words)
@@ -221,7 +221,7 @@ func FuzzIdxSet(f *testing.F) {
 			want.Add(v)
 		}
 		words, big := makeIdxSet(loaded, sp)
-		s := idxSet{&words, big}
+		s := idxSet{bits: &words, big: big}
 		for _, v := range vals[k:] {
 			s.add(v)
 			want.Add(v)
@@ -239,4 +239,25 @@ func FuzzIdxSet(f *testing.F) {
 			require.Equal(t, all[i:min(i+5, len(all))], got)
 		}
 	})
+}
+
+// TestEntryFirstChunkGrows: the first chunk's bitset, kept in the entry as
+// a first word and a length, grows for an index beyond the recipients'
+// span (the store keeps such a reader too) and keeps every reader.
+func TestEntryFirstChunkGrows(t *testing.T) {
+	m := &msgEntry{meta: messageRecord{Incarnation: 1, EndIndex: 200}}
+	m.installPacked(roaring.BitmapOf(3, 199))
+	require.Len(t, m.r0words(), 4)
+	assert.Equal(t, int64(8*(1024-4)), m.commit(65535, true, 0, actRead), "grown to the whole chunk")
+	require.Len(t, m.r0words(), 1024)
+	for _, idx := range []uint32{3, 199, 65535} {
+		assert.True(t, m.hasReader(idx), "index %d", idx)
+	}
+	assert.False(t, m.hasReader(4))
+	s, _ := m.readers(0)
+	assert.Equal(t, 3, s.card())
+	assert.Equal(t, int64(3), m.count)
+	assert.Equal(t, []uint32{3, 199, 65535}, s.appendFrom(nil, 0, 0, 10))
+	m.reset()
+	assert.Nil(t, m.r0words())
 }
