@@ -195,8 +195,7 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 		events = make([]ReceiptEvent, 0, len(pending))
 	}
 	for _, it := range pending {
-		results[it.pos].Recorded = true
-		e.entries.charge(it.m, 2)
+		results[it.pos].Recorded = true // charged by commitReceipts
 		if events != nil && it.act&(actRead|actDeliver) != 0 {
 			it.m.mu.Lock()
 			count, dn := it.m.count, it.m.dn()
@@ -295,7 +294,9 @@ func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bo
 		m.mu.Lock()
 		m.unmark(idx)
 		if written {
-			added = m.commit(idx, isGroup, readAt, it.act)
+			// Two bytes a receipt besides what the entry's state grew by:
+			// the estimate the entry table has always charged for one.
+			added = 2 + m.commit(idx, isGroup, readAt, it.act)
 			pin = m.unfolded == 0
 			m.unfolded++
 		}
