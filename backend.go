@@ -171,6 +171,12 @@ type memberMemo struct {
 	member       bool
 }
 
+// live reports whether liveErr would be nil, without making its error: the
+// check of a count in the entry table's lock.
+func (e *Engine) live(exists bool, meta *messageRecord, isGroup bool, groupInc uint64, now int64) bool {
+	return exists && (!isGroup || groupInc != 0 && groupInc == meta.Incarnation) && !e.expiredAt(meta.TrackedAt, now)
+}
+
 // liveErr says why a stored message has no receipt info, or nil if it
 // has: its group exists (groupInc is the current incarnation of a group
 // message's group, 0 when there is none; it is not consulted for C2C), it
@@ -193,7 +199,7 @@ func (e *Engine) liveErr(exists bool, meta *messageRecord, isGroup bool, groupIn
 // receiptInfo fills in one message's read state from its meta, count,
 // delivered count (count plus the recipients in D but not R) and (C2C) read
 // time in Unix nanoseconds, or its error: lerr from liveErr, or the
-// caller's refusal.
+// caller's refusal. info is zero but for its MessageID.
 func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptInfo, caller Caller, conv Conversation, meta *messageRecord, count, delivered, readAt int64, lerr error) {
 	if lerr == nil {
 		lerr = e.authorize(ctx, mb, caller, conv, meta)
@@ -202,13 +208,36 @@ func (e *Engine) receiptInfo(ctx context.Context, mb membership, info *ReceiptIn
 		info.Err = lerr
 		return
 	}
+	setCounts(info, meta.Recipients, count, delivered)
+	if conv.Type == ConversationC2C {
+		setPeer(info, count, delivered, readAt)
+	}
+}
+
+// setCounts is receiptInfo for a message the caller may see: it fills in
+// the counts of a message of recipients into info, zero but for its
+// MessageID. A C2C message's peer state is setPeer's.
+func setCounts(info *ReceiptInfo, recipients uint32, count, delivered int64) {
 	info.ReadCount = int(count)
-	info.UnreadCount = int(int64(meta.Recipients) - count)
+	info.UnreadCount = int(int64(recipients) - count)
 	info.DeliveredCount = int(delivered)
-	info.UndeliveredCount = int(int64(meta.Recipients) - delivered)
-	info.IsPeerRead = conv.Type == ConversationC2C && count > 0
-	info.IsPeerDelivered = conv.Type == ConversationC2C && delivered > 0
-	info.ReadTime = readTime(conv, count, readAt)
+	info.UndeliveredCount = int(int64(recipients) - delivered)
+}
+
+// setPeer is receiptInfo's part for a C2C message the caller may see.
+func setPeer(info *ReceiptInfo, count, delivered, readAt int64) {
+	info.IsPeerRead = count > 0
+	info.IsPeerDelivered = delivered > 0
+	if count > 0 && readAt != 0 {
+		info.ReadTime = time.Unix(0, readAt).UTC()
+	}
+}
+
+// mayRead reports whether caller may read the receipts of a message sent
+// by sender without asking authorize anything more: an administrator or
+// the sender may always.
+func mayRead(caller *Caller, sender string) bool {
+	return caller.Admin || caller.UserID == sender
 }
 
 // readTime is the ReadTime of a C2C message read at readAt (Unix
@@ -223,7 +252,7 @@ func readTime(conv Conversation, count, readAt int64) time.Time {
 
 // authorize decides whether caller may read a live message's receipts.
 func (e *Engine) authorize(ctx context.Context, mb membership, caller Caller, conv Conversation, meta *messageRecord) error {
-	if caller.Admin || caller.UserID == meta.Sender {
+	if mayRead(&caller, meta.Sender) {
 		return nil
 	}
 	if e.cfg.access == AccessRecipients {

@@ -196,15 +196,20 @@ func messagePrefix(conv []byte, msgID string) []byte {
 
 // appendMessagePrefix appends messagePrefix(conv, msgID) to b.
 func appendMessagePrefix(b, conv []byte, msgID string) []byte {
-	b = append(b, prefixMessage)
-	b = append(b, conv...)
-	return appendLP(b, msgID)
+	return appendLP(appendConversationMessagesPrefix(b, conv), msgID)
 }
 
 // conversationMessagesPrefix is the prefix of all message keys of a
-// conversation.
+// conversation. A message's prefix is it followed by appendLP of the
+// message's ID.
 func conversationMessagesPrefix(conv []byte) []byte {
 	return append([]byte{prefixMessage}, conv...)
+}
+
+// appendConversationMessagesPrefix appends conversationMessagesPrefix(conv)
+// to b.
+func appendConversationMessagesPrefix(b, conv []byte) []byte {
+	return append(append(b, prefixMessage), conv...)
 }
 
 func withSuffix(prefix []byte, suffix ...byte) []byte {

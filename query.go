@@ -128,10 +128,25 @@ func (e *embedded) counts(ctx context.Context, caller Caller, conv Conversation,
 // countsInto; longer keys (IDs near the length limit) go to the heap.
 const countKeyBuf = 96
 
+// countView is what countsInto copies out of a cached entry under its
+// lock: for a caller who may read the message's receipts anyway (mayRead),
+// only the counts; the meta only for the others, whom authorize asks
+// about after the lock is released.
+type countView struct {
+	lerr              error // liveErr; nothing else is set when it is not nil
+	mine              bool  // mayRead: meta is not copied
+	recipients        uint32
+	count, dn, readAt int64
+	meta              messageRecord // when !mine
+}
+
 // countsInto implements countFiller. A cached message costs one lookup in
-// the entry table, under its shard's lock and its own, and no allocation.
+// the entry table, under its shard's lock and its own, and no allocation;
+// the conversation's key, the group, the clock and the closure the table
+// calls are made once a call.
 func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversation, messages []MessageRef, out []ReceiptInfo) error {
 	isGroup := conv.Type == ConversationGroup
+	c2c := !isGroup
 	ck := convKey(conv)
 	lock := e.convLock(ck)
 	lock.RLock()
@@ -153,25 +168,41 @@ func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversat
 	// Cached messages are read in place; the others are loaded below.
 	var missed []int
 	var kb [countKeyBuf]byte
-	buf := kb[:0]
+	buf := appendConversationMessagesPrefix(kb[:0], ck)
+	n := len(buf) // every message's key starts with buf[:n]
+	var v countView
+	read := func(m *msgEntry) {
+		// liveMeta, reading from m only what the call needs.
+		if !e.live(m.exists, &m.meta, isGroup, inc, now) {
+			v.lerr = e.liveErr(m.exists, &m.meta, isGroup, inc, now)
+			return
+		}
+		v.lerr = nil
+		v.recipients, v.count, v.dn, v.readAt = m.meta.Recipients, m.count, m.dn(), m.readAt
+		if v.mine = mayRead(&caller, m.meta.Sender); !v.mine {
+			v.meta = m.meta
+		}
+	}
 	for i := range messages {
 		id := messages[i].ID
-		out[i].MessageID = id
-		buf = appendMessagePrefix(buf[:0], ck, id)
-		var meta messageRecord
-		var count, dn, readAt int64
-		var lerr error
-		if !e.entries.peek(buf, func(m *msgEntry) {
-			// liveMeta, with the meta copied once, straight from m.
-			if lerr = e.liveErr(m.exists, &m.meta, isGroup, inc, now); lerr == nil {
-				meta = m.meta
-			}
-			count, dn, readAt = m.count, m.dn(), m.readAt
-		}) {
+		info := &out[i]
+		info.MessageID = id
+		buf = appendLP(buf[:n], id)
+		if !e.entries.peek(buf, read) {
 			missed = append(missed, i)
 			continue
 		}
-		e.receiptInfo(ctx, e, &out[i], caller, conv, &meta, count, count+dn, readAt, lerr)
+		switch {
+		case v.lerr != nil:
+			info.Err = v.lerr
+		case v.mine:
+			setCounts(info, v.recipients, v.count, v.count+v.dn)
+			if c2c {
+				setPeer(info, v.count, v.count+v.dn, v.readAt)
+			}
+		default:
+			e.receiptInfo(ctx, e, info, caller, conv, &v.meta, v.count, v.count+v.dn, v.readAt, nil)
+		}
 	}
 	if len(missed) == 0 {
 		return nil
