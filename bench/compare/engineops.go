@@ -49,11 +49,7 @@ func (o engineOps) Receipts(ctx context.Context, gid, reader string, msgIDs []st
 	// request's buffers.
 	b := countBufs.Get().(*countBuf)
 	defer countBufs.Put(b)
-	c := rr.Group(gid)
-	b.refs = b.refs[:0]
-	for _, id := range msgIDs {
-		b.refs = append(b.refs, rr.MessageRef{Conversation: c, ID: id})
-	}
+	b.setRefs(gid, msgIDs)
 	res, err := o.get().SendMessageReadReceipt(ctx, reader, b.refs)
 	if err != nil {
 		return 0, err
@@ -74,11 +70,7 @@ func (o engineOps) Receipts(ctx context.Context, gid, reader string, msgIDs []st
 func (o engineOps) Counts(ctx context.Context, gid string, msgIDs []string) ([]Count, error) {
 	b := countBufs.Get().(*countBuf)
 	defer countBufs.Put(b)
-	c := rr.Group(gid)
-	b.refs = b.refs[:0]
-	for _, id := range msgIDs {
-		b.refs = append(b.refs, rr.MessageRef{Conversation: c, ID: id})
-	}
+	b.setRefs(gid, msgIDs)
 	infos, err := o.get().AppendMessageReadReceiptList(ctx, b.infos[:0], rr.AsAdmin(), b.refs)
 	b.infos = infos
 	if err != nil {
@@ -100,6 +92,15 @@ type countBuf struct {
 }
 
 var countBufs = sync.Pool{New: func() any { return new(countBuf) }}
+
+// setRefs makes b.refs the MessageRefs of msgIDs in group gid.
+func (b *countBuf) setRefs(gid string, msgIDs []string) {
+	c := rr.Group(gid)
+	b.refs = b.refs[:0]
+	for _, id := range msgIDs {
+		b.refs = append(b.refs, rr.MessageRef{Conversation: c, ID: id})
+	}
+}
 
 // Page implements System.
 func (o engineOps) Page(ctx context.Context, gid, msgID string, unread bool, cursor string, n int) ([]string, string, bool, error) {
