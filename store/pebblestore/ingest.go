@@ -63,6 +63,12 @@ func (s *Store) Ingest(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("pebblestore: ingest: %w", err)
 	}
 	defer fs.Remove(name) // Pebble has linked it, or the ingest failed
+	// The table goes to disk as it is written, BytesPerSync at a time, as
+	// Pebble's own tables do: written whole and synced at the end, its
+	// megabytes would reach the disk in one burst, and every synced write
+	// meanwhile (a receipt's log record) would wait behind that burst in
+	// the disk's queue.
+	f = vfs.NewSyncingFile(f, vfs.SyncingFileOptions{BytesPerSync: s.opts.BytesPerSync})
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.opts.MakeWriterOptions(0, s.db.TableFormat()))
 	for j, i := range order {
 		if j+1 < len(order) && bytes.Equal(ops[i].Key, ops[order[j+1]].Key) {
