@@ -292,21 +292,29 @@ func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
 	return true
 }
 
-// pin pins e once more, as acquire does, for a holder that does not look
-// it up: the receipt log, while e has receipts not folded.
-func (t *entryTable) pin(e *msgEntry) {
-	s := &t.shards[e.shard]
-	s.mu.Lock()
-	e.refs++
-	s.mu.Unlock()
-}
-
 // release unpins e.
 func (t *entryTable) release(e *msgEntry) {
 	s := &t.shards[e.shard]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e.refs--
+	s.evict(e)
+}
+
+// settle ends a receipt call's pin on e once its write is done, in one
+// trip to the shard where pin, charge and release took three: it adds
+// delta bytes to e's accounted size and unpins e, unless keep: then the
+// call's pin passes to the receipt log, which releases it once e's
+// receipts are folded (rlog.go).
+func (t *entryTable) settle(e *msgEntry, keep bool, delta int64) {
+	s := &t.shards[e.shard]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.size += int32(delta)
+	s.bytes += delta
+	if !keep {
+		e.refs--
+	}
 	s.evict(e)
 }
 

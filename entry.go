@@ -1,6 +1,7 @@
 package readreceipt
 
 import (
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -69,10 +70,15 @@ type msgEntry struct {
 
 // entryMore is the rarely used part of a message's state (msgEntry.x).
 type entryMore struct {
-	r0big    *roaring.Bitmap     // r0 in the roaring form
-	more     []readerChunk       // loaded chunks of readers beyond r0
-	pendMore map[uint32]struct{} // readers being written, beyond pend0 and pend1
-	cond     *sync.Cond          // while a call waits for a pending mark
+	r0big *roaring.Bitmap // r0 in the roaring form
+	more  []readerChunk   // loaded chunks of readers beyond r0
+	// pendMore: readers being written beyond pend0 and pend1, in no
+	// order. A slice, not a map: a message's receipts in flight are
+	// bounded by the calls in flight, a few at a time even when many are,
+	// and a scan of a few words beats a map's hashing and its 200-byte
+	// allocation, made again each time the marks come and go.
+	pendMore []uint32
+	cond     *sync.Cond // while a call waits for a pending mark
 	// unread holds, by chunk, the recipients (but the sender) who have not
 	// read: made by member pages from a loaded chunk of readers and the
 	// message's membership snapshot, which never changes, and kept current
@@ -171,6 +177,32 @@ func (m *msgEntry) eachReaders(fn func(hi uint16, s idxSet) bool) bool {
 		}
 	}
 	return true
+}
+
+// densify turns s, loaded chunk hi of readers in the roaring form, into
+// the bitset form once its readers are dense enough (denseEnough): the
+// same set, no more memory, and a faster test and add for the receipts
+// still to come. It returns the bytes to charge, negative when the bitset
+// is smaller. Handles on the chunk taken before are stale after it.
+func (m *msgEntry) densify(hi uint16, s idxSet) int64 {
+	span := chunkSpan(m.meta.EndIndex, hi)
+	if !denseEnough(s.big.GetCardinality(), span) {
+		return 0
+	}
+	before := s.bytes()
+	words, _ := makeIdxSet(s.big, span)
+	if m.r0ok && m.r0hi == hi {
+		m.x.r0big = nil
+		m.setR0words(words)
+		m.trim()
+	} else {
+		for i := range m.x.more {
+			if c := &m.x.more[i]; c.hi == hi {
+				c.bits, c.big = words, nil
+			}
+		}
+	}
+	return int64(8*len(words)) - before
 }
 
 // setReaders installs bm as chunk hi of readers, not loaded yet, and
@@ -414,10 +446,7 @@ func (m *msgEntry) mark(idx uint32) {
 		m.pend1, m.npend = idx, 2
 	default:
 		x := m.more()
-		if x.pendMore == nil {
-			x.pendMore = make(map[uint32]struct{})
-		}
-		x.pendMore[idx] = struct{}{}
+		x.pendMore = append(x.pendMore, idx)
 	}
 }
 
@@ -435,17 +464,19 @@ func (m *msgEntry) unmark(idx uint32) {
 	if x == nil {
 		return
 	}
-	if x.pendMore != nil {
-		delete(x.pendMore, idx)
-		if m.npend < 2 && len(x.pendMore) > 0 {
-			for v := range x.pendMore { // move one up into the inline slots
-				delete(x.pendMore, v)
-				m.mark(v)
-				break
-			}
+	if p := x.pendMore; len(p) > 0 {
+		if i := slices.Index(p, idx); i >= 0 {
+			p[i] = p[len(p)-1]
+			p = p[:len(p)-1]
 		}
-		if len(x.pendMore) == 0 {
-			x.pendMore = nil // an emptied map keeps its buckets; most messages are idle
+		if m.npend < 2 && len(p) > 0 { // move one up into the inline slots
+			v := p[len(p)-1]
+			p = p[:len(p)-1]
+			m.mark(v)
+		}
+		x.pendMore = p
+		if len(p) == 0 {
+			x.pendMore = nil // most messages are idle: keep nothing for them
 		}
 	}
 	if x.cond != nil {
@@ -465,8 +496,7 @@ func (m *msgEntry) isPending(idx uint32) bool {
 	if m.x == nil {
 		return false
 	}
-	_, ok := m.x.pendMore[idx]
-	return ok
+	return slices.Contains(m.x.pendMore, idx)
 }
 
 // anyPending reports whether a receipt of m is being written.
@@ -484,7 +514,11 @@ func (m *msgEntry) commit(idx uint32, isGroup bool, readAt int64, act receiptAct
 	if act&actRead != 0 {
 		if isGroup {
 			if s, ok := m.readers(hi); ok {
-				added += s.add(idx)
+				if n := s.add(idx); n > 0 && s.big != nil {
+					added += n + m.densify(hi, s)
+				} else {
+					added += n
+				}
 			}
 			if m.x != nil {
 				if u := m.x.unread.get(hi); u != nil {

@@ -74,6 +74,9 @@ type receiptItem struct {
 	meta messageRecord
 	ok   bool       // the reader may send this receipt
 	act  receiptAct // what it records, once pending
+	// settled: the call's pin on m has ended (commitReceipts), so the
+	// call does not release it again.
+	settled bool
 }
 
 func (e *embedded) receipts(ctx context.Context, conv Conversation, reader string, refs []MessageRef, mode receiptMode) ([]ReceiptResult, []ReceiptEvent, error) {
@@ -126,7 +129,18 @@ func (e *embedded) receipts(ctx context.Context, conv Conversation, reader strin
 		}
 	}
 	sc.buf = buf
-	defer e.releaseAll(ms)
+	defer func() {
+		for k := range items {
+			if !items[k].settled {
+				e.entries.release(items[k].m)
+			}
+		}
+		for i, f := range firsts {
+			if f != i {
+				e.entries.release(ms[i])
+			}
+		}
+	}()
 	distinct := sc.distinct[:len(items)]
 	for k := range items {
 		distinct[k] = items[k].m
@@ -285,26 +299,27 @@ func (e *embedded) logCall(pending []*receiptItem, idx uint32, isGroup bool, rea
 // commitReceipts ends the pending marks of a write and, if it succeeded
 // (written: the log record is durable), records the receipts in the cached
 // state, which is now ahead of the store's per-message keys until the
-// record is folded: the entry stays pinned until then.
+// record is folded: the entry stays pinned until then, by the call's own
+// pin, which passes to the receipt log. Either way it ends the call's pin
+// on each entry (settled): the entries stay in memory while the call
+// reads them for its events, pinned by the log.
 func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bool, readAt int64, written bool) {
 	for _, it := range pending {
 		m := it.m
 		var added int64
-		pin := false
+		keep := false
 		m.mu.Lock()
 		m.unmark(idx)
 		if written {
 			// Two bytes a receipt besides what the entry's state grew by:
 			// the estimate the entry table has always charged for one.
 			added = 2 + m.commit(idx, isGroup, readAt, it.act)
-			pin = m.unfolded == 0
+			keep = m.unfolded == 0
 			m.unfolded++
 		}
 		m.mu.Unlock()
-		if pin {
-			e.entries.pin(m)
-		}
-		e.entries.charge(m, added)
+		e.entries.settle(m, keep, added)
+		it.settled = true
 	}
 }
 

@@ -132,3 +132,44 @@ func TestReceiptInFlightIsNotAcknowledgedEarly(t *testing.T) {
 		})
 	}
 }
+
+// A 10,000-member message read by 800 members: its reader chunk turns
+// from roaring into a bitset on the way (at 625), and every receipt
+// stays recorded once, in memory, in the store and after a restart.
+func TestReceiptsOnADenseChunk(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	e, err := readreceipt.Open(mem, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	members := userList("u", 10_000)
+	require.NoError(t, e.CreateGroup(ctx, "g", readreceipt.GroupWork, members))
+	msg := readreceipt.Message{Conversation: readreceipt.Group("g"), ID: "m", Sender: "u0"}
+	require.NoError(t, e.TrackMessage(ctx, msg))
+	refs := []readreceipt.MessageRef{msg.Ref()}
+	const readers = 800
+	for round, want := range []bool{true, false} { // then again: already recorded
+		for i := 1; i <= readers; i++ {
+			res, err := e.SendMessageReadReceipt(ctx, members[i], refs)
+			require.NoError(t, err)
+			require.NoError(t, res[0].Err)
+			require.Equal(t, want, res[0].Recorded, "round %d, reader %d", round, i)
+		}
+	}
+	count := func(e *readreceipt.Engine) int {
+		infos, err := e.GetMessageReadReceiptList(ctx, readreceipt.AsUser("u0"), refs)
+		require.NoError(t, err)
+		return infos[0].ReadCount
+	}
+	require.Equal(t, readers, count(e))
+	require.NoError(t, e.Check(ctx))
+	require.NoError(t, e.Close())
+
+	e, err = readreceipt.Open(mem, readreceipt.WithSweepInterval(0))
+	require.NoError(t, err)
+	defer e.Close()
+	require.Equal(t, readers, count(e))
+	res, err := e.SendMessageReadReceipt(ctx, members[readers], refs)
+	require.NoError(t, err)
+	require.False(t, res[0].Recorded, "already recorded before the restart")
+	require.NoError(t, e.Check(ctx))
+}

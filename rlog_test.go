@@ -3,8 +3,10 @@ package readreceipt
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/readreceipt/readreceipt/store"
 	"github.com/readreceipt/readreceipt/store/memstore"
@@ -119,6 +121,9 @@ func TestPendingMarks(t *testing.T) {
 				require.Equal(t, want[i], m.isPending(i), "round %d reader %d", round, i)
 			}
 			require.Equal(t, len(want) > 0, m.anyPending())
+			if len(want) <= 2 {
+				require.Nil(t, m.x, "round %d: two marks or fewer keep nothing beyond the entry", round)
+			}
 		}
 	}
 }
@@ -187,4 +192,37 @@ func TestFolderReuse(t *testing.T) {
 		reused.emit(&got)
 		require.Equal(t, want.Ops(), got.Ops(), "round %d", round)
 	}
+}
+
+// A message whose receipts are committed but not folded stays in memory,
+// where they are, however many other messages go through a small cache:
+// the store's per-message keys do not have them until the fold.
+func TestUnfoldedEntryStaysPinned(t *testing.T) {
+	ctx := context.Background()
+	defer SetFoldEvery(1 << 30)()
+	oldInterval := foldInterval
+	foldInterval = time.Hour
+	defer func() { foldInterval = oldInterval }()
+	e, err := Open(memstore.New(), WithCacheBytes(64<<10), WithSweepInterval(0))
+	require.NoError(t, err)
+	defer e.Close()
+	require.NoError(t, e.CreateGroup(ctx, "g", GroupWork, []string{"s", "r"}))
+	msg := Message{Conversation: Group("g"), ID: "m", Sender: "s"}
+	require.NoError(t, e.TrackMessage(ctx, msg))
+	refs := []MessageRef{msg.Ref()}
+	res, err := e.SendMessageReadReceipt(ctx, "r", refs)
+	require.NoError(t, err)
+	require.True(t, res[0].Recorded)
+	for i := range 2000 {
+		other := Message{Conversation: Group("g"), ID: fmt.Sprintf("o%d", i), Sender: "s"}
+		require.NoError(t, e.TrackMessage(ctx, other))
+		_, err := e.GetMessageReadReceiptList(ctx, AsUser("s"), []MessageRef{other.Ref()})
+		require.NoError(t, err)
+	}
+	infos, err := e.GetMessageReadReceiptList(ctx, AsUser("s"), refs)
+	require.NoError(t, err)
+	require.Equal(t, 1, infos[0].ReadCount)
+	res, err = e.SendMessageReadReceipt(ctx, "r", refs)
+	require.NoError(t, err)
+	require.False(t, res[0].Recorded, "already recorded")
 }

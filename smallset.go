@@ -7,20 +7,27 @@ import (
 )
 
 // idxSet is one chunk of a message's readers in memory, in one of two
-// forms. When the message's recipients take at most bitsetMaxSpan indexes
-// of the chunk, a plain bitset over them from the chunk's first index:
-// 200 members take four words, where roaring takes some 300 bytes for the
-// same set (its Bitmap, its slices, a container and two bytes a member).
-// Otherwise a roaring bitmap, which stays small for the sparse sets of
-// huge groups. The form is chosen by the span alone, when the chunk is
-// loaded, and never changes: the receipt path only adds.
+// forms. A plain bitset over the indexes the message's recipients take
+// in the chunk, from the chunk's first index, when that span is at most
+// bitsetMaxSpan or the readers are dense enough that the bitset is no
+// larger than roaring's array of them (denseEnough): 200 members take
+// four words, where roaring takes some 300 bytes for the same set (its
+// Bitmap, its slices, a container and two bytes a member), and a
+// 10,000-member message read by a thousand takes 1,250 bytes either way,
+// but a bitset's test and add are a shift and a mask where roaring's are
+// a binary search and an insert into a sorted array. Otherwise a roaring
+// bitmap, which stays small for the sparse sets of huge groups. The form
+// is chosen when the chunk is loaded, and a roaring chunk becomes a
+// bitset once receipts make it dense enough (msgEntry.densify): the
+// receipt path only adds, so it never turns back.
 //
 // The values are member indexes; a set holds only indexes of its chunk,
 // whose number the caller passes where values are made (hi).
 //
 // An idxSet is a handle on a set kept elsewhere (readerChunk, or the
 // fields r0p, r0n and x.r0big of an entry, laid out so that an entry stays
-// in a smaller size class): a copy changes the same set.
+// in a smaller size class): a copy changes the same set, until the set
+// changes form.
 type idxSet struct {
 	// The bitset form, bit i of word w is index chunk start+64w+i: in
 	// *bits, or in r0's words of entry r0 when r0 is not nil.
@@ -46,9 +53,17 @@ func (s idxSet) setWords(w []uint64) {
 	*s.bits = w
 }
 
-// bitsetMaxSpan is the largest span of a chunk kept as a bitset: 512
-// bytes, the size of a roaring array of 256 members.
+// bitsetMaxSpan is the largest span of a chunk kept as a bitset however
+// few its readers: 512 bytes, the size of a roaring array of 256 members.
 const bitsetMaxSpan = 4096
+
+// denseEnough reports whether a chunk of card readers over span indexes
+// takes the bitset form: its span/8 bytes are then at most the two bytes
+// a member of roaring's array form (which roaring itself keeps up to
+// 4,096 members, the span/16 of a whole chunk).
+func denseEnough(card uint64, span uint32) bool {
+	return span <= bitsetMaxSpan || card*16 >= uint64(span)
+}
 
 // chunkSpan is how many indexes of chunk hi the recipients of a message
 // whose indexes are below end can take, from the chunk's first.
@@ -64,7 +79,7 @@ func chunkSpan(end uint32, hi uint16) uint32 {
 // recipients take span of its indexes: the words of the bitset form, or
 // bm itself, kept, for the roaring form.
 func makeIdxSet(bm *roaring.Bitmap, span uint32) ([]uint64, *roaring.Bitmap) {
-	if span > bitsetMaxSpan {
+	if !denseEnough(bm.GetCardinality(), span) {
 		return nil, bm
 	}
 	words := make([]uint64, max((span+63)/64, 1))

@@ -1,6 +1,7 @@
 package readreceipt
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -260,4 +261,73 @@ func TestEntryFirstChunkGrows(t *testing.T) {
 	assert.Equal(t, []uint32{3, 199, 65535}, s.appendFrom(nil, 0, 0, 10))
 	m.reset()
 	assert.Nil(t, m.r0words())
+}
+
+// A chunk is loaded as a bitset, whatever its span, once its readers are
+// dense enough that the bitset is no larger than roaring's array of them:
+// a sixteenth of the span.
+func TestIdxSetDenseLoad(t *testing.T) {
+	for _, c := range []struct {
+		span, card uint32
+		bitset     bool
+	}{
+		{10_000, 624, false},
+		{10_000, 625, true},
+		{1 << 16, 4095, false},
+		{1 << 16, 4096, true},
+	} {
+		bm := roaring.New()
+		bm.AddRange(0, uint64(c.card))
+		words, big := makeIdxSet(bm, c.span)
+		require.Equal(t, c.bitset, big == nil, "span %d, %d readers", c.span, c.card)
+		if c.bitset {
+			require.Len(t, words, int((c.span+63)/64))
+			checkIdxSet(t, idxSet{bits: &words}, 0, bm)
+		}
+	}
+}
+
+// A roaring chunk turns into a bitset as receipts make it dense, in the
+// first chunk (kept in the entry) and in a later one (in x): the same
+// readers before and after, a charge that adds up to what the chunk
+// takes, and receipts after it still recorded.
+func TestEntryDensify(t *testing.T) {
+	for _, hi := range []uint16{0, 1} {
+		t.Run(fmt.Sprintf("chunk %d", hi), func(t *testing.T) {
+			base := uint32(hi) << chunkBits
+			m := &msgEntry{meta: messageRecord{Incarnation: 1, EndIndex: base + 10_000}}
+			if hi > 0 {
+				m.installReaders(0, roaring.BitmapOf(7)) // 65,536 span, one reader: roaring
+			}
+			want := roaring.New()
+			for i := range uint32(600) {
+				want.Add(base + 3*i) // spread: roaring keeps an array
+			}
+			charged := m.installReaders(hi, want.Clone())
+			s, _ := m.readers(hi)
+			require.NotNil(t, s.big, "600 readers of 10,000: roaring")
+			for i := uint32(0); want.GetCardinality() < 625; i++ {
+				idx := base + 3*i + 1
+				want.Add(idx)
+				charged += m.commit(idx, true, 0, actRead)
+				s, _ = m.readers(hi)
+				require.Equal(t, want.GetCardinality() >= 625, s.big == nil, "form at %d readers", want.GetCardinality())
+			}
+			require.Len(t, s.words(), 157)
+			assert.Equal(t, s.bytes(), charged, "charges add up to the bitset's bytes")
+			assert.True(t, s.roaring(hi).Equals(want))
+			if hi == 0 {
+				assert.Nil(t, m.x, "the first chunk's roaring form is gone, and x with it")
+			} else {
+				s0, _ := m.readers(0)
+				assert.NotNil(t, s0.big, "the other chunk keeps its form")
+				assert.True(t, m.hasReader(7))
+			}
+			idx := base + 9_999
+			assert.False(t, m.hasReader(idx))
+			assert.Equal(t, int64(0), m.commit(idx, true, 0, actRead))
+			assert.True(t, m.hasReader(idx))
+			assert.Equal(t, int64(625-600+1), m.count, "every receipt counted")
+		})
+	}
 }
