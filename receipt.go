@@ -301,8 +301,10 @@ func (e *embedded) logCall(pending []*receiptItem, idx uint32, isGroup bool, rea
 // state, which is now ahead of the store's per-message keys until the
 // record is folded: the entry stays pinned until then, by the call's own
 // pin, which passes to the receipt log. Either way it ends the call's pin
-// on each entry (settled): the entries stay in memory while the call
-// reads them for its events, pinned by the log.
+// on each entry (settled). The call still reads the entries for its
+// events: the log pins them until their fold, and one the table drops
+// after it is only read (nobody writes an unpinned entry), with a count
+// that includes this call's receipt.
 func (e *embedded) commitReceipts(pending []*receiptItem, idx uint32, isGroup bool, readAt int64, written bool) {
 	for _, it := range pending {
 		m := it.m
