@@ -358,9 +358,22 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 			p = e
 		}
 	}
+	// The keys, cut from one buffer: one allocation where bucketKey makes
+	// two or three for each of up to 65,536.
+	prefix := groupKey(gid, groupBucket)
+	kl := len(prefix) + 2
+	nb := 0
+	for _, s := range seen {
+		if s {
+			nb++
+		}
+	}
+	keys := make([]byte, 0, nb*kl)
+	b.Grow(nb)
 	for bk := range memberBuckets {
 		if seen[bk] {
-			b.Set(bucketKey(gid, uint16(bk)), buf[offs[bk]:offs[bk+1]:offs[bk+1]])
+			keys = appendU16(append(keys, prefix...), uint16(bk))
+			b.Set(keys[len(keys)-kl:len(keys):len(keys)], buf[offs[bk]:offs[bk+1]:offs[bk+1]])
 		}
 	}
 }
@@ -735,6 +748,7 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 		}
 		g.Version = version
 		var all store.Batch
+		all.Grow(1 + b.Len() + mb.Len())
 		all.Set(groupMetaKey(gid), g.encode())
 		for _, bt := range []*store.Batch{&b, &mb} {
 			for _, op := range bt.Ops() {

@@ -16,6 +16,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 )
 
 // ErrClosed is returned by every method of a Store after Close.
@@ -150,6 +151,11 @@ func (b *Batch) add(op Op) {
 	b.ops = append(b.ops, op)
 	b.bytes += len(op.Key) + len(op.Value)
 }
+
+// Grow makes room for n more operations, so that a caller who knows how
+// many it will add (a million-member group's 65,536 buckets) does not
+// copy the list as it grows.
+func (b *Batch) Grow(n int) { b.ops = slices.Grow(b.ops, n) }
 
 // Ops returns the operations in the order they were added. The slice is
 // the batch's own; callers must not modify it.
