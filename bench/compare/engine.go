@@ -111,6 +111,14 @@ func (s *Engine) Footprint(ctx context.Context) (int64, int64, error) {
 	return disk - obsolete, goHeap() + m.BlockCache.Size, nil
 }
 
+// Settle folds the engine's receipt log into its per-message keys (see
+// quiesceShared).
+func (s *Engine) Settle(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.e.Settle(ctx)
+}
+
 // awaitObsoleteDeleted waits, up to obsoleteWait, until Pebble holds no
 // obsolete or zombie table, and returns the bytes of those still left then
 // (which the caller does not count).
@@ -133,7 +141,11 @@ func (s *Engine) awaitObsoleteDeleted(ctx context.Context) (int64, error) {
 // obsoleteWait bounds awaitObsoleteDeleted: a hang guard, not a timing.
 const obsoleteWait = 60 * time.Second
 
+// goHeap is the live Go heap. It collects twice: objects in sync.Pools
+// (a receipt call's scratch, of every earlier workload too) survive one
+// collection, in the pools' victim caches, and go with the second.
 func goHeap() int64 {
+	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
