@@ -312,10 +312,12 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 	offs := make([]int, memberBuckets+1)
 	seen := make([]bool, memberBuckets)
 	var run [runs + 1]int // where each run starts in tmp
+	nb := 0               // buckets touched
 	for i, u := range users {
 		bk := bkts[i]
 		if !seen[bk] {
 			seen[bk] = true
+			nb++
 			offs[int(bk)+1] += len(stored(bk))
 		}
 		n := 1 + len(u) + uvarintLen(uint64(first)+uint64(i))
@@ -362,12 +364,6 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 	// two or three for each of up to 65,536.
 	prefix := groupKey(gid, groupBucket)
 	kl := len(prefix) + 2
-	nb := 0
-	for _, s := range seen {
-		if s {
-			nb++
-		}
-	}
 	keys := make([]byte, 0, nb*kl)
 	b.Grow(nb)
 	for bk := range memberBuckets {
