@@ -146,15 +146,23 @@ type entryTable struct {
 type entryShard struct {
 	mu    sync.Mutex
 	items entryIndex
-	hand  int // the slot of items the next sweep starts at
-	bytes int64
+	hand  int   // the slot of items the next sweep starts at
+	bytes int64 // the entries' sizes and the records' charges
 	cap   int64
+	hot   int // the entries kept unpacked while within cap (hotLimit)
+
+	idle     idleIndex // the packed entries (packed.go)
+	idleHand int       // the slot of idle the next drop starts at
+	buf      []byte    // pack's scratch
+	view     msgEntry  // peek's view of a record
 }
 
 func newEntryTable(capBytes int64) *entryTable {
 	t := &entryTable{}
 	for i := range t.shards {
-		t.shards[i].cap = max(capBytes/cacheShards, 1)
+		s := &t.shards[i]
+		s.cap = max(capBytes/cacheShards, 1)
+		s.hot = hotLimit(s.cap)
 	}
 	return t
 }
@@ -217,10 +225,7 @@ func (x *entryIndex) remove(e *msgEntry) {
 		i = (i + 1) & mask
 	}
 	for j := (i + 1) & mask; x.slots[j] != nil; j = (j + 1) & mask {
-		k := home(maphash.String(cacheSeed, x.slots[j].key), mask)
-		// The entry at j stays unless the hole at i lies cyclically
-		// between its home k and j.
-		if (i <= j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
+		if movesBack(i, j, home(maphash.String(cacheSeed, x.slots[j].key), mask)) {
 			x.slots[i] = x.slots[j]
 			i = j
 		}
@@ -255,6 +260,10 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 	e := s.items.get(prefix, h)
 	if e != nil {
 		e.used = true
+	} else if i := s.idle.get(prefix, h); i >= 0 {
+		// Packed: an entry again, as it was; unused, as a new one.
+		e = s.unpackAt(i, shard)
+		s.items.add(e, h)
 	} else {
 		// A new entry starts unused: one that no call uses again goes
 		// first, before those used since the hand passed.
@@ -271,13 +280,24 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 // calls that only read an entry. It holds the shard's lock while fn runs,
 // so fn must be short; it gives up (false) rather than wait for an entry
 // someone else holds, as a write may, and then the caller takes the
-// pinning path (acquire, lock, release).
+// pinning path (acquire, lock, release). A packed entry is read in place:
+// fn gets a view of its record, with the meta and counts but no readers,
+// whose strings fn must copy to keep (a copy of the meta does).
 func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
 	h := keyHash(prefix)
 	s := &t.shards[h%cacheShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.items.get(prefix, h)
+	if e == nil {
+		if i := s.idle.get(prefix, h); i >= 0 {
+			p := s.idle.slots[i]
+			*recUsed(p) = 1
+			unpack(recBytes(p), &s.view, true)
+			fn(&s.view)
+			return true
+		}
+	}
 	if e == nil || !e.mu.TryLock() {
 		return false
 	}
@@ -330,32 +350,52 @@ func (t *entryTable) charge(e *msgEntry, delta int64) {
 	s.bytes += delta
 }
 
-// evict drops unpinned entries while the shard is over its bound: the
+// evict keeps the shard within its bounds. Over its bytes, it drops
+// packed entries first that were not read since the idle hand passed
+// (none was acquired since it was packed), then unpinned entries: the
 // hand sweeps the slots, clearing used bits, and drops the first unpinned
 // entry it finds unused. It spares keep, the entry just released, while
 // it can: the newest entry would otherwise go first, before it could be
 // used again. After two turns of the hand (the first clears every bit)
-// every other entry is pinned, and keep goes if the shard is still over.
-// The caller holds s.mu.
+// every other entry is pinned; then the packed entries go, read or not,
+// and keep if the shard is still over. Within its bytes but over its hot
+// bound, the hand moves packSteps slots and packs the unused entries it
+// finds that can be (packed.go). The caller holds s.mu.
 func (s *entryShard) evict(keep *msgEntry) {
+	for s.bytes > s.cap && s.idle.n > 0 && s.dropIdle(false) {
+	}
 	slots := s.items.slots
 	mask := len(slots) - 1
-	for moves := 0; s.bytes > s.cap && moves < 2*len(slots); {
+	for moves, steps := 0, 0; moves < 2*len(slots); {
+		over := s.bytes > s.cap
+		if !over && (s.items.n <= s.hot || steps == packSteps) {
+			break
+		}
 		i := s.hand & mask
 		e := slots[i]
 		switch {
 		case e == nil || e.refs > 0 || e == keep:
 		case e.used:
 			e.used = false
-		default:
+		case over || e.packable():
 			// The slot takes the next entry of its run, if any (remove's
 			// moves back): the hand looks at it before moving on.
 			s.items.remove(e)
 			s.bytes -= int64(e.size)
+			if !over {
+				s.pack(e)
+				steps++
+			}
 			continue
 		}
 		s.hand = i + 1
 		moves++
+		if !over {
+			steps++
+		}
+	}
+	for s.bytes > s.cap && s.idle.n > 0 {
+		s.dropIdle(true)
 	}
 	if s.bytes > s.cap && keep.refs == 0 {
 		s.items.remove(keep)
@@ -363,8 +403,9 @@ func (s *entryShard) evict(keep *msgEntry) {
 	}
 }
 
-// each calls fn for every cached entry, pinned during the call. It is meant
-// for checks, not for hot paths.
+// each calls fn for every cached entry, pinned during the call, and for a
+// copy of every packed one (unpacked, not cached). It is meant for checks,
+// not for hot paths.
 func (t *entryTable) each(fn func(e *msgEntry)) {
 	for i := range t.shards {
 		s := &t.shards[i]
@@ -374,10 +415,21 @@ func (t *entryTable) each(fn func(e *msgEntry)) {
 			e.refs++
 			entries = append(entries, e)
 		})
+		var packed []*msgEntry
+		for _, p := range s.idle.slots {
+			if p != nil {
+				e := &msgEntry{shard: uint8(i)}
+				unpack(recBytes(p), e, false)
+				packed = append(packed, e)
+			}
+		}
 		s.mu.Unlock()
 		for _, e := range entries {
 			fn(e)
 			t.release(e)
+		}
+		for _, e := range packed {
+			fn(e)
 		}
 	}
 }

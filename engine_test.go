@@ -51,12 +51,19 @@ func userList(prefix string, n int) []string {
 	return out
 }
 
+// engines runs fn on the memory store, on Pebble, and on the memory store
+// with a cache that keeps nearly every message no call uses packed.
 func engines(t *testing.T, fn func(t *testing.T, open func(opts ...readreceipt.Option) *readreceipt.Engine)) {
 	t.Run("mem", func(t *testing.T) {
 		fn(t, func(opts ...readreceipt.Option) *readreceipt.Engine { return openMem(t, opts...) })
 	})
 	t.Run("pebble", func(t *testing.T) {
 		fn(t, func(opts ...readreceipt.Option) *readreceipt.Engine { return openDir(t, opts...) })
+	})
+	t.Run("mem-packed", func(t *testing.T) {
+		fn(t, func(opts ...readreceipt.Option) *readreceipt.Engine {
+			return openMem(t, append([]readreceipt.Option{readreceipt.WithCacheBytes(readreceipt.PackingCache)}, opts...)...)
+		})
 	})
 }
 

@@ -27,3 +27,8 @@ func SetIngestBytes(n int) (restore func()) {
 	ingestBytes = n
 	return func() { ingestBytes = old }
 }
+
+// PackingCache is a cache size (WithCacheBytes) whose shards keep one
+// entry unpacked and room for a dozen packed ones: tests run with it to
+// have nearly every message no call is using packed (packed.go).
+const PackingCache = 64 << 10

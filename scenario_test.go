@@ -39,12 +39,15 @@ import (
 // own", the reader's own events (SubscribeOwnReads). The open options
 // read-times and reciprocal turn on WithReadTimes and
 // WithReciprocalPrivacy.
+//
+// mem-packed runs on the memory store with a cache of PackingCache bytes,
+// which keeps every message no call is using packed (packed.go).
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenarios: %v", err)
 	}
-	for _, backend := range []string{"mem", "pebble", "pebble-ingest", "redis", "redis-cluster"} {
+	for _, backend := range []string{"mem", "mem-packed", "pebble", "pebble-ingest", "redis", "redis-cluster"} {
 		t.Run(backend, func(t *testing.T) {
 			var newClient func() redis.UniversalClient
 			switch backend {
@@ -114,7 +117,7 @@ func (h *harness) now() time.Time {
 
 func (h *harness) openStore(t *testing.T) {
 	switch h.backend {
-	case "mem":
+	case "mem", "mem-packed":
 		if h.mem == nil {
 			h.mem = memstore.New()
 		}
@@ -139,7 +142,11 @@ func (h *harness) openEngine(t *testing.T) {
 			readreceipt.RedisOptions{Client: h.rc, Prefix: fmt.Sprintf("%s.%d:", h.prefix, h.opened)}, h.opts...)
 	} else {
 		h.openStore(t)
-		eng, err = readreceipt.Open(h.st, h.opts...)
+		opts := h.opts
+		if h.backend == "mem-packed" {
+			opts = append([]readreceipt.Option{readreceipt.WithCacheBytes(readreceipt.PackingCache)}, opts...)
+		}
+		eng, err = readreceipt.Open(h.st, opts...)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +171,7 @@ func (h *harness) close(t *testing.T) {
 		}
 		h.eng = nil
 	}
-	if h.st != nil && h.backend != "mem" {
+	if h.st != nil && h.mem == nil {
 		if err := h.st.Close(); err != nil {
 			t.Error(err)
 		}

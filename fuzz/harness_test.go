@@ -225,6 +225,11 @@ func (d *decoder) refs(limit int) []rr.MessageRef {
 	return out
 }
 
+// packingCache is the cache of the memory store's target under the
+// default configuration: shards that keep one entry unpacked and room for
+// a dozen packed ones (the engine's packed.go; PackingCache in its tests).
+const packingCache = 64 << 10
+
 // config is the engine configuration a history runs with.
 type config struct {
 	retention time.Duration
@@ -396,7 +401,14 @@ func (h *harness) open(t *target) {
 		if t.mem == nil {
 			t.mem = memstore.New()
 		}
-		t.eng, err = rr.Open(t.mem, h.options()...)
+		opts := h.options()
+		if h.cfg.cache == 0 {
+			// Where the other targets have the default cache, this one
+			// keeps nearly every message no call is using packed, so
+			// that packed entries answer in lockstep with unpacked ones.
+			opts = append(opts, rr.WithCacheBytes(packingCache))
+		}
+		t.eng, err = rr.Open(t.mem, opts...)
 	case "pebble":
 		t.pst, err = pebblestore.Open(t.dir, &pebblestore.Options{FS: t.fs})
 		if err != nil {
