@@ -238,44 +238,57 @@ func TestEntryTablePacks(t *testing.T) {
 	tab.release(pinned)
 }
 
-// BenchmarkEntryPeek: a count's lookup of a message in the entry table,
-// unpacked or packed (the record read in place).
-func BenchmarkEntryPeek(b *testing.B) {
-	for _, packed := range []bool{false, true} {
-		b.Run(fmt.Sprintf("packed=%v", packed), func(b *testing.B) {
-			tab := newEntryTable(cacheShards * 64 << 20)
-			keys := make([][]byte, 1024)
-			for i := range keys {
-				keys[i] = fmt.Appendf(nil, "\x01g-%06d\x0bm-%08d", i%7, i)
-				e := tab.acquire(keys[i])
-				e.mu.Lock()
-				e.load(true, messageRecord{Sender: "u-000001", TrackedAt: 1_790_000_000_000_000_000, Incarnation: 1 << 62,
-					Version: 3, EndIndex: 200, SenderIndex: 1, Recipients: 199, Nonce: 7}, 0, 0, nil)
-				e.r0ok, e.count = true, 100
-				e.setR0words(make([]uint64, 4))
-				e.mu.Unlock()
-				tab.release(e)
-			}
-			for i := range tab.shards {
-				s := &tab.shards[i]
-				if packed {
-					s.hot = 0
+// BenchmarkEntry: a count's lookup of a message in the entry table (peek)
+// and a call's use of it (acquire, release), on an entry or on a packed
+// one: peek reads the record in place, acquire unpacks it and release
+// packs it again (the shard's hot bound is 0).
+func BenchmarkEntry(b *testing.B) {
+	for _, op := range []string{"peek", "acquire"} {
+		for _, packed := range []bool{false, true} {
+			b.Run(fmt.Sprintf("op=%s/packed=%v", op, packed), func(b *testing.B) {
+				tab := newEntryTable(cacheShards * 64 << 20)
+				keys := make([][]byte, 1024)
+				for i := range keys {
+					keys[i] = fmt.Appendf(nil, "\x01g-%06d\x0bm-%08d", i%7, i)
+					e := tab.acquire(keys[i])
+					e.mu.Lock()
+					e.load(true, messageRecord{Sender: "u-000001", TrackedAt: 1_790_000_000_000_000_000, Incarnation: 1 << 62,
+						Version: 3, EndIndex: 200, SenderIndex: 1, Recipients: 199, Nonce: 7}, 0, 0, nil)
+					e.r0ok, e.count = true, 100
+					e.setR0words(make([]uint64, 4))
+					e.mu.Unlock()
+					tab.release(e)
 				}
-				s.mu.Lock()
-				for s.items.n > s.hot {
-					s.evict(nil)
+				for i := range tab.shards {
+					s := &tab.shards[i]
+					if packed {
+						s.hot = 0
+					}
+					s.mu.Lock()
+					for s.items.n > s.hot {
+						s.evict(nil)
+					}
+					s.mu.Unlock()
 				}
-				s.mu.Unlock()
-			}
-			var count int64
-			read := func(m *msgEntry) { count += m.count + int64(len(m.meta.Sender)) }
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if !tab.peek(keys[i&1023], read) {
-					b.Fatal("not found")
+				var count int64
+				read := func(m *msgEntry) { count += m.count + int64(len(m.meta.Sender)) }
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					k := keys[i&1023]
+					if op == "peek" {
+						if !tab.peek(k, read) {
+							b.Fatal("not found")
+						}
+						continue
+					}
+					e := tab.acquire(k)
+					if !e.loaded {
+						b.Fatal("not found")
+					}
+					tab.release(e)
 				}
-			}
-		})
+			})
+		}
 	}
 }
