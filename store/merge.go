@@ -168,7 +168,8 @@ func CheckOperand(v []byte) error {
 		_, err := bitsHeader(v[1:])
 		return err
 	case tagSet:
-		return addSet(roaring.New(), v)
+		_, err := addSet(roaring.New(), v)
+		return err
 	case tagAppend:
 		return nil
 	}
@@ -212,7 +213,8 @@ func DecodeSet(v []byte) (*roaring.Bitmap, error) {
 	if v == nil {
 		return bm, nil
 	}
-	if err := addSet(bm, v); err != nil {
+	bm, err := addSet(bm, v)
+	if err != nil {
 		return nil, err
 	}
 	if v[0] == tagBits {
@@ -223,32 +225,39 @@ func DecodeSet(v []byte) (*roaring.Bitmap, error) {
 	return bm, nil
 }
 
-// addSet unions the set operand v into bm.
-func addSet(bm *roaring.Bitmap, v []byte) error {
+// addSet returns the union of bm and the set operand v: bm itself, added
+// to, or a new bitmap.
+func addSet(bm *roaring.Bitmap, v []byte) (*roaring.Bitmap, error) {
 	if len(v) == 0 {
-		return fmt.Errorf("%w: empty operand", ErrBadMerge)
+		return nil, fmt.Errorf("%w: empty operand", ErrBadMerge)
 	}
 	switch v[0] {
 	case tagList:
 		if (len(v)-1)%4 != 0 {
-			return fmt.Errorf("%w: set delta of %d bytes", ErrBadMerge, len(v))
+			return nil, fmt.Errorf("%w: set delta of %d bytes", ErrBadMerge, len(v))
 		}
 		for i := 1; i < len(v); i += 4 {
 			bm.Add(binary.LittleEndian.Uint32(v[i:]))
 		}
-		return nil
+		return bm, nil
 	case tagBits:
-		return addBits(bm, v[1:])
+		return bm, addBits(bm, v[1:])
 	case tagSet:
 		other := roaring.New()
 		// UnmarshalBinary copies; v may be a buffer the backend reuses.
 		if err := other.UnmarshalBinary(v[1:]); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadMerge, err)
+			return nil, fmt.Errorf("%w: %v", ErrBadMerge, err)
 		}
-		bm.Or(other)
-		return nil
+		if bm.IsEmpty() {
+			return other, nil
+		}
+		// Not bm.Or(other): roaring's in-place union of two run
+		// containers adds the second's values one at a time (W1's
+		// profile: 3.9% of the CPU, in compactions merging stored reader
+		// sets, whose containers EncodeSet made runs); Or merges runs.
+		return roaring.Or(bm, other), nil
 	default:
-		return fmt.Errorf("%w: not a set (tag %q)", ErrBadMerge, v[0])
+		return nil, fmt.Errorf("%w: not a set (tag %q)", ErrBadMerge, v[0])
 	}
 }
 
@@ -334,10 +343,12 @@ func (f *Folder) Add(v []byte) error {
 			}
 			return nil
 		}
-		if err := addSet(f.set, v); err != nil {
+		set, err := addSet(f.set, v)
+		if err != nil {
 			f.err = err
 			return err
 		}
+		f.set = set
 	default:
 		f.err = fmt.Errorf("%w: unknown tag %q", ErrBadMerge, v[0])
 		return f.err

@@ -16,6 +16,30 @@ func set(t *testing.T, vals ...uint32) []byte {
 	return v
 }
 
+// runs returns a set value of the ranges [lo, hi) given as lo, hi pairs,
+// in the form EncodeSet picks (roaring runs, for long ranges).
+func runs(t testing.TB, bounds ...uint64) []byte {
+	t.Helper()
+	bm := roaring.New()
+	for i := 0; i < len(bounds); i += 2 {
+		bm.AddRange(bounds[i], bounds[i+1])
+	}
+	v, err := store.EncodeSet(bm)
+	require.NoError(t, err)
+	return v
+}
+
+// span lists the values of the ranges [lo, hi) given as lo, hi pairs.
+func span(bounds ...uint32) []uint32 {
+	var out []uint32
+	for i := 0; i < len(bounds); i += 2 {
+		for v := bounds[i]; v < bounds[i+1]; v++ {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 func TestFold(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -30,6 +54,9 @@ func TestFold(t *testing.T) {
 		{name: "set deltas union", operands: [][]byte{store.EncodeSetAdd(3, 1), store.EncodeSetAdd(1, 70000)}, set: []uint32{1, 3, 70000}},
 		{name: "set value and deltas", base: set(t, 2, 4), operands: [][]byte{store.EncodeSetAdd(4, 5)}, set: []uint32{2, 4, 5}},
 		{name: "empty delta", base: set(t, 9), operands: [][]byte{store.EncodeSetAdd()}, set: []uint32{9}},
+		{name: "sets of runs union", base: runs(t, 0, 3000, 5000, 5010, 70000, 70100),
+			operands: [][]byte{runs(t, 2000, 6000, 69990, 70005), store.EncodeSetAdd(9)},
+			set:      span(0, 6000, 69990, 70100)},
 		{name: "kinds do not mix", base: store.EncodeCounter(1), operands: [][]byte{store.EncodeSetAdd(1)}, bad: true},
 		{name: "empty operand", operands: [][]byte{{}}, bad: true},
 		{name: "unknown tag", operands: [][]byte{[]byte("x123")}, bad: true},
@@ -184,4 +211,17 @@ func TestFoldAppend(t *testing.T) {
 	assert.NoError(t, err)
 	assert.Nil(t, got)
 	assert.NoError(t, store.CheckOperand(app(nil)))
+}
+
+// BenchmarkFoldRunSets: a compaction's fold of two stored reader sets of
+// long runs (a 65,536-member chunk, read by its first half and by a
+// quarter across the middle).
+func BenchmarkFoldRunSets(b *testing.B) {
+	base, op := runs(b, 0, 32768), runs(b, 16384, 49152)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := store.Fold(base, op); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
