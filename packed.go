@@ -14,8 +14,8 @@ import (
 // marks, the lock, the receipt log's count. An entry no call has used
 // since the table's hand last passed, and that holds nothing but what was
 // loaded and committed (packable), is kept as one immutable byte record
-// instead: its key, meta, counts and readers' words in varints, about half
-// the bytes. A count reads the record in place (entryTable.peek); any
+// instead: its key, meta, counts and readers' words, in varints where
+// values are small, about half the bytes. A count reads the record in place (entryTable.peek); any
 // other use makes it an entry again (acquire), exactly as it was,
 // accounted size included.
 //
@@ -67,11 +67,12 @@ const (
 
 // appendPacked appends the record of m to b: the body's length in two
 // bytes, a used byte (set by peek, cleared by the idle hand: the only
-// byte of a record ever written after it is made), then the key (first, so that the idle index compares keys
-// without decoding the rest), then the other fields. It reports false,
-// and b holds garbage past its length, if the body does not fit 64 KiB
-// (keys, senders and threads of IDs of at most maxIDLength bytes and
-// packMaxWords words are far below that).
+// byte of a record ever written after it is made), then the key (first,
+// so that the idle index compares keys without decoding the rest), then
+// the other fields. It reports false, and b holds garbage past its
+// length, if the body does not fit 64 KiB (keys, senders and threads of
+// IDs of at most maxIDLength bytes and packMaxWords words are far below
+// that).
 func (m *msgEntry) appendPacked(b []byte) ([]byte, bool) {
 	start := len(b)
 	b = append(b, 0, 0, 0) // the body's length, fixed below; not used
