@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/readreceipt/readreceipt/internal/yield"
 	"github.com/readreceipt/readreceipt/store"
 )
 
@@ -286,7 +287,9 @@ func putNewMembers(b *store.Batch, gid string, first uint32, users []string, bkt
 	}
 	names := append(make([]byte, 0, size), head...)
 	block, start := first/nameBlockSize, 0
+	var y yield.Yielder
 	for i, u := range users {
+		y.Tick()
 		if i > 0 && (first+uint32(i))%nameBlockSize == 0 {
 			b.Set(namesKey(gid, block), names[start:len(names):len(names)])
 			block, start = block+1, len(names)
@@ -313,7 +316,9 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 	seen := make([]bool, memberBuckets)
 	var run [runs + 1]int // where each run starts in tmp
 	nb := 0               // buckets touched
+	var y yield.Yielder
 	for i, u := range users {
+		y.Tick()
 		bk := bkts[i]
 		if !seen[bk] {
 			seen[bk] = true
@@ -333,6 +338,7 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 	tmp := make([]byte, run[runs])
 	at := run
 	for i, u := range users {
+		y.Tick()
 		bk := bkts[i]
 		p := at[bk>>8]
 		tmp[p] = byte(bk)
@@ -344,12 +350,14 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 	buf := make([]byte, offs[memberBuckets])
 	pos := slices.Clone(offs[:memberBuckets])
 	for bk := range memberBuckets {
+		y.Tick()
 		if seen[bk] {
 			pos[bk] += copy(buf[pos[bk]:], stored(uint16(bk)))
 		}
 	}
 	for r := range runs {
 		for p := run[r]; p < run[r+1]; {
+			y.Tick()
 			bk := r<<8 | int(tmp[p])
 			e := p + 2 + int(tmp[p+1]) // the index's varint starts here
 			for tmp[e] >= 0x80 {
@@ -367,6 +375,7 @@ func putBuckets(b *store.Batch, gid string, first uint32, users []string, bkts [
 	keys := make([]byte, 0, nb*kl)
 	b.Grow(nb)
 	for bk := range memberBuckets {
+		y.Tick()
 		if seen[bk] {
 			keys = appendU16(append(keys, prefix...), uint16(bk))
 			b.Set(keys[len(keys)-kl:len(keys):len(keys)], buf[offs[bk]:offs[bk+1]:offs[bk+1]])
@@ -425,7 +434,9 @@ func (e *embedded) userIDs(ctx context.Context, gid string, inc uint64, idxs []u
 
 // checkMembers validates and de-duplicates a member list, keeping order.
 func (e *Engine) checkMembers(members []string) ([]string, error) {
+	var y yield.Yielder
 	for _, u := range members {
+		y.Tick()
 		if err := validID("user ID", u, e.cfg.maxIDLength); err != nil {
 			return nil, err
 		}
@@ -454,28 +465,40 @@ func uniqueIDs(ids []string) []string {
 		h uint32
 		i uint32
 	}
+	var y yield.Yielder
 	a := make([]hashed, len(ids))
 	for i, u := range ids {
+		y.Tick()
 		a[i] = hashed{uint32(memberHash(u) >> 32), uint32(i)}
 	}
 	tmp := make([]hashed, len(ids))
+	// The passes tick once per block: a tick per entry would cost about
+	// as much as the pass.
+	const block = 4096
 	for shift := 0; shift < 32; shift += 8 {
 		var starts [257]int
-		for _, x := range a {
-			starts[(x.h>>shift)&0xff+1]++
+		for c := range slices.Chunk(a, block) {
+			y.TickN(len(c))
+			for _, x := range c {
+				starts[(x.h>>shift)&0xff+1]++
+			}
 		}
 		for i := 1; i <= 256; i++ {
 			starts[i] += starts[i-1]
 		}
-		for _, x := range a {
-			d := (x.h >> shift) & 0xff
-			tmp[starts[d]] = x
-			starts[d]++
+		for c := range slices.Chunk(a, block) {
+			y.TickN(len(c))
+			for _, x := range c {
+				d := (x.h >> shift) & 0xff
+				tmp[starts[d]] = x
+				starts[d]++
+			}
 		}
 		a, tmp = tmp, a
 	}
 	var dup []bool
 	for lo := 0; lo < len(a); {
+		y.Tick()
 		hi := lo + 1
 		for hi < len(a) && a[hi].h == a[lo].h {
 			hi++
@@ -490,6 +513,7 @@ func uniqueIDs(ids []string) []string {
 	}
 	out := make([]string, 0, len(ids))
 	for i, u := range ids {
+		y.Tick()
 		if !dup[i] {
 			out = append(out, u)
 		}
@@ -596,7 +620,9 @@ func (e *embedded) createGroup(ctx context.Context, gid string, typ GroupType, m
 			}
 		}
 		bkts := make([]uint16, len(members))
+		var y yield.Yielder
 		for i, u := range members {
+			y.Tick()
 			bkts[i] = memberBucket(u)
 		}
 		if err := putNewMembers(&b, gid, 0, members, bkts, nil, func(uint16) []byte { return nil }); err != nil {
@@ -651,7 +677,9 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 		if add {
 			joined, joinedBkts = make([]string, 0, len(members)), make([]uint16, 0, len(members))
 		}
+		var y yield.Yielder
 		for i, u := range members {
+			y.Tick()
 			idx, ok, err := bucketFind(stored.get(bkts[i]), u)
 			if err != nil {
 				return internalErr("decode member", err)
@@ -748,6 +776,7 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 		all.Set(groupMetaKey(gid), g.encode())
 		for _, bt := range []*store.Batch{&b, &mb} {
 			for _, op := range bt.Ops() {
+				y.Tick()
 				if op.Kind == store.OpDelete {
 					all.Delete(op.Key)
 				} else {
@@ -785,17 +814,21 @@ func (s *bucketSet) get(bk uint16) []byte {
 // each, many with one scan of all of the group's buckets.
 func (e *embedded) loadBuckets(ctx context.Context, gid string, users []string) (*bucketSet, []uint16, error) {
 	bkts := make([]uint16, len(users))
+	var y yield.Yielder
 	for i, u := range users {
+		y.Tick()
 		bkts[i] = memberBucket(u)
 	}
 	if len(users) > memberBuckets/64 {
 		set := &bucketSet{dense: make([][]byte, memberBuckets), stored: make([]bool, memberBuckets)}
 		want := make([]bool, memberBuckets)
 		for _, bk := range bkts {
+			y.Tick()
 			want[bk] = true
 		}
 		prefix := groupKey(gid, groupBucket)
 		err := e.st.Scan(ctx, prefix, prefixEnd(prefix), func(k, v []byte) bool {
+			y.Tick()
 			if len(k) == len(prefix)+2 {
 				if bk := binary.BigEndian.Uint16(k[len(prefix):]); want[bk] {
 					set.dense[bk], set.stored[bk] = slices.Clone(v), true

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/readreceipt/readreceipt/internal/faults"
+	"github.com/readreceipt/readreceipt/internal/yield"
 	"github.com/readreceipt/readreceipt/store"
 )
 
@@ -451,7 +452,11 @@ func (l *receiptLog) fold(ctx context.Context) error {
 	}
 	f := &l.folder
 	f.reset()
+	// The fold runs beside the calls it serves: it steps aside for them
+	// (see yield) rather than hold a P for the ~10 ms a large fold takes.
+	var y yield.Yielder
 	for _, c := range calls {
+		y.Tick()
 		f.add(c, nil)
 	}
 	// Hot messages are written whole instead (collapseInto). Receipts
@@ -466,6 +471,7 @@ func (l *receiptLog) fold(ctx context.Context) error {
 	var b store.Batch
 	var whole map[*msgEntry]bool
 	for _, d := range f.order {
+		y.Tick()
 		m, n := d.m, d.n
 		m.mu.Lock()
 		if m.exists && (m.unfolded == n || !m.meta.ownCount()) && int(m.deltas)+1 >= collapseEvery {
@@ -481,6 +487,7 @@ func (l *receiptLog) fold(ctx context.Context) error {
 	if len(whole) > 0 {
 		f.reset()
 		for _, c := range calls {
+			y.Tick()
 			f.add(c, whole)
 		}
 	}

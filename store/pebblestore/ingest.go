@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/readreceipt/readreceipt/internal/yield"
 	"github.com/readreceipt/readreceipt/store"
 )
 
@@ -70,7 +71,9 @@ func (s *Store) Ingest(ctx context.Context, b *store.Batch) error {
 	// the disk's queue.
 	f = vfs.NewSyncingFile(f, vfs.SyncingFileOptions{BytesPerSync: s.opts.BytesPerSync})
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), s.opts.MakeWriterOptions(0, s.db.TableFormat()))
+	var y yield.Yielder
 	for j, i := range order {
+		y.Tick()
 		if j+1 < len(order) && bytes.Equal(ops[i].Key, ops[order[j+1]].Key) {
 			continue // a later operation of the same key wins
 		}
