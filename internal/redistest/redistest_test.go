@@ -133,6 +133,7 @@ func TestAppendFsyncAndConfigOptions(t *testing.T) {
 // TestCleanupStopsServer: the cleanup Start registers stops the process,
 // and a start that fails reports the server's own error.
 func TestCleanupStopsServer(t *testing.T) {
+	Find(t) // a skip inside the subtest would leave pid 0
 	var pid int
 	t.Run("start", func(t *testing.T) {
 		pid = Start(t).PID
