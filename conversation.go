@@ -3,6 +3,7 @@ package readreceipt
 import (
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // ConversationType says whether a conversation is between two users or in a
@@ -170,23 +171,31 @@ func AsAdmin() Caller { return Caller{Admin: true} }
 // over its bytes, eight a step (the eight loads combine into one); the
 // others, and every refusal, take idError.
 func validID(kind, id string, max int) error {
-	if id == "" || len(id) > max {
+	if !shortASCII(id, max) {
 		return idError(kind, id, max)
 	}
+	return nil
+}
+
+// shortASCII reports whether id is non-empty ASCII of at most max bytes,
+// the common valid ID: small enough to inline into the loops that check
+// many IDs, where a call an ID was most of validRefs' time.
+func shortASCII(id string, max int) bool {
+	return id != "" && len(id) <= max && asciiBits(id)&0x8080808080808080 == 0
+}
+
+// asciiBits is the or of id's bytes, folded into a word eight at a time:
+// id is ASCII when no byte of the result has its high bit set.
+func asciiBits(s string) uint64 {
 	var w uint64
-	s := id
-	for len(s) >= 8 {
+	for ; len(s) >= 8; s = s[8:] {
 		w |= uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-		s = s[8:]
 	}
 	for i := 0; i < len(s); i++ {
 		w |= uint64(s[i])
 	}
-	if w&0x8080808080808080 != 0 {
-		return idError(kind, id, max)
-	}
-	return nil
+	return w
 }
 
 // idError is validID for an ID that is not short, non-empty ASCII: nil if
@@ -230,9 +239,22 @@ func (e *Engine) validConversation(c Conversation) error {
 // of the whole struct is a call, and validRefs makes it for every message.
 func sameConversation(a, b *Conversation) bool {
 	// This unkeyed literal stops compiling when Conversation gains a
-	// field, which the comparison below would miss.
+	// field, which the comparisons below would miss.
 	_ = Conversation{a.Type, a.GroupID, a.Users}
 	return a.Type == b.Type && a.GroupID == b.GroupID && a.Users[0] == b.Users[0] && a.Users[1] == b.Users[1]
+}
+
+// oneConversation reports that a and b hold the very same strings, as the
+// refs a host builds from one conversation value do: sameConversation
+// without comparing bytes (a call a string).
+func oneConversation(a, b *Conversation) bool {
+	return a.Type == b.Type && oneString(a.GroupID, b.GroupID) && oneString(a.Users[0], b.Users[0]) && oneString(a.Users[1], b.Users[1])
+}
+
+// oneString reports that a and b are one string, the same bytes in the
+// same place.
+func oneString(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
 // validRefs checks a message list: its size, its IDs, and that all share
@@ -252,10 +274,12 @@ func (e *Engine) validRefs(refs []MessageRef, limit int) (Conversation, error) {
 	maxID := e.cfg.maxIDLength
 	for i := range refs {
 		r := &refs[i]
-		if err := validID("message ID", r.ID, maxID); err != nil {
-			return Conversation{}, err
+		if !shortASCII(r.ID, maxID) {
+			if err := idError("message ID", r.ID, maxID); err != nil {
+				return Conversation{}, err
+			}
 		}
-		if sameConversation(&r.Conversation, &conv) {
+		if oneConversation(&r.Conversation, &conv) || sameConversation(&r.Conversation, &conv) {
 			continue
 		}
 		if err := e.validConversation(r.Conversation); err != nil {

@@ -55,3 +55,61 @@ func TestValidID(t *testing.T) {
 	}
 	require.ErrorIs(t, validID("group ID", "", max), ErrInvalidGroupID)
 }
+
+// TestValidRefs: a message list is one conversation whether its refs share
+// the conversation's strings (the fast path compares where they are) or
+// hold equal copies, and a ref whose strings start at the same place but
+// are shorter or longer is another conversation; the IDs are checked in
+// order with validID's rules.
+func TestValidRefs(t *testing.T) {
+	e := &Engine{cfg: defaultConfig()}
+	gid := "group-abc"
+	copied := string([]byte(gid)) // equal bytes, elsewhere
+	shorter := gid[:5]            // same start, another group
+	refs := func(convs ...Conversation) []MessageRef {
+		rs := make([]MessageRef, len(convs))
+		for i, c := range convs {
+			rs[i] = MessageRef{Conversation: c, ID: "m" + strings.Repeat("x", i)}
+		}
+		return rs
+	}
+	for _, c := range []struct {
+		name string
+		refs []MessageRef
+		want error // nil: valid
+	}{
+		{"shared strings", refs(Group(gid), Group(gid), Group(gid)), nil},
+		{"equal copies", refs(Group(gid), Group(copied), Group(gid)), nil},
+		{"shorter group at the same place", refs(Group(gid), Group(shorter)), ErrMixedConversations},
+		{"longer group at the same place", refs(Group(shorter), Group(gid)), ErrMixedConversations},
+		{"C2C either order", refs(C2C("ann", "bob"), Conversation{Type: ConversationC2C, Users: [2]string{"bob", "ann"}}), nil},
+		{"C2C and group", refs(C2C("ann", "bob"), Group(gid)), ErrMixedConversations},
+		{"C2C sharing a user", refs(C2C("ann", "bob"), C2C("ann", "bo")), ErrMixedConversations},
+		{"bad second group", refs(Group(gid), Group("")), ErrInvalidGroupID},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conv, err := e.validRefs(c.refs, 100)
+			if c.want == nil {
+				require.NoError(t, err)
+				require.Equal(t, string(convKey(c.refs[0].Conversation)), string(convKey(conv)))
+				return
+			}
+			require.ErrorIs(t, err, c.want)
+		})
+	}
+	ids := func(ids ...string) []MessageRef {
+		rs := make([]MessageRef, len(ids))
+		for i, id := range ids {
+			rs[i] = MessageRef{Conversation: Group(gid), ID: id}
+		}
+		return rs
+	}
+	_, err := e.validRefs(ids("a", "é-valid", strings.Repeat("z", 40)), 100)
+	require.NoError(t, err, "UTF-8 IDs beyond ASCII and longer than a word are valid")
+	_, err = e.validRefs(ids("a", "b\xff", ""), 100)
+	require.EqualError(t, err, "readreceipt: invalid parameter: message ID is not valid UTF-8 (code 10004)", "the first bad ID is the one reported")
+	_, err = e.validRefs(ids("a", strings.Repeat("z", e.cfg.maxIDLength+1)), 100)
+	require.ErrorIs(t, err, ErrInvalidParameter)
+	_, err = e.validRefs(ids("a", "b", "c"), 2)
+	require.ErrorIs(t, err, ErrTooManyMessages)
+}
