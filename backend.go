@@ -35,8 +35,10 @@ type backend interface {
 	close() error
 
 	getGroup(ctx context.Context, gid string) (GroupInfo, error)
-	createGroup(ctx context.Context, gid string, typ GroupType, members []string) error
-	changeMembers(ctx context.Context, gid string, members []string, add bool) error
+	// createGroup and changeMembers get members checked and without
+	// repeats, and bkts[i], the memberBucket of members[i].
+	createGroup(ctx context.Context, gid string, typ GroupType, members []string, bkts []uint16) error
+	changeMembers(ctx context.Context, gid string, members []string, bkts []uint16, add bool) error
 	dismissGroup(ctx context.Context, gid string) error
 
 	trackMessage(ctx context.Context, msg Message) error

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// uniqueIDs keeps the first of each ID in order, on both of its paths
-// (a map up to 1024 IDs, hash radix sort above).
+// uniqueMembers keeps the first of each ID in order, with its bucket, on
+// both of its paths (a map up to 1024 IDs, hash radix sort above).
 func TestUniqueIDs(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 1024, 1025, 100_000} {
@@ -34,14 +34,20 @@ func TestUniqueIDs(t *testing.T) {
 					want = append(want, u)
 				}
 			}
-			got := uniqueIDs(ids)
+			got, bkts := uniqueMembers(ids)
 			assert.Equal(t, len(want), len(got), "n=%d distinct=%d", n, distinct)
 			assert.Equal(t, want, append([]string(nil), got...), "n=%d distinct=%d", n, distinct)
+			require.Len(t, bkts, len(got), "n=%d distinct=%d", n, distinct)
+			for i, u := range got {
+				if bkts[i] != memberBucket(u) {
+					t.Fatalf("n=%d distinct=%d: bucket of %q (%d) is %d, not %d", n, distinct, u, i, bkts[i], memberBucket(u))
+				}
+			}
 		}
 	}
 }
 
-// markDups, which uniqueIDs runs on IDs whose hashes tie, marks the later
+// markDups, which uniqueMembers runs on IDs whose hashes tie, marks the later
 // repeats only.
 func TestMarkDups(t *testing.T) {
 	ids := []string{"a", "b", "a", "c", "b", "a"}
@@ -159,7 +165,7 @@ func BenchmarkPutBuckets(b *testing.B) {
 	}
 }
 
-// BenchmarkUniqueIDs: the duplicate check of a million-member list
+// BenchmarkUniqueIDs: uniqueMembers, the duplicate check of a million-member list
 // without repeats, as CreateGroup runs it.
 func BenchmarkUniqueIDs(b *testing.B) {
 	users := make([]string, 1_000_000)
@@ -168,7 +174,7 @@ func BenchmarkUniqueIDs(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if out := uniqueIDs(users); len(out) != len(users) {
+		if out, _ := uniqueMembers(users); len(out) != len(users) {
 			b.Fatalf("%d of %d kept", len(out), len(users))
 		}
 	}

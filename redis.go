@@ -480,7 +480,7 @@ func (b *redisBackend) step(ctx context.Context, fn func() error) error {
 	}
 }
 
-func (b *redisBackend) createGroup(ctx context.Context, gid string, typ GroupType, members []string) error {
+func (b *redisBackend) createGroup(ctx context.Context, gid string, typ GroupType, members []string, _ []uint16) error {
 	base := b.base(Group(gid))
 	var incb [8]byte
 	if _, err := rand.Read(incb[:]); err != nil {
@@ -536,7 +536,7 @@ func (b *redisBackend) createGroup(ctx context.Context, gid string, typ GroupTyp
 	})
 }
 
-func (b *redisBackend) changeMembers(ctx context.Context, gid string, members []string, add bool) error {
+func (b *redisBackend) changeMembers(ctx context.Context, gid string, members []string, _ []uint16, add bool) error {
 	flag := "0"
 	if add {
 		flag = "1"
