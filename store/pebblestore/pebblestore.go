@@ -28,6 +28,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -196,8 +197,9 @@ func (s *Store) enter() error {
 // leave ends a call registered by enter.
 func (s *Store) leave() { s.inflight.Done() }
 
-// Get implements [store.Store.Get]. Each key is read on its own (a Pebble
-// point lookup), so keys may be read at slightly different instants.
+// Get implements [store.Store.Get]. A few keys are read with a Pebble
+// point lookup each, so they may be read at slightly different instants;
+// getIterMin keys or more with one iterator, which reads one view.
 func (s *Store) Get(ctx context.Context, keys [][]byte) ([][]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -206,6 +208,9 @@ func (s *Store) Get(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		return nil, err
 	}
 	defer s.leave()
+	if len(keys) >= getIterMin {
+		return s.getIter(keys)
+	}
 	out := make([][]byte, len(keys))
 	for i, k := range keys {
 		v, closer, err := s.db.Get(k)
@@ -215,18 +220,68 @@ func (s *Store) Get(ctx context.Context, keys [][]byte) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pebblestore: get %q: %w", k, err)
 		}
-		// make, not append to nil: an empty value must come back non-nil.
-		c := make([]byte, len(v))
-		copy(c, v)
+		c, perr := ownValue(k, v)
 		if err := closer.Close(); err != nil {
 			return nil, fmt.Errorf("pebblestore: get %q: %w", k, err)
 		}
-		if isPoison(c) {
-			return nil, poisonError(k, c)
+		if perr != nil {
+			return nil, perr
 		}
 		out[i] = c
 	}
 	return out, nil
+}
+
+// getIterMin is the fewest keys Get reads with one iterator. A point
+// lookup builds an iterator stack over every memtable and every level
+// whose tables' range holds the key (about 1 us for a key that is not
+// there, on an idle store); one iterator positioned at each key in turn
+// with SeekPrefixGE (the bloom filters still apply: the whole key is the
+// prefix) builds the stack once, about 2.5 us, and then takes about
+// 0.25 us a key.
+var getIterMin = 4
+
+// getIter is Get with one iterator, seeking to the keys in ascending order.
+func (s *Store) getIter(keys [][]byte) ([][]byte, error) {
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: get: %w", err)
+	}
+	out := make([][]byte, len(keys))
+	for _, i := range order {
+		k := keys[i]
+		if !it.SeekPrefixGE(k) || !bytes.Equal(it.Key(), k) {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("pebblestore: get %q: %w", k, err), it.Close())
+		}
+		if out[i], err = ownValue(k, v); err != nil {
+			return nil, errors.Join(err, it.Close())
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, fmt.Errorf("pebblestore: get: %w", err)
+	}
+	return out, nil
+}
+
+// ownValue returns a copy of v, the value Pebble read for key k, or the
+// error of a poison value (poisonError, as it is).
+func ownValue(k, v []byte) ([]byte, error) {
+	// make, not append to nil: an empty value must come back non-nil.
+	c := make([]byte, len(v))
+	copy(c, v)
+	if isPoison(c) {
+		return nil, poisonError(k, c)
+	}
+	return c, nil
 }
 
 // Scan implements [store.Store.Scan] with a Pebble iterator, which reads

@@ -67,6 +67,49 @@ func testGetOrder(t *testing.T, s store.Store) {
 	}
 }
 
+// testGetMany: a Get of many keys (stores may read them another way than
+// a few, as pebblestore does with one iterator) reads what a Get of each
+// key alone reads: set, overwritten, empty, deleted, range-deleted, folded
+// merges, keys that extend or cut a present one, missing ones, repeats, in
+// any order.
+func testGetMany(t *testing.T, s store.Store) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var keys []string
+	for i := range 40 {
+		keys = append(keys, fmt.Sprintf("k%03d", i))
+	}
+	write(t, s, func(b *store.Batch) {
+		for i, k := range keys {
+			b.Set([]byte(k), []byte(strings.Repeat("v", i%5)))
+		}
+	})
+	write(t, s, func(b *store.Batch) {
+		b.Set([]byte("k001"), []byte("again"))
+		b.Delete([]byte("k002"))
+		b.DeleteRange([]byte("k010"), []byte("k015"))
+		b.Merge([]byte("n1"), store.EncodeCounter(3))
+	})
+	merge(t, s, "n1", store.EncodeCounter(4))
+	merge(t, s, "n2", store.EncodeCounter(-2))
+	asked := append(slices.Clone(keys), "n1", "n2", "k", "k0011", "k01", "missing", "", "k001", "k003")
+	rng.Shuffle(len(asked), func(i, j int) { asked[i], asked[j] = asked[j], asked[i] })
+	got := get(t, s, asked...)
+	for i, k := range asked {
+		want := get1(t, s, k)
+		if (got[i] == nil) != (want == nil) || !bytes.Equal(got[i], want) {
+			t.Errorf("Get of %d keys: %q = %q, alone %q", len(asked), k, got[i], want)
+		}
+	}
+	for _, k := range []string{"k002", "k010", "k014", "missing", ""} {
+		if v := get1(t, s, k); v != nil {
+			t.Errorf("%q = %q, want none", k, v)
+		}
+	}
+	if n := counter(t, s, "n1"); n != 7 {
+		t.Errorf("n1 = %d, want 7", n)
+	}
+}
+
 // testGetCallerOwned: the slices Get returns belong to the caller; changing
 // them changes nothing in the store, nor in other returned slices.
 func testGetCallerOwned(t *testing.T, s store.Store) {

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"GetMissing", testGetMissing},
 		{"GetEmptyValue", testGetEmptyValue},
 		{"GetOrder", testGetOrder},
+		{"GetMany", testGetMany},
 		{"GetReturnsCallerOwnedSlices", testGetCallerOwned},
 		{"WriteDoesNotRetainBatch", testBatchNotRetained},
 		{"EmptyBatch", testEmptyBatch},
