@@ -385,3 +385,238 @@ func TestCommitterSurvivesPanickingWrite(t *testing.T) {
 		t.Fatal("a write after a panicking one never returned")
 	}
 }
+
+// getCounter is a store that counts its Get calls and can fail them.
+type getCounter struct {
+	store.Store
+	mu    sync.Mutex
+	calls int
+	keys  int
+	fail  error
+}
+
+func (g *getCounter) Get(ctx context.Context, keys [][]byte) ([][]byte, error) {
+	g.mu.Lock()
+	g.calls++
+	g.keys += len(keys)
+	fail := g.fail
+	g.mu.Unlock()
+	if fail != nil {
+		return nil, fail
+	}
+	return g.Store.Get(ctx, keys)
+}
+
+// TestCommitterWriteNew: a batch that creates a key is written only if the
+// key is absent, and its caller told whether it was present: alone (its
+// own lookup), and in a group, whose writer looks up every member's key in
+// one Get before the one write, which carries the plain members and the
+// new ones whose keys were absent, and nothing of those whose keys were
+// present; when that Get fails, every member fails and nothing is written.
+func TestCommitterWriteNew(t *testing.T) {
+	ctx := context.Background()
+	synced := store.WriteOptions{Sync: true}
+	for _, sync := range []bool{true, false} {
+		t.Run(fmt.Sprintf("alone/sync=%t", sync), func(t *testing.T) {
+			mem := memstore.New()
+			c := newCommitter(mem)
+			opts := store.WriteOptions{Sync: sync}
+			if present, err := c.writeNew(ctx, oneKey("a"), opts, []byte("a")); err != nil || present {
+				t.Fatalf("new key: present=%t, %v", present, err)
+			}
+			var again store.Batch
+			again.Set([]byte("a"), []byte("overwritten"))
+			again.Set([]byte("other"), []byte("x"))
+			if present, err := c.writeNew(ctx, &again, opts, []byte("a")); err != nil || !present {
+				t.Fatalf("present key: present=%t, %v", present, err)
+			}
+			vals, _ := mem.Get(ctx, [][]byte{[]byte("a"), []byte("other")})
+			if string(vals[0]) != "v-a" || vals[1] != nil {
+				t.Fatalf("after a writeNew of a present key: a=%q other=%q, want v-a and nothing", vals[0], vals[1])
+			}
+		})
+	}
+	for _, getFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("group/get-fails=%t", getFails), func(t *testing.T) {
+			mem := memstore.New()
+			if err := mem.Write(ctx, oneKey("old1"), synced); err != nil {
+				t.Fatal(err)
+			}
+			if err := mem.Write(ctx, oneKey("old2"), synced); err != nil {
+				t.Fatal(err)
+			}
+			counted := &getCounter{Store: mem}
+			gate := NewWriteGate(counted)
+			gate.Shut()
+			c := newCommitter(gate)
+
+			first := make(chan error, 1)
+			go func() { first <- c.write(ctx, oneKey("first"), synced) }()
+			w1 := gate.NextHeld(t)
+
+			type result struct {
+				key     string
+				present bool
+				err     error
+			}
+			news := []string{"n1", "old1", "n2", "old2", "n3"}
+			results := make(chan result, len(news)+1)
+			for _, k := range news {
+				go func() {
+					b := oneKey(k)
+					b.Set([]byte(k+"-side"), []byte("s")) // a key of its own, written with it
+					present, err := c.writeNew(ctx, b, synced, []byte(k))
+					results <- result{k, present, err}
+				}()
+			}
+			go func() { results <- result{"plain", false, c.write(ctx, oneKey("plain"), synced)} }()
+			waitJoined(t, c, len(news)+1)
+			counted.mu.Lock()
+			calls0 := counted.calls
+			if getFails {
+				counted.fail = errors.New("read failed")
+			}
+			counted.mu.Unlock()
+
+			w1.Release(nil)
+			if err := <-first; err != nil {
+				t.Fatal(err)
+			}
+			if !getFails {
+				w2 := gate.NextHeld(t)
+				// plain's 1 operation, and 2 of each absent new key's.
+				if w2.Batch.Len() != 1+2*3 {
+					t.Fatalf("the group write carries %d operations, want 7", w2.Batch.Len())
+				}
+				w2.Release(nil)
+			}
+			got := map[string]result{}
+			for range len(news) + 1 {
+				r := <-results
+				got[r.key] = r
+			}
+			counted.mu.Lock()
+			if calls := counted.calls - calls0; calls != 1 {
+				t.Errorf("the group's writer made %d Gets, want 1 for all %d new keys", calls, len(news))
+			}
+			counted.mu.Unlock()
+			for _, k := range news {
+				r := got[k]
+				wantPresent := k == "old1" || k == "old2"
+				switch {
+				case getFails:
+					// Present or not, the writer could not tell.
+					if r.err == nil {
+						t.Errorf("%s: no error after the group's Get failed", k)
+					}
+				case r.err != nil || r.present != wantPresent:
+					t.Errorf("%s: present=%t, %v; want present=%t", k, r.present, r.err, wantPresent)
+				}
+				vals, _ := mem.Get(ctx, [][]byte{[]byte(k), []byte(k + "-side")})
+				wantStored := !getFails && !wantPresent
+				if (vals[1] != nil) != wantStored {
+					t.Errorf("%s: its own side key stored = %t, want %t", k, vals[1] != nil, wantStored)
+				}
+				if wantPresent && string(vals[0]) != "v-"+k {
+					t.Errorf("%s: present key now %q", k, vals[0])
+				}
+			}
+			if pl := got["plain"]; (pl.err != nil) != getFails {
+				t.Errorf("plain member: %v with the group's Get failing = %t", pl.err, getFails)
+			}
+		})
+	}
+}
+
+// TestTracksInAGroupOfWrites: tracks that queue behind a synced write in
+// flight, on an engine that knows nothing of their messages (a new engine
+// on a store that holds some of them), learn which exist from their
+// group's one lookup: a known message tracked again by its sender is a
+// no-op that keeps its receipts, by another sender ErrAlreadyTracked, and
+// a new one is tracked with no reads; the group writes the new ones only.
+func TestTracksInAGroupOfWrites(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	gate := NewWriteGate(mem)
+	e, err := Open(gate, WithSweepInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.CreateGroup(ctx, "g", GroupWork, []string{"s", "t", "r"}); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(id, sender string) Message {
+		return Message{Conversation: Group("g"), ID: id, Sender: sender}
+	}
+	for i := range 8 {
+		if err := e.TrackMessage(ctx, msg(fmt.Sprint("old", i), "s")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.SendMessageReadReceipt(ctx, "r", []MessageRef{msg(fmt.Sprint("old", i), "s").Ref()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, err = Open(gate, WithSweepInterval(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	gate.Shut()
+	first := make(chan error, 1)
+	go func() { first <- e.TrackMessage(ctx, msg("first", "s")) }()
+	w1 := gate.NextHeld(t)
+
+	type call struct {
+		m    Message
+		want error
+	}
+	var calls []call
+	for i := range 8 {
+		old := msg(fmt.Sprint("old", i), "s")
+		if i%3 == 0 {
+			old.Sender = "t"
+			calls = append(calls, call{old, ErrAlreadyTracked})
+		} else {
+			calls = append(calls, call{old, nil})
+		}
+		calls = append(calls, call{msg(fmt.Sprint("new", i), "t"), nil})
+	}
+	errs := make([]chan error, len(calls))
+	for i, c := range calls {
+		errs[i] = make(chan error, 1)
+		go func() { errs[i] <- e.TrackMessage(ctx, c.m) }()
+	}
+	waitJoined(t, e.be.(*embedded).commits, len(calls))
+	w1.Release(nil)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	w2 := gate.NextHeld(t)
+	// A new group message's meta, time key and order key, and the version
+	// counts of all, summed over the group into one merge.
+	if got, want := w2.Batch.Len(), 8*3+1; got != want {
+		t.Errorf("the group's write carries %d operations, want %d (the new messages' only)", got, want)
+	}
+	w2.Release(nil)
+	for i, c := range calls {
+		if err := <-errs[i]; !errors.Is(err, c.want) || (c.want == nil) != (err == nil) {
+			t.Errorf("track %s by %s: %v, want %v", c.m.ID, c.m.Sender, err, c.want)
+		}
+	}
+	for _, c := range calls {
+		infos, err := e.GetMessageReadReceiptList(ctx, AsAdmin(), []MessageRef{c.m.Ref()})
+		if err != nil || infos[0].Err != nil {
+			t.Fatalf("%s: %v %+v", c.m.ID, err, infos)
+		}
+		wantRead := 0
+		if c.m.ID[:3] == "old" {
+			wantRead = 1
+		}
+		if infos[0].ReadCount != wantRead {
+			t.Errorf("%s: %d read, want %d", c.m.ID, infos[0].ReadCount, wantRead)
+		}
+	}
+}

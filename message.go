@@ -245,9 +245,6 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 
 	m := e.entries.acquire(prefix)
 	defer e.entries.release(m)
-	if err := e.loadEntries(ctx, m); err != nil {
-		return err
-	}
 	// m.mu is held across the write so that two calls tracking the same
 	// message cannot both write it.
 	m.mu.Lock()
@@ -261,6 +258,29 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 		b.Reset()
 		trackBatches.Put(b)
 	}()
+	if !m.loaded {
+		// Nothing known of the message, as for nearly every track: write
+		// it as new unless its meta is in the store (writeNew looks, and
+		// shares the lookup with concurrent tracks); if it is, load it and
+		// go on as for a known message.
+		newMessageOps(b, metaKey, timeK, orderK, threadK, countK, &rec)
+		present, err := e.commits.writeNew(ctx, b, e.writeOpts(), metaKey)
+		if err != nil {
+			return internalErr("track message", err)
+		}
+		if !present {
+			m.load(false, messageRecord{}, 0, 0, nil)
+			freed = m.track(rec)
+			return nil
+		}
+		b.Reset()
+		m.mu.Unlock()
+		err = e.loadEntries(ctx, m)
+		m.mu.Lock()
+		if err != nil {
+			return err
+		}
+	}
 	// A dead message about to be replaced may still have receipts being
 	// written (admitted just before it expired) or in the log: they go
 	// before its keys do, or they would land on the new message's keys.
@@ -292,19 +312,7 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 			b.Merge(versionCountKey(conv.GroupID, m.meta.Version), versionCountDown)
 		}
 	}
-	meta := rec.encode()
-	b.Set(metaKey, meta[:len(meta):len(meta)])
-	b.Set(timeK, nil)
-	// The keys of setOrderKeys.
-	b.Set(orderK, nil)
-	if threadK != nil {
-		b.Set(threadK, nil)
-	}
-	if isGroup {
-		// The counter tells the membership sweep that rec.Version's
-		// snapshot is still needed.
-		b.Merge(countK, versionCountUp)
-	}
+	newMessageOps(b, metaKey, timeK, orderK, threadK, countK, &rec)
 	// Concurrent tracks share one synced write (commit.go); this returns
 	// once this track's own operations are durable.
 	if err := e.commits.write(ctx, b, e.writeOpts()); err != nil {
@@ -312,6 +320,24 @@ func (e *embedded) trackMessage(ctx context.Context, msg Message) error {
 	}
 	freed = m.track(rec)
 	return nil
+}
+
+// newMessageOps adds to b the keys a track writes for a new message with
+// meta rec: its meta, its time key, its order keys (those of
+// setOrderKeys; threadK is nil without a thread) and, for a group message
+// (countK not nil), a count for its membership version, which tells the
+// membership sweep that rec.Version's snapshot is still needed.
+func newMessageOps(b *store.Batch, metaKey, timeK, orderK, threadK, countK []byte, rec *messageRecord) {
+	meta := rec.encode()
+	b.Set(metaKey, meta[:len(meta):len(meta)])
+	b.Set(timeK, nil)
+	b.Set(orderK, nil)
+	if threadK != nil {
+		b.Set(threadK, nil)
+	}
+	if countK != nil {
+		b.Merge(countK, versionCountUp)
+	}
 }
 
 // trackBatches recycles the batches of trackMessage: a track's batch is
