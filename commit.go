@@ -89,12 +89,7 @@ func (c *committer) write(ctx context.Context, b *store.Batch, opts store.WriteO
 		defer c.handOff()
 		return c.st.Write(ctx, b, opts)
 	}
-	g := c.pending
-	if g == nil {
-		g = &commitGroup{b: c.spare, sums: c.sums, turn: make(chan struct{}, 1), done: make(chan struct{})}
-		c.spare, c.sums = store.Batch{}, nil
-		c.pending = g
-	}
+	g := c.pendingGroup()
 	g.add(b)
 	g.members++
 	c.mu.Unlock()
@@ -104,6 +99,17 @@ func (c *committer) write(ctx context.Context, b *store.Batch, opts store.WriteO
 	case <-g.turn:
 		return c.writeGroup(ctx, g, opts)
 	}
+}
+
+// pendingGroup returns the group the next synced write carries, starting
+// it with the last written group's memory if there is none. The caller
+// holds c.mu.
+func (c *committer) pendingGroup() *commitGroup {
+	if c.pending == nil {
+		c.pending = &commitGroup{b: c.spare, sums: c.sums, turn: make(chan struct{}, 1), done: make(chan struct{})}
+		c.spare, c.sums = store.Batch{}, nil
+	}
+	return c.pending
 }
 
 // writeGroup writes group g, for the member that got its turn: the
@@ -158,12 +164,7 @@ func (c *committer) writeNew(ctx context.Context, b *store.Batch, opts store.Wri
 	if opts.Sync {
 		c.mu.Lock()
 		if c.busy {
-			g := c.pending
-			if g == nil {
-				g = &commitGroup{b: c.spare, sums: c.sums, turn: make(chan struct{}, 1), done: make(chan struct{})}
-				c.spare, c.sums = store.Batch{}, nil
-				c.pending = g
-			}
+			g := c.pendingGroup()
 			n := &newWrite{b: b, key: key}
 			g.news = append(g.news, n)
 			g.members++

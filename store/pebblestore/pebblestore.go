@@ -245,7 +245,7 @@ func (s *Store) getPoint(k []byte) ([]byte, error) {
 // with SeekPrefixGE (the bloom filters still apply: the whole key is the
 // prefix) builds the stack once, about 2.5 us, and then takes about
 // 0.25 us a key.
-var getIterMin = 4
+const getIterMin = 4
 
 // getIter is Get with one iterator, seeking to the keys in ascending order.
 func (s *Store) getIter(keys [][]byte) ([][]byte, error) {
