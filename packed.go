@@ -2,7 +2,6 @@ package readreceipt
 
 import (
 	"encoding/binary"
-	"hash/maphash"
 	"unsafe"
 )
 
@@ -251,7 +250,7 @@ type idleIndex struct {
 
 func tagOf(h uint64) uint8 { return uint8(h >> 56) }
 
-func recHash(p packedRec) uint64 { return maphash.Bytes(cacheSeed, recKey(recBytes(p))) }
+func recHash(p packedRec) uint64 { return keyHash(recKey(recBytes(p))) }
 
 // get returns the slot of the record of key, whose hash is h, or -1.
 func (x *idleIndex) get(key []byte, h uint64) int {
@@ -322,7 +321,7 @@ func (s *entryShard) pack(e *msgEntry) {
 	}
 	rec := make([]byte, len(s.buf))
 	copy(rec, s.buf)
-	s.idle.add(&rec[0], maphash.String(cacheSeed, e.key))
+	s.idle.add(&rec[0], keyHashString(e.key))
 	s.bytes += recCharge(rec)
 }
 

@@ -170,6 +170,7 @@ func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversat
 	var kb [countKeyBuf]byte
 	buf := appendConversationMessagesPrefix(kb[:0], ck)
 	n := len(buf) // every message's key starts with buf[:n]
+	ch := convHash(buf)
 	var v countView
 	read := func(m *msgEntry) {
 		// liveMeta, reading from m only what the call needs.
@@ -188,7 +189,7 @@ func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversat
 		info := &out[i]
 		info.MessageID = id
 		buf = appendLP(buf[:n], id)
-		if !e.entries.peek(buf, read) {
+		if !e.entries.peekHashed(buf, idHash(ch, id), read) {
 			missed = append(missed, i)
 			continue
 		}
