@@ -1,13 +1,16 @@
 package readreceipt
 
 import (
+	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
 	"testing"
 
 	"github.com/readreceipt/readreceipt/store"
+	"github.com/readreceipt/readreceipt/store/memstore"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -178,4 +181,74 @@ func BenchmarkUniqueIDs(b *testing.B) {
 			b.Fatalf("%d of %d kept", len(out), len(users))
 		}
 	}
+}
+
+// A group's member indexes end below 2^32-1: an add that needs more fails
+// with ErrInvalidParameter and changes nothing, counted over the users who
+// join, not those who are members already.
+func TestAddMembersUpToTheLastIndex(t *testing.T) {
+	ctx := context.Background()
+	mem := memstore.New()
+	e, err := Open(mem)
+	require.NoError(t, err)
+	require.NoError(t, e.CreateGroup(ctx, "g", GroupWork, []string{"a", "b"}))
+	require.NoError(t, e.Close())
+
+	// Move the group's next index to the start of the last names block
+	// (whose key is not there yet, as after a jump).
+	vals, err := mem.Get(ctx, [][]byte{groupMetaKey("g")})
+	require.NoError(t, err)
+	g, err := decodeGroup(vals[0])
+	require.NoError(t, err)
+	g.NextIndex = math.MaxUint32 - 511
+	var b store.Batch
+	b.Set(groupMetaKey("g"), g.encode())
+	require.NoError(t, mem.Write(ctx, &b, store.WriteOptions{Sync: true}))
+
+	e, err = Open(mem)
+	require.NoError(t, err)
+	defer e.Close()
+	info := func() GroupInfo {
+		info, err := e.GetGroup(ctx, "g")
+		require.NoError(t, err)
+		return info
+	}
+	var fill []string
+	for i := range 509 {
+		fill = append(fill, fmt.Sprint("f", i))
+	}
+	require.NoError(t, e.AddGroupMembers(ctx, "g", append(fill, "a")))       // 2^32-512 to 2^32-4
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"a", "c", "b"})) // 2^32-3
+	require.NoError(t, e.RemoveGroupMembers(ctx, "g", fill))
+	require.Equal(t, 3, info().Members)
+	full := func(users ...string) {
+		before := info()
+		err := e.AddGroupMembers(ctx, "g", users)
+		require.ErrorIs(t, err, ErrInvalidParameter, "%v", users)
+		require.Equal(t, before, info(), "%v", users)
+	}
+	full("d", "e") // 2^32-2 and 2^32-1
+	full("c", "d", "a", "e")
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"c", "d", "a"})) // 2^32-2, the last
+	require.Equal(t, 4, info().Members)
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"a", "b", "c", "d"})) // none joins
+	full("e")
+	require.NoError(t, e.RemoveGroupMembers(ctx, "g", []string{"d", "x"}))
+	require.Equal(t, 3, info().Members)
+	full("e")
+	require.NoError(t, e.AddGroupMembers(ctx, "g", []string{"d"})) // back, with its index
+	require.Equal(t, 4, info().Members)
+	full("e")
+
+	// The members are the users added, each with its index.
+	err = e.TrackMessage(ctx, Message{Conversation: Group("g"), ID: "m", Sender: "a"})
+	require.NoError(t, err)
+	for _, u := range []string{"b", "c", "d"} {
+		_, err := e.SendMessageReadReceipt(ctx, u, []MessageRef{{Conversation: Group("g"), ID: "m"}})
+		require.NoError(t, err)
+	}
+	infos, err := e.GetMessageReadReceiptList(ctx, AsUser("a"), []MessageRef{{Conversation: Group("g"), ID: "m"}})
+	require.NoError(t, err)
+	require.Equal(t, 3, infos[0].ReadCount)
+	require.Equal(t, 0, infos[0].UnreadCount)
 }
