@@ -376,20 +376,16 @@ func (t *entryTable) acquire(prefix []byte) *msgEntry {
 	return e
 }
 
-// peek calls fn with the loaded entry of the message with key prefix and
-// its lock held, and reports whether it did: a lookup without pinning, for
+// peek calls fn with the loaded entry of the message with key prefix, whose
+// keyHash the caller has (countsInto makes it of the conversation's and
+// the ID's parts: h), and its lock held, and reports whether it did: a lookup without pinning, for
 // calls that only read an entry. It holds the shard's lock while fn runs,
 // so fn must be short; it gives up (false) rather than wait for an entry
 // someone else holds, as a write may, and then the caller takes the
 // pinning path (acquire, lock, release). A packed entry is read in place:
 // fn gets a view of its record, with the meta and counts but no readers,
 // whose strings fn must copy to keep (a copy of the meta does).
-func (t *entryTable) peek(prefix []byte, fn func(m *msgEntry)) bool {
-	return t.peekHashed(prefix, keyHash(prefix), fn)
-}
-
-// peekHashed is peek of a key whose keyHash the caller has: h.
-func (t *entryTable) peekHashed(prefix []byte, h uint64, fn func(m *msgEntry)) bool {
+func (t *entryTable) peek(prefix []byte, h uint64, fn func(m *msgEntry)) bool {
 	s := &t.shards[h%cacheShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -31,7 +31,7 @@ func testPeekKeeps(t *testing.T, perShard int) {
 		e.mu.Unlock()
 		tab.release(e)
 	}
-	peek := func(k []byte) bool { return tab.peek(k, func(*msgEntry) {}) }
+	peek := func(k []byte) bool { return tab.peek(k, keyHash(k), func(*msgEntry) {}) }
 
 	hot, cold := keys[0], keys[1]
 	add(cold)

@@ -678,7 +678,7 @@ func (e *embedded) changeMembers(ctx context.Context, gid string, members []stri
 		var b, mb store.Batch
 		byChunk := make(map[uint16][]uint32)
 		var y yield.Yielder
-		var found []int // members' positions in members
+		var found []int // where in members the users who are members already are
 		for i, u := range members {
 			y.Tick()
 			v := stored.get(bkts[i])

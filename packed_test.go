@@ -182,7 +182,7 @@ func TestEntryTablePacks(t *testing.T) {
 	for _, k := range keys[:200] {
 		var count int64
 		var sender string
-		if !tab.peek(k, func(m *msgEntry) { count, sender = m.count, m.meta.Sender }) {
+		if !tab.peek(k, keyHash(k), func(m *msgEntry) { count, sender = m.count, m.meta.Sender }) {
 			t.Fatalf("%s: not found", k)
 		}
 		if w := want[string(k)]; count != w.Count || sender != w.Meta.Sender {
@@ -218,7 +218,7 @@ func TestEntryTablePacks(t *testing.T) {
 	s.cap = s.bytes * 3 / 4
 	for i, k := range keys[200:260] {
 		for rk := range read {
-			tab.peek([]byte(rk), func(*msgEntry) {})
+			tab.peek([]byte(rk), keyHash([]byte(rk)), func(*msgEntry) {})
 		}
 		fill(k, 200+i)
 		if s.bytes > s.cap {
@@ -227,7 +227,7 @@ func TestEntryTablePacks(t *testing.T) {
 		accounted(fmt.Sprint("dropping ", i))
 	}
 	for _, k := range keys[:200] {
-		found := tab.peek(k, func(*msgEntry) {})
+		found := tab.peek(k, keyHash(k), func(*msgEntry) {})
 		if read[string(k)] && !found {
 			t.Fatalf("%s, read before every release, was dropped", k)
 		}
@@ -248,8 +248,10 @@ func BenchmarkEntry(b *testing.B) {
 			b.Run(fmt.Sprintf("op=%s/packed=%v", op, packed), func(b *testing.B) {
 				tab := newEntryTable(cacheShards * 64 << 20)
 				keys := make([][]byte, 1024)
+				hs := make([]uint64, len(keys)) // peek gets the hash, as countsInto makes it
 				for i := range keys {
 					keys[i] = fmt.Appendf(nil, "\x01g-%06d\x0bm-%08d", i%7, i)
+					hs[i] = keyHash(keys[i])
 					e := tab.acquire(keys[i])
 					e.mu.Lock()
 					e.load(true, messageRecord{Sender: "u-000001", TrackedAt: 1_790_000_000_000_000_000, Incarnation: 1 << 62,
@@ -277,7 +279,7 @@ func BenchmarkEntry(b *testing.B) {
 				for i := range b.N {
 					k := keys[i&1023]
 					if op == "peek" {
-						if !tab.peek(k, read) {
+						if !tab.peek(k, hs[i&1023], read) {
 							b.Fatal("not found")
 						}
 						continue

@@ -189,7 +189,7 @@ func (e *embedded) countsInto(ctx context.Context, caller Caller, conv Conversat
 		info := &out[i]
 		info.MessageID = id
 		buf = appendLP(buf[:n], id)
-		if !e.entries.peekHashed(buf, idHash(ch, id), read) {
+		if !e.entries.peek(buf, idHash(ch, id), read) {
 			missed = append(missed, i)
 			continue
 		}
