@@ -317,14 +317,22 @@ func (x *entryIndex) place(e *msgEntry, sh uint32) {
 	x.n++
 }
 
-// remove removes e, which is in x, and moves back the entries after it
-// that would no longer be found (no tombstones).
+// remove removes e, which is in x.
 func (x *entryIndex) remove(e *msgEntry) {
 	mask := len(x.slots) - 1
 	i := home(keyHashString(e.key), mask)
 	for x.slots[i] != e {
 		i = (i + 1) & mask
 	}
+	x.removeAt(i)
+}
+
+// removeAt removes the entry in slot i and moves back the entries after
+// it that would no longer be found (no tombstones). The hand, which knows
+// the slot, removes with it: finding the slot from the key took a hash of
+// the key, 1.6% of the CPU of 64 concurrent TrackMessage callers.
+func (x *entryIndex) removeAt(i int) {
+	mask := len(x.slots) - 1
 	for j := (i + 1) & mask; x.slots[j] != nil; j = (j + 1) & mask {
 		if movesBack(i, j, int(x.hs[j])&mask) {
 			x.slots[i], x.hs[i] = x.slots[j], x.hs[j]
@@ -479,9 +487,9 @@ func (s *entryShard) evict(keep *msgEntry) {
 		case e.used:
 			e.used = false
 		case over || e.packable():
-			// The slot takes the next entry of its run, if any (remove's
+			// The slot takes the next entry of its run, if any (removeAt's
 			// moves back): the hand looks at it before moving on.
-			s.items.remove(e)
+			s.items.removeAt(i)
 			s.bytes -= int64(e.size)
 			if !over {
 				s.pack(e)
